@@ -1,0 +1,46 @@
+"""rmlearn: how the reward model of RLHF turns a prompt and a response into one number.
+
+The public names below load lazily, so ``import rmlearn`` stays fast and pulls in neither
+``transformers`` nor any plotting or widget library until they are used.
+
+>>> import rmlearn
+>>> rmlearn.segment_scores([0.7, 0.5, 0.9]).round(decimals=6).tolist()
+[0.7, -0.2, 0.4]
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "backbone": ["tiny_backbone", "course_tokenizer", "load_backbone"],
+    "pooling": ["pool"],
+    "models": ["RewardModel", "ValueModel"],
+    "losses": [
+        "pairwise_loss", "ranking_to_pairs", "listwise_pairwise_loss", "plackett_luce_loss",
+        "segment_regression_loss", "centering_penalty",
+    ],
+    "segments": ["segment_scores", "rank_segments", "cumulative_scores"],
+    "data": [
+        "PreferencePair", "RankedExample", "DataError", "load_preferences", "support_pairs",
+        "synthetic_preferences", "length_probe", "split", "PASSWORD_RESET",
+    ],
+    "train": ["train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value  # cache: the next lookup is a plain attribute
+        return value
+    raise AttributeError(f"module 'rmlearn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,115 @@
+"""Turning (prompt, response) text into the model's input ``[prompt ; response ; EOS]`` (lesson 01).
+
+Shared by ``RewardModel.score`` and the training collate functions, so that what the model is
+trained on and what it scores are built by the same code.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+SEPARATOR = "\n"  # put between prompt and response text so they do not merge into one token
+_warned_pad_eos: set[int] = set()
+
+
+def special_ids(tokenizer: Any) -> tuple[int, int]:
+    """``(eos_id, pad_id)`` of a tokenizer, rejecting one that cannot mark the end of a response.
+
+    A tokenizer whose PAD equals EOS (common for GPT-2 checkpoints) is handled: rmlearn builds the
+    attention mask from sequence lengths, never by comparing ids with PAD, so the appended EOS is
+    still the token that is scored. A warning says so once, because ``transformers``' own
+    ``*ForSequenceClassification`` heads *would* skip that EOS and score the token before it.
+    """
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is None:
+        raise ValueError(
+            "the tokenizer has no EOS token; set tokenizer.eos_token (the reward is read at EOS)"
+        )
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None:
+        raise ValueError(
+            "the tokenizer has no PAD token; add a distinct one, e.g. "
+            "tokenizer.add_special_tokens({'pad_token': '<|pad|>'}), and resize the embeddings"
+        )
+    if pad == eos and id(tokenizer) not in _warned_pad_eos:
+        _warned_pad_eos.add(id(tokenizer))
+        warnings.warn(
+            f"PAD and EOS are the same token (id {eos}). rmlearn marks real tokens by length, so "
+            "the appended EOS is still scored; models that find padding by comparing ids with PAD "
+            "(e.g. GPT2ForSequenceClassification) would score the token before EOS instead.",
+            stacklevel=3,
+        )
+    return eos, pad
+
+
+def encode(tokenizer: Any, prompt: str, response: str, max_length: int | None = None) -> list[int]:
+    """Token ids of ``[prompt ; SEPARATOR + response ; EOS]``.
+
+    When longer than ``max_length``, tokens are dropped from the *start* (the prompt side), so the
+    end of the response and the EOS, which the reward is read from, always survive.
+    """
+    eos, _ = special_ids(tokenizer)
+    ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    ids = ids + tokenizer(SEPARATOR + response, add_special_tokens=False)["input_ids"]
+    if max_length is not None:
+        if max_length < 2:
+            raise ValueError(f"max_length must be at least 2, got {max_length}")
+        ids = ids[-(max_length - 1):]
+    return ids + [eos]
+
+
+def pad_batch(
+    sequences: Sequence[Sequence[int]], pad_id: int, side: str = "right"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token-id lists to the longest one.
+
+    Returns ``input_ids`` and ``attention_mask``, both (B, T_max) long; the mask is 1 on real tokens.
+
+    >>> pad_batch([[5, 6, 7], [8]], pad_id=0, side="left")
+    (tensor([[5, 6, 7],
+            [0, 0, 8]]), tensor([[1, 1, 1],
+            [0, 0, 1]]))
+    """
+    if side not in ("right", "left"):
+        raise ValueError(f"padding side must be 'right' or 'left', got {side!r}")
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("pad_batch needs at least one sequence and no empty sequence")
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)  # (B, T)
+    for row, seq in enumerate(sequences):
+        cols = slice(0, len(seq)) if side == "right" else slice(width - len(seq), width)
+        ids[row, cols] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, cols] = 1
+    return ids, mask
+
+
+def encode_batch(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    max_length: int | None = None,
+    side: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode and pad prompt/response pairs; ``side`` defaults to ``tokenizer.padding_side``."""
+    if isinstance(prompts, str) or isinstance(responses, str):
+        raise TypeError("prompts and responses must be lists of strings, not a single string")
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    _, pad = special_ids(tokenizer)
+    seqs = [encode(tokenizer, p, r, max_length) for p, r in zip(prompts, responses)]
+    return pad_batch(seqs, pad, side or getattr(tokenizer, "padding_side", "right"))
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only, so left padding does not shift them.
+
+    >>> position_ids(torch.tensor([[0, 0, 1, 1], [1, 1, 1, 0]]))
+    tensor([[0, 0, 0, 1],
+            [0, 1, 2, 2]])
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
