@@ -57,3 +57,34 @@ def plot_pairwise_loss(margin: float = 0.0, gap: float | None = None, span: floa
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
     return fig
+
+
+def plot_token_scores(tokens, token_scores, reads: dict, scores: dict | None = None, max_labels: int = 60):
+    """What the head says at every position (lesson 02): bars per token, padding left blank.
+
+    ``reads`` maps a pooling name to the position it reads (``None`` for mean pooling, drawn as a
+    horizontal line at ``scores["mean"]``); ``scores`` maps pooling names to rewards for the legend.
+    """
+    values = torch.as_tensor(token_scores, dtype=torch.float64)  # (T,)
+    real = ~torch.isnan(values)
+    fig, ax = _figure(max(6.0, min(14.0, 0.18 * len(values))), 3.4)
+    ax.bar(range(len(values)), values.nan_to_num(0.0).tolist(), color=["C0" if r else "lightgrey" for r in real.tolist()])
+    styles = {"eos": ("C3", "v"), "last": ("C1", "x")}
+    for how, at in reads.items():
+        label = f"{how}" + (f": {scores[how]:.3f}" if scores and how in scores else "")
+        if at is None:
+            if scores and how in scores:
+                ax.axhline(scores[how], color="C2", ls="--", lw=1.2, label=f"{label} (average of real tokens)")
+            continue
+        colour, marker = styles.get(how, ("k", "o"))
+        y = 0.0 if torch.isnan(values[at]) else values[at].item()
+        ax.plot([at], [y], marker, color=colour, ms=11, mew=2, label=f"{label} (reads position {at})")
+    for n, at in enumerate((~real).nonzero().flatten().tolist()):
+        ax.axvspan(at - 0.5, at + 0.5, color="lightgrey", alpha=0.6, lw=0, label=None if n else "padding (no score)")
+    if len(values) <= max_labels:
+        ax.set_xticks(range(len(values)), [repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("position (token)")
+    ax.set_ylabel("head output at this position")
+    ax.legend(fontsize=8, loc="best")
+    return fig

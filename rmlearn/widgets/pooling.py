@@ -1,0 +1,159 @@
+"""Which hidden state becomes the reward? An explorer for EOS, mean and last-column pooling (lesson 02).
+
+``pooling_view`` computes everything through the library (``RewardModel.hidden``, ``pool``, the
+head, ``token_scores``); ``pooling_explorer`` only wires controls to it and redraws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..data import FILLER, support_pairs
+from ..inputs import encode, pad_batch, special_ids
+from ..pooling import POOLINGS, last_token_index, pool
+
+SIDES = ("right", "left")
+
+
+@dataclass
+class PoolingView:
+    """One (prompt, response) row as the model sees it, and what each pooling makes of it.
+
+    ``tokens``, ``input_ids``, ``attention_mask`` and ``token_scores`` are per position (T,);
+    ``token_scores`` is NaN on padding. ``scores[how]`` is the reward under pooling ``how`` and
+    ``reads[how]`` the position it reads (``None`` for ``"mean"``, which averages all real tokens).
+    """
+
+    tokens: list[str]
+    input_ids: torch.Tensor  # (T,)
+    attention_mask: torch.Tensor  # (T,)
+    token_scores: torch.Tensor  # (T,)
+    scores: dict[str, float] = field(default_factory=dict)
+    reads: dict[str, int | None] = field(default_factory=dict)
+    side: str = "right"
+
+    @property
+    def num_real(self) -> int:
+        return int(self.attention_mask.sum())
+
+    def read_token(self, how: str) -> str:
+        """The token a pooling reads, as text (``"all N real tokens"`` for mean pooling)."""
+        at = self.reads[how]
+        return f"all {self.num_real} real tokens" if at is None else self.tokens[at]
+
+
+def filler_words(n: int) -> str:
+    """``n`` neutral words taken in turn from the course's filler phrases (they carry no quality)."""
+    words = " ".join(FILLER).split()
+    return " ".join(words[i % len(words)] for i in range(n))
+
+
+def pooling_view(
+    model: Any, tokenizer: Any, prompt: str, response: str, filler: int = 0, pad: int = 0, side: str = "right"
+) -> PoolingView:
+    """Score one response under every pooling, with ``filler`` neutral words appended to it and
+    ``pad`` padding tokens added on ``side``.
+
+    The padded row is what the model would see inside a batch whose longest sequence is ``pad``
+    tokens longer. Each score is the model's own head applied to ``pool(hidden, mask, how)``.
+    """
+    if side not in SIDES:
+        raise ValueError(f"padding side must be one of {SIDES}, got {side!r}")
+    if filler < 0 or pad < 0:
+        raise ValueError(f"filler and pad must be >= 0, got filler={filler}, pad={pad}")
+    if filler:
+        response = f"{response} {filler_words(filler)}"
+    _, pad_id = special_ids(tokenizer)
+    seq = encode(tokenizer, prompt, response, getattr(model, "max_length", None))
+    # a placeholder row `pad` tokens longer makes pad_batch pad ours, as in a real batch
+    ids, mask = pad_batch([seq, [pad_id] * (len(seq) + pad)], pad_id, side)
+    ids, mask = ids[:1], mask[:1]  # (1, T)
+    with torch.no_grad():
+        hidden = model.hidden(ids, mask)  # (1, T, D)
+        scores = {how: model.head(pool(hidden, mask, how)).item() for how in POOLINGS}
+    reads = {"eos": int(last_token_index(mask)[0]), "mean": None, "last": ids.shape[1] - 1}
+    return PoolingView(
+        tokens=[tokenizer.decode([i]) for i in ids[0].tolist()],
+        input_ids=ids[0],
+        attention_mask=mask[0],
+        token_scores=model.token_scores(ids, mask)[0],
+        scores=scores,
+        reads=reads,
+        side=side,
+    )
+
+
+def _summary_html(view: PoolingView) -> str:
+    rows = "".join(
+        f"<tr><td>{how}</td><td class='rm-score-{how}'>{view.scores[how]:.4f}</td>"
+        f"<td>{_escape(view.read_token(how))}</td></tr>"
+        for how in POOLINGS
+    )
+    return (
+        "<table class='rm-pooling'><tr><th>pooling</th><th>reward</th><th>reads</th></tr>"
+        f"{rows}</table><p>{view.num_real} real tokens + "
+        f"{len(view.tokens) - view.num_real} padding ({view.side})</p>"
+    )
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(repr(text)[1:-1])
+
+
+def pooling_explorer(model: Any = None, tokenizer: Any = None):
+    """Pick a prompt/response, add filler words and padding, and watch what each pooling reads.
+
+    Defaults: the trained course model (``rmlearn.zoo.trained_reward_model()``) and
+    ``course_tokenizer()``. Returns an ipywidgets ``VBox``; ``.controls`` names its controls,
+    ``.summary`` is the HTML with the scores and ``.view`` holds the latest ``PoolingView``.
+    """
+    import ipywidgets as w
+
+    from ..plots import plot_token_scores
+
+    if model is None:
+        from ..zoo import trained_reward_model
+
+        model = trained_reward_model()
+    if tokenizer is None:
+        from ..backbone import course_tokenizer
+
+        tokenizer = course_tokenizer()
+    pairs = support_pairs()
+    options = [(f"{i + 1}. {p.prompt} → {label}", (p.prompt, text))
+               for i, p in enumerate(pairs) for label, text in (("chosen", p.chosen), ("rejected", p.rejected))]
+    example = w.Dropdown(options=options, description="Example", layout=w.Layout(width="95%"))
+    prompt = w.Text(value=pairs[0].prompt, description="Prompt", layout=w.Layout(width="95%"))
+    response = w.Textarea(value=pairs[0].chosen, description="Response", layout=w.Layout(width="95%"))
+    filler = w.IntSlider(value=0, min=0, max=40, description="Filler words")
+    pad = w.IntSlider(value=0, min=0, max=12, description="Padding")
+    side = w.ToggleButtons(options=list(SIDES), value="right", description="Pad side")
+    summary = w.HTML()
+    out = w.Output()
+    box = w.VBox([example, prompt, response, w.HBox([filler, pad]), side, summary, out])
+    box.controls = dict(example=example, prompt=prompt, response=response, filler=filler, pad=pad, side=side)
+    box.summary = summary
+
+    def redraw(_=None):
+        view = pooling_view(model, tokenizer, prompt.value, response.value, filler.value, pad.value, side.value)
+        box.view = view
+        summary.value = _summary_html(view)
+        with out:
+            out.clear_output(wait=True)
+            from IPython.display import display
+
+            display(plot_token_scores(view.tokens, view.token_scores, view.reads, view.scores))
+
+    def pick(change):
+        prompt.value, response.value = change["new"]  # each assignment redraws
+
+    example.observe(pick, names="value")
+    for control in (prompt, response, filler, pad, side):
+        control.observe(redraw, names="value")
+    redraw()
+    return box

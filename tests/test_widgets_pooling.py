@@ -1,0 +1,84 @@
+"""rmlearn.widgets.pooling: the pooling explorer reads its numbers from the library (lesson 02)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from rmlearn import PASSWORD_RESET
+from rmlearn.widgets.pooling import filler_words, pooling_explorer, pooling_view
+
+P = PASSWORD_RESET
+
+
+def _shown(box, how: str) -> float:
+    return float(re.search(rf"class='rm-score-{how}'>([-0-9.]+)<", box.summary.value).group(1))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("how", ["eos", "mean", "last"])
+def test_view_scores_equal_reward_model_with_that_pooling(reward_model, tokenizer, side, how):
+    view = pooling_view(reward_model, tokenizer, P.prompt, P.rejected, filler=2, pad=3, side=side)
+    reward_model.pooling = how
+    expected = reward_model(view.input_ids[None], view.attention_mask[None])  # (1,)
+    assert_close(torch.tensor([view.scores[how]]), expected.detach())
+
+
+def test_last_pooling_under_right_padding_reads_a_pad_position(reward_model, tokenizer):
+    view = pooling_view(reward_model, tokenizer, P.prompt, P.rejected, pad=4, side="right")
+    at = view.reads["last"]
+    assert at == len(view.tokens) - 1
+    assert view.attention_mask[at] == 0 and view.input_ids[at] == tokenizer.pad_token_id
+    assert view.read_token("last") == tokenizer.pad_token
+    assert view.read_token("eos") == tokenizer.eos_token
+    assert abs(view.scores["last"] - view.scores["eos"]) > 1e-4
+
+
+def test_eos_pooling_score_is_the_same_for_left_and_right_padding(reward_model, tokenizer):
+    plain = pooling_view(reward_model, tokenizer, P.prompt, P.chosen)
+    right = pooling_view(reward_model, tokenizer, P.prompt, P.chosen, pad=5, side="right")
+    left = pooling_view(reward_model, tokenizer, P.prompt, P.chosen, pad=5, side="left")
+    assert_close(torch.tensor([right.scores["eos"], left.scores["eos"]]), torch.tensor([plain.scores["eos"]] * 2),
+                 atol=1e-5, rtol=1e-5)
+    assert_close(left.scores["last"], left.scores["eos"])  # left padding puts EOS in the last column
+    assert left.reads["eos"] == len(left.tokens) - 1 and right.reads["eos"] == plain.reads["eos"]
+
+
+def test_eos_score_is_the_token_score_at_eos_and_mean_is_their_average(reward_model, tokenizer):
+    view = pooling_view(reward_model, tokenizer, P.prompt, P.rejected, filler=6, pad=2)
+    real = view.attention_mask.bool()
+    assert torch.isnan(view.token_scores[~real]).all()
+    assert_close(view.token_scores[view.reads["eos"]].item(), view.scores["eos"])
+    # the head is linear without bias, so head(mean of states) = mean of head(state)
+    assert_close(view.token_scores[real].mean().item(), view.scores["mean"], atol=1e-5, rtol=1e-5)
+    assert view.read_token("mean") == f"all {int(real.sum())} real tokens"
+
+
+def test_filler_words_lengthen_the_response_by_that_many_words(reward_model, tokenizer):
+    assert len(filler_words(13).split()) == 13 and filler_words(0) == ""
+    short = pooling_view(reward_model, tokenizer, P.prompt, P.rejected)
+    longer = pooling_view(reward_model, tokenizer, P.prompt, P.rejected, filler=10)
+    assert longer.num_real > short.num_real + 5
+    with pytest.raises(ValueError, match="side"):
+        pooling_view(reward_model, tokenizer, P.prompt, P.rejected, side="middle")
+
+
+def test_explorer_shows_the_library_numbers_after_a_control_changes(reward_model, tokenizer):
+    box = pooling_explorer(reward_model, tokenizer)
+    c = box.controls
+    assert all(control.description for control in c.values())
+    before = _shown(box, "last")
+    c["pad"].value = 3  # right padding: the last column is now PAD
+    expected = pooling_view(reward_model, tokenizer, c["prompt"].value, c["response"].value, pad=3, side="right")
+    assert _shown(box, "last") == pytest.approx(expected.scores["last"], abs=5e-5)
+    assert _shown(box, "last") != before
+    assert "&lt;|pad|&gt;" in box.summary.value
+    c["side"].value = "left"
+    assert _shown(box, "last") == _shown(box, "eos") == pytest.approx(expected.scores["eos"], abs=5e-5)
+    c["example"].value = c["example"].options[3][1]  # pair 2, rejected
+    assert c["response"].value == "Passwords cannot be reset. Please create a new account."
+    assert box.view.scores == pooling_view(reward_model, tokenizer, c["prompt"].value, c["response"].value,
+                                           pad=3, side="left").scores
