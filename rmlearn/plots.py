@@ -88,3 +88,92 @@ def plot_token_scores(tokens, token_scores, reads: dict, scores: dict | None = N
     ax.set_ylabel("head output at this position")
     ax.legend(fontsize=8, loc="best")
     return fig
+
+
+def plot_score_vs_length(panels: dict):
+    """Reward against response length (lesson 05), one panel per model.
+
+    ``panels`` maps a title to ``(lengths, scores, quality)``, each (N,); points are coloured by
+    the true quality of the response, so a model that learned quality shows flat bands and one
+    that learned length shows rising ones.
+    """
+    fig, axes = _figure(4.2 * len(panels), 3.4, ncols=len(panels))
+    axes = [axes] if len(panels) == 1 else list(axes)
+    for ax, (title, (lengths, scores, quality)) in zip(axes, panels.items(), strict=True):
+        dots = ax.scatter(torch.as_tensor(lengths).tolist(), torch.as_tensor(scores).tolist(),
+                          c=torch.as_tensor(quality).tolist(),
+                          cmap="coolwarm_r", s=14, alpha=0.8, vmin=-2, vmax=2)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("response length (words)")
+        ax.set_ylabel("reward")
+        ax.grid(alpha=0.3)
+    fig.colorbar(dots, ax=axes, label="true quality")
+    return fig
+
+
+def plot_segments(cumulative, baseline: float = 0.0, labels=None):
+    """Cumulative scores after each segment (line) and each segment's own score (bars) (lesson 06).
+
+    The bars are ``segment_scores(cumulative, baseline)``; the number above each bar is its place
+    in ``rank_segments`` (1 = contributed most).
+    """
+    from .segments import rank_segments, segment_scores
+
+    values = torch.as_tensor(cumulative, dtype=torch.float64)  # (n,)
+    scores = segment_scores(values, baseline)  # (n,)
+    place = {k: i + 1 for i, k in enumerate(rank_segments(values, baseline))}
+    n = len(values)
+    fig, ax = _figure(max(5.0, 1.1 * n + 2.5), 3.4)
+    x = torch.arange(1, n + 1)
+    colours = ["C2" if s >= 0 else "C3" for s in scores.tolist()]
+    ax.bar(x.tolist(), scores.tolist(), color=colours, alpha=0.75, label="segment score  s_k − s_(k−1)")
+    ax.plot(range(n + 1), torch.cat([values.new_tensor([baseline]), values]).tolist(), "o-", color="k",
+            label="cumulative score s_k (s_0 = baseline)")
+    for k, s in zip(x.tolist(), scores.tolist(), strict=True):
+        ax.annotate(f"#{place[k]}", (k, s), ha="center", va="bottom" if s >= 0 else "top", fontsize=9)
+    names = labels if labels is not None else [f"seg {k}" for k in x.tolist()]
+    ax.set_xticks([0] + x.tolist(), ["start"] + [_shorten(t) for t in names], fontsize=8,
+                  rotation=20 if labels is not None else 0, ha="right" if labels is not None else "center")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_ylabel("score")
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def _shorten(text: str, width: int = 22) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def plot_values(tokens, curves: dict, rewards: dict | None = None, max_labels: int = 60):
+    """Values along one sequence (lesson 07): one line per entry of ``curves`` (name → (T,)),
+    with each of ``rewards`` (name → float) as a dashed horizontal line."""
+    fig, ax = _figure(max(6.0, min(14.0, 0.2 * len(tokens))), 3.4)
+    for name, values in curves.items():
+        ax.plot(torch.as_tensor(values).tolist(), "o-", ms=3, label=name)
+    for i, (name, r) in enumerate((rewards or {}).items()):
+        ax.axhline(r, color=f"C{i + 3}", ls="--", lw=1.2, label=f"{name}: {r:.2f}")
+    if len(tokens) <= max_labels:
+        ax.set_xticks(range(len(tokens)), [repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
+    ax.set_xlabel("state (prefix ending at this token)")
+    ax.set_ylabel("value V(state)")
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_scores(scores, labels, highlight: int | None = None, xlabel: str = "reward r(x, y)", colors=None):
+    """One horizontal bar per response (lessons 01 and 04); ``highlight`` outlines one bar, e.g. the
+    best of n. ``colors`` (one per bar) defaults to blue."""
+    values = torch.as_tensor(scores, dtype=torch.float64).tolist()  # (N,)
+    fig, ax = _figure(8.0, 0.35 * len(values) + 1.2)
+    bars = ax.barh(range(len(values)), values, color=colors or "C0")
+    if highlight is not None:
+        bars[highlight].set_edgecolor("black")
+        bars[highlight].set_linewidth(2.5)
+    ax.set_yticks(range(len(values)), [label if len(label) <= 60 else label[:57] + "…" for label in labels], fontsize=8)
+    ax.invert_yaxis()  # first response on top
+    ax.axvline(0, color="grey", lw=0.6)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
