@@ -1,0 +1,124 @@
+"""rmlearn.data: JSONL formats, every malformed case named by file and line, course data sets."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from rmlearn import DataError, PreferencePair, RankedExample, load_preferences, support_pairs, synthetic_preferences
+from rmlearn.data import length_probe, quality, split
+
+
+def _write(tmp_path, *lines: str):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_explicit_implicit_conversational_and_ranked_formats(tmp_path):
+    path = _write(
+        tmp_path,
+        json.dumps({"prompt": "Q?", "chosen": "good", "rejected": "bad"}),
+        "",  # blank lines are skipped
+        json.dumps({"chosen": "User: hi there\nAssistant: hello!", "rejected": "User: hi there\nAssistant: go away"}),
+        json.dumps({"prompt": [{"role": "user", "content": "Hi"}],
+                    "chosen": [{"role": "assistant", "content": "Hello"}],
+                    "rejected": [{"role": "assistant", "content": "Bye"}]}),
+        json.dumps({"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+                    "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Bye"}]}),
+        json.dumps({"prompt": "Rank", "responses": ["best", "middle", "worst"]}),
+    )
+    explicit, implicit, conv, conv_implicit, ranked = load_preferences(path)
+    assert explicit == PreferencePair("Q?", "good", "bad")
+    assert implicit == PreferencePair("User: hi there\nAssistant:", "hello!", "go away")
+    assert conv == PreferencePair("user: Hi", "assistant: Hello", "assistant: Bye")
+    assert conv_implicit.prompt.startswith("user: Hi") and conv_implicit.chosen.endswith("Hello")
+    assert ranked == RankedExample("Rank", ("best", "middle", "worst"))
+    assert len(ranked.pairs()) == 3
+
+
+BAD_LINES = [
+    ('{"prompt": "Q", "chosen": "a", "rejected": "b"', "invalid JSON"),
+    ('["prompt", "chosen"]', "must be a JSON object, got list"),
+    ('{"prompt": "Q", "chosen": "a"}', "missing key 'rejected'"),
+    ('{"prompt": "Q", "rejected": "b"}', "missing key 'chosen'"),
+    ('{"prompt": "Q", "chosen": "", "rejected": "b"}', "'chosen' is empty"),
+    ('{"prompt": "Q", "chosen": "a", "rejected": "   "}', "'rejected' is empty"),
+    ('{"prompt": "", "chosen": "a", "rejected": "b"}', "'prompt' is empty"),
+    ('{"prompt": 3, "chosen": "a", "rejected": "b"}', "'prompt' must be a string, got int"),
+    ('{"prompt": "Q", "chosen": null, "rejected": "b"}', "'chosen' must be a string, got NoneType"),
+    ('{"prompt": "Q", "chosen": "same", "rejected": "same"}', "are the same response"),
+    ('{"prompt": "Q", "responses": ["only one"]}', "at least 2 responses"),
+    ('{"prompt": "Q", "responses": "not a list"}', "at least 2 responses"),
+    ('{"prompt": "Q", "responses": ["a", 7]}', "'responses[1]' must be a string, got int"),
+    ('{"prompt": "Q", "responses": ["a", "a"]}', "the same response twice"),
+    ('{"responses": ["a", "b"]}', "missing key 'prompt'"),
+    ('{"chosen": "abc", "rejected": "xyz"}', "share no prompt prefix"),
+    ('{"chosen": [{"role": "user"}], "rejected": [{"role": "user", "content": "x"}]}', "chosen[0] must be an object"),
+    ('{"chosen": [], "rejected": [{"role": "user", "content": "x"}]}', "non-empty list of messages"),
+    ('{"prompt": "Q", "chosen": "' + "x" * 20_001 + '", "rejected": "b"}', "20001 characters long (limit 20000)"),
+    ("42", "must be a JSON object, got int"),
+]
+
+
+@pytest.mark.parametrize("line, message", BAD_LINES, ids=[m for _, m in BAD_LINES])
+def test_malformed_line_raises_data_error_with_file_and_line(tmp_path, line, message):
+    good = json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b"})
+    path = _write(tmp_path, good, good, line)
+    with pytest.raises(DataError, match=re.escape(message)) as info:
+        load_preferences(path)
+    assert info.value.line == 3 and info.value.path == str(path)
+    assert str(info.value).startswith(f"{path}:3: ")
+
+
+def test_empty_file_and_missing_file(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(DataError, match="no examples"):
+        load_preferences(empty)
+    with pytest.raises(FileNotFoundError, match="no preference file"):
+        load_preferences(tmp_path / "missing.jsonl")
+
+
+def test_ranked_example_needs_two_responses():
+    with pytest.raises(ValueError, match="at least 2"):
+        RankedExample("Q", ("a",))
+
+
+def test_support_pairs_start_with_the_password_reset_example():
+    pairs = support_pairs()
+    assert len(pairs) == 16 and pairs[0].prompt == "How do I reset my password?"
+    assert all(p.chosen != p.rejected for p in pairs)
+
+
+def test_synthetic_preferences_follow_the_quality_rule_without_bias():
+    pairs = synthetic_preferences(300, seed=0)
+    assert all(quality(p.chosen) > quality(p.rejected) for p in pairs)
+    assert synthetic_preferences(300, seed=0) == pairs and synthetic_preferences(300, seed=1) != pairs
+
+
+def test_length_bias_makes_annotators_prefer_longer_answers():
+    def longer_rate(pairs):
+        return sum(len(p.chosen.split()) > len(p.rejected.split()) for p in pairs) / len(pairs)
+
+    unbiased, biased = synthetic_preferences(1000, 0, 0.0), synthetic_preferences(1000, 0, 0.9)
+    assert 0.4 < longer_rate(unbiased) < 0.6  # length is independent of quality
+    assert longer_rate(biased) > 0.9  # 90 % by length + half of the rest by chance
+    assert sum(quality(p.chosen) < quality(p.rejected) for p in biased) > 300  # labels now contradict quality
+
+
+def test_length_probe_pairs_are_better_but_shorter():
+    for p in length_probe(100):
+        assert quality(p.chosen) > quality(p.rejected)
+        assert len(p.chosen.split()) < len(p.rejected.split())
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="length_bias is a probability in \\[0, 1\\], got 1.5"):
+        synthetic_preferences(10, length_bias=1.5)
+    with pytest.raises(ValueError, match="positive number of pairs, got 0"):
+        synthetic_preferences(0)
+    with pytest.raises(ValueError, match="between 0 and 1, got 1.0"):
+        split([1, 2, 3], 1.0)
