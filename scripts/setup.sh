@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv with rmlearn installed (editable). With --test: also the test tools and Chromium.
+#
+#   bash scripts/setup.sh            # enough for `rmlearn demo`, the lessons and the exercises
+#   bash scripts/setup.sh --test     # plus pytest, TRL (benchmarks/parity), Playwright + Chromium
+#
+# torch is pinned to the 2.13.0 CPU wheel these course machines carry, so installs stay small;
+# override with TORCH_SPEC="torch==X" elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
+if [ "${1:-}" = "--test" ]; then
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    bash scripts/install_browser.sh
+else
+    .venv/bin/python -m pip install --quiet -e .
+fi
+echo "rmlearn is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,73 @@
+"""The `rmlearn` command: train → score round trip, clear errors, the demo, and a light import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rmlearn import RewardModel, course_tokenizer, support_pairs, synthetic_preferences
+from rmlearn.cli import main
+
+
+def _jsonl(path, pairs):
+    path.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
+                            for p in pairs))
+    return path
+
+
+def test_train_then_score_round_trip(tmp_path, capsys):
+    data = _jsonl(tmp_path / "prefs.jsonl", synthetic_preferences(40, seed=0))
+    main(["train", str(data), "--out", str(tmp_path / "rm"), "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert "32 training and 8 held-out examples" in out
+    metrics = json.loads((tmp_path / "rm" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_num_pairs"] == 8
+    assert (tmp_path / "rm" / "training.png").stat().st_size > 1000
+
+    pair = support_pairs()[0]
+    main(["score", str(tmp_path / "rm"), "--prompt", pair.prompt, "--response", pair.chosen,
+          "--response", pair.rejected])
+    printed = [float(line.split("\t")[0]) for line in capsys.readouterr().out.strip().splitlines()]
+    expected = RewardModel.from_pretrained(tmp_path / "rm").score(pair.prompt, [pair.chosen, pair.rejected],
+                                                                  course_tokenizer())
+    assert printed == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def test_bad_data_file_exits_2_naming_file_and_line(tmp_path, capsys):
+    data = tmp_path / "broken.jsonl"
+    data.write_text('{"prompt": "Q", "chosen": "a", "rejected": "b"}\n{"prompt": "Q", "chosen": "a"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(data), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"{data}:2: missing key 'rejected'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_score_a_folder_that_is_not_a_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["score", str(tmp_path), "--prompt", "q", "--response", "a"])
+    assert "has no rmlearn_config.json" in capsys.readouterr().err
+
+
+def test_import_loads_neither_torch_nor_transformers():
+    code = ("import sys, time; t = time.perf_counter(); import rmlearn; "
+            "print(time.perf_counter() - t, 'torch' in sys.modules, 'transformers' in sys.modules)")
+    _, torch_loaded, transformers_loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert (torch_loaded, transformers_loaded) == ("False", "False")
+
+
+@pytest.mark.slow
+def test_demo_trains_and_prints_scores(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rmlearn.cli", "demo", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(l for l in result.stdout.splitlines() if l.startswith("Held-out pairs ranked correctly"))
+    accuracy = float(line.split(":")[1].split("%")[0]) / 100
+    assert accuracy >= 0.95
+    assert "prefers the fuller answer" in result.stdout
+    assert (tmp_path / "training.png").stat().st_size > 1000
+    assert "reward model: 100%" in result.stderr  # the tqdm progress bar ran to the end
