@@ -22,8 +22,8 @@ def _as_tensor(cumulative: Sequence[float] | torch.Tensor) -> torch.Tensor:
 def segment_scores(cumulative: Sequence[float] | torch.Tensor, baseline: float = 0.0) -> torch.Tensor:
     """``[s1, s2, …, sn]`` → ``[s1 − baseline, s2 − s1, …, sn − s(n−1)]``, shape (n,).
 
-    >>> segment_scores([0.7, 0.5, 0.9]).tolist()              # the second segment scores −0.2
-    [0.7, -0.2, 0.4000000000000001]
+    >>> segment_scores([0.7, 0.5, 0.9]).round(decimals=6).tolist()   # the second segment: −0.2
+    [0.7, -0.2, 0.4]
     """
     values = _as_tensor(cumulative)
     previous = torch.cat([values.new_tensor([baseline]), values[:-1]])  # (n,)
