@@ -1,0 +1,281 @@
+"""The course explorers in a real browser: Voila serves a dashboard notebook from ``tests/browser/``,
+headless Chromium (Debian's, driven by Playwright) moves a control, and the number the page shows
+must be exactly the one the rmlearn library computes in this process.
+
+Chromium comes from ``scripts/install_browser.sh``. Outside CI a missing browser or a Voila that
+will not start skips these tests with the reason; with ``CI=true`` they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+BROWSER_DIR = Path(__file__).parent / "browser"
+START_TIMEOUT_S = 60  # Voila answering HTTP, and a dashboard's first render (imports, model training)
+UPDATE_TIMEOUT_S = 20  # a control moved → the new number on the page
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root in a container
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Kernel and this process compute with one thread each, so a trained model is bit-identical in both.
+KERNEL_THREADS = 1
+
+
+def _unavailable(reason: str):
+    """Missing browser or server: a failure in CI, a skip (with the reason) elsewhere."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory):
+    """A Voila server for ``tests/browser/`` on a free localhost port: (base URL, log path).
+
+    Always stopped at teardown, together with any kernel it leaves behind.
+    """
+    voila_bin = shutil.which("voila", path=os.path.dirname(sys.executable)) or shutil.which("voila")
+    if voila_bin is None:
+        _unavailable("voila is not installed in this environment")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    env = dict(os.environ, OMP_NUM_THREADS=str(KERNEL_THREADS), MKL_NUM_THREADS=str(KERNEL_THREADS),
+               HF_HUB_OFFLINE="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
+    cmd = [voila_bin, str(BROWSER_DIR), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+           "--VoilaConfiguration.show_tracebacks=True"]
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=BROWSER_DIR)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_for_http(proc, url, log)
+        yield url, log
+    finally:
+        _stop(proc)
+
+
+def _wait_for_http(proc: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _unavailable(f"voila exited with code {proc.returncode}:\n{_log_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, that is all we wait for
+        except OSError:
+            time.sleep(0.2)
+    _unavailable(f"voila did not answer on {url} within {START_TIMEOUT_S} s:\n{_log_tail(log)}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM lets Voila shut its kernels down; whatever survives 10 s is killed."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium launched through Playwright (its own download is not used)."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError as exc:
+        _unavailable(f"playwright is not installed: {exc}")
+    executable = shutil.which("chromium")
+    if executable is None:
+        _unavailable("chromium is not on PATH; run scripts/install_browser.sh")
+    playwright = sync_playwright().start()
+    try:
+        try:
+            chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        except Error as exc:
+            _unavailable(f"chromium ({executable}) did not start: {exc}")
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def open_dashboard(page, voila, notebook: str, ready_selector: str):
+    """Render ``tests/browser/<notebook>`` and wait until ``ready_selector`` is on the page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    url, log = voila
+    page.goto(f"{url}voila/render/{notebook}", timeout=START_TIMEOUT_S * 1000)
+    try:
+        page.wait_for_selector(ready_selector, timeout=START_TIMEOUT_S * 1000)
+    except PlaywrightTimeout:
+        pytest.fail(f"{notebook}: {ready_selector!r} never appeared. Page text:\n"
+                    f"{page.inner_text('body')[:2000]}\nVoila log:\n{_log_tail(log)}", pytrace=False)
+
+
+def set_slider(page, description: str, value) -> None:
+    """Type ``value`` into the readout box of the slider labelled ``description`` and press Enter
+    (what Voila's own UI tests do)."""
+    label = page.locator(".widget-label", has_text=description)
+    readout = page.locator(".widget-slider", has=label).locator(".widget-readout")
+    readout.fill(str(value))
+    readout.press("Enter")
+
+
+def expect_text(page, selector: str, text: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator(selector)).to_have_text(text, timeout=UPDATE_TIMEOUT_S * 1000)
+
+
+@contextmanager
+def kernel_threads():
+    """Compute expected values with the kernel's thread count (bit-identical training)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(KERNEL_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _loss_numbers(r_chosen: float, r_rejected: float, margin: float = 0.0) -> dict[str, str]:
+    """The loss explorer's table as it must read, from rmlearn's pairwise loss and autograd."""
+    from rmlearn import centering_penalty, pairwise_loss
+
+    chosen = torch.tensor([r_chosen], dtype=torch.float64, requires_grad=True)  # (1,)
+    rejected = torch.tensor([r_rejected], dtype=torch.float64, requires_grad=True)  # (1,)
+    loss = pairwise_loss(chosen, rejected, margin)
+    grad_chosen, grad_rejected = torch.autograd.grad(loss, (chosen, rejected))
+    numbers = {"gap": r_chosen - r_rejected, "loss": loss.item(), "grad-chosen": grad_chosen.item(),
+               "grad-rejected": grad_rejected.item(),
+               "centering": centering_penalty(chosen.detach(), rejected.detach()).item()}
+    return {name: f"{value:.4f}" for name, value in numbers.items()}
+
+
+def expect_loss_table(page, numbers: dict[str, str]) -> None:
+    for name, text in numbers.items():
+        expect_text(page, f".rm-{name}", text)
+
+
+def test_loss_explorer_shows_rmlearn_pairwise_loss_as_sliders_move(page, voila):
+    open_dashboard(page, voila, "loss_dashboard.ipynb", ".rm-loss")
+    expect_loss_table(page, _loss_numbers(1.0, 0.0))  # the explorer's starting scores
+
+    # the model prefers the rejected answer, and a margin asks for even more: a large loss
+    set_slider(page, "r_chosen", 0.4)
+    set_slider(page, "r_rejected", 1.3)
+    set_slider(page, "margin", 0.5)
+    wrong_way = _loss_numbers(0.4, 1.3, 0.5)
+    expect_loss_table(page, wrong_way)
+    assert float(wrong_way["loss"]) > 1.0
+
+    # adding the same number to both scores leaves loss and gradients alone; only centering sees it
+    set_slider(page, "shift both", 2.5)
+    shifted = _loss_numbers(0.4 + 2.5, 1.3 + 2.5, 0.5)
+    expect_loss_table(page, shifted)
+    assert shifted["loss"] == wrong_way["loss"] and shifted["centering"] != wrong_way["centering"]
+
+
+def test_loss_explorer_draws_its_plot_as_an_image_that_follows_the_sliders(page, voila):
+    from playwright.sync_api import expect
+
+    open_dashboard(page, voila, "loss_dashboard.ipynb", ".rm-loss")
+    output = page.locator(".widget-output")
+    plot = output.locator("img")
+    expect(plot, f"the plot shows as text, not an image: {output.inner_text()!r}").to_have_count(
+        1, timeout=UPDATE_TIMEOUT_S * 1000)
+    before = plot.get_attribute("src")
+    set_slider(page, "margin", 1.5)
+    expect_text(page, ".rm-loss", _loss_numbers(1.0, 0.0, 1.5)["loss"])
+    expect(output.locator("img")).to_have_count(1, timeout=UPDATE_TIMEOUT_S * 1000)
+    expect(output.locator("img")).not_to_have_attribute("src", before, timeout=UPDATE_TIMEOUT_S * 1000)
+
+
+def _pooling_expectations():
+    """What the pooling explorer must show, computed here with the library."""
+    from rmlearn import course_tokenizer, support_pairs
+    from rmlearn.widgets.pooling import filler_words, pooling_view
+    from rmlearn.zoo import trained_reward_model
+
+    with kernel_threads():
+        model, tok = trained_reward_model(), course_tokenizer()
+        first = support_pairs()[0]  # what the explorer shows first
+        views = {
+            "start": pooling_view(model, tok, first.prompt, first.chosen),
+            "padded": pooling_view(model, tok, first.prompt, first.chosen, pad=5, side="right"),
+            "longer": pooling_view(model, tok, first.prompt, first.chosen, filler=7, pad=5, side="right"),
+        }
+        # EOS pooling is what RewardModel.score uses: an independent path to the same number
+        eos_longer = model.score([first.prompt], [f"{first.chosen} {filler_words(7)}"], tok)[0].item()
+    return {name: {how: f"{r:.4f}" for how, r in view.scores.items()} for name, view in views.items()}, \
+        f"{eos_longer:.4f}"
+
+
+def test_pooling_explorer_shows_library_rewards_as_sliders_move(page, voila):
+    with ThreadPoolExecutor(1) as pool:  # train our copy of the model while the kernel trains its own
+        expected = pool.submit(_pooling_expectations)
+        open_dashboard(page, voila, "pooling_dashboard.ipynb", ".rm-score-eos")
+        shown, eos_longer = expected.result()
+
+    for how in ("eos", "mean", "last"):
+        expect_text(page, f".rm-score-{how}", shown["start"][how])
+
+    set_slider(page, "Padding", 5)  # right padding: the naive last column now reads a pad token
+    expect_text(page, ".rm-score-last", shown["padded"]["last"])
+    assert shown["padded"]["last"] != shown["start"]["last"]
+    expect_text(page, ".rm-score-eos", shown["start"]["eos"])  # EOS is immune to padding
+
+    set_slider(page, "Filler words", 7)
+    expect_text(page, ".rm-score-eos", shown["longer"]["eos"])
+    assert shown["longer"]["eos"] == eos_longer
+    assert shown["longer"]["eos"] != shown["start"]["eos"]
