@@ -96,7 +96,9 @@ def load_backbone(name_or_path: str | Path, **kwargs: Any) -> PreTrainedModel:
     """
     from transformers import AutoModel
 
-    path = Path(name_or_path)
-    if path.suffix and not path.exists():
-        raise FileNotFoundError(f"no model directory at {path}")
+    path = Path(name_or_path).expanduser()
+    looks_local = str(name_or_path).startswith(("/", ".", "~")) or len(path.parts) > 2
+    if looks_local and not path.is_dir():
+        raise FileNotFoundError(f"no model directory at {path} (a hub id looks like 'org/name')")
+    name_or_path = path if path.is_dir() else name_or_path
     return AutoModel.from_pretrained(str(name_or_path), **kwargs).eval()
