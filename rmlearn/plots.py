@@ -177,3 +177,13 @@ def plot_scores(scores, labels, highlight: int | None = None, xlabel: str = "rew
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def figure_png(fig, dpi: int = 90) -> bytes:
+    """A figure as PNG bytes, for an ``ipywidgets.Image``: widgets then show plots in JupyterLab,
+    Notebook 7 and Voila without relying on a notebook's matplotlib display hook."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

@@ -40,7 +40,10 @@ def test_explorer_shows_the_library_loss_after_a_slider_moves():
     box = loss_explorer()
     c = box.controls
     assert all(control.description for control in c.values())
+    image = bytes(box.image.value)
+    assert image.startswith(b"\x89PNG")
     c["r_chosen"].value, c["r_rejected"].value = 0.5, 2.0
+    assert bytes(box.image.value) != image  # the marked gap moved
     expected = pairwise_loss(torch.tensor([0.5]), torch.tensor([2.0])).item()
     assert _shown(box, "loss") == pytest.approx(expected, abs=5e-5)
     assert _shown(box, "gap") == pytest.approx(-1.5)

@@ -70,11 +70,12 @@ def test_explorer_shows_the_library_numbers_after_a_control_changes(reward_model
     box = pooling_explorer(reward_model, tokenizer)
     c = box.controls
     assert all(control.description for control in c.values())
-    before = _shown(box, "last")
+    before, image = _shown(box, "last"), bytes(box.image.value)
+    assert image.startswith(b"\x89PNG")
     c["pad"].value = 3  # right padding: the last column is now PAD
     expected = pooling_view(reward_model, tokenizer, c["prompt"].value, c["response"].value, pad=3, side="right")
     assert _shown(box, "last") == pytest.approx(expected.scores["last"], abs=5e-5)
-    assert _shown(box, "last") != before
+    assert _shown(box, "last") != before and bytes(box.image.value) != image
     assert "&lt;|pad|&gt;" in box.summary.value
     c["side"].value = "left"
     assert _shown(box, "last") == _shown(box, "eos") == pytest.approx(expected.scores["eos"], abs=5e-5)

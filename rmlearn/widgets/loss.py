@@ -63,12 +63,11 @@ def loss_explorer():
     """Sliders for r_chosen, r_rejected, margin and a shift added to both scores.
 
     Returns an ipywidgets ``VBox``; ``.controls`` names the sliders, ``.summary`` is the HTML with
-    the numbers and ``.view`` holds the latest ``LossView``.
+    the numbers, ``.image`` the figure and ``.view`` holds the latest ``LossView``.
     """
     import ipywidgets as w
-    from IPython.display import display
 
-    from ..plots import plot_pairwise_loss
+    from ..plots import figure_png, plot_pairwise_loss
 
     def slider(description, value, low=-6.0, high=6.0):
         return w.FloatSlider(value=value, min=low, max=high, step=0.1, description=description,
@@ -77,18 +76,16 @@ def loss_explorer():
     r_chosen, r_rejected = slider("r_chosen", 1.0), slider("r_rejected", 0.0)
     margin, shift = slider("margin", 0.0, 0.0, 3.0), slider("shift both", 0.0, -5.0, 5.0)
     summary = w.HTML()
-    out = w.Output()
-    box = w.VBox([w.HBox([r_chosen, r_rejected]), w.HBox([margin, shift]), summary, out])
+    image = w.Image(format="png")
+    box = w.VBox([w.HBox([r_chosen, r_rejected]), w.HBox([margin, shift]), summary, image])
     box.controls = dict(r_chosen=r_chosen, r_rejected=r_rejected, margin=margin, shift=shift)
-    box.summary = summary
+    box.summary, box.image = summary, image
 
     def redraw(_=None):
         view = loss_view(r_chosen.value, r_rejected.value, margin.value, shift.value)
         box.view = view
         summary.value = _summary_html(view)
-        with out:
-            out.clear_output(wait=True)
-            display(plot_pairwise_loss(view.margin, view.gap))
+        image.value = figure_png(plot_pairwise_loss(view.margin, view.gap))
 
     for control in box.controls.values():
         control.observe(redraw, names="value")

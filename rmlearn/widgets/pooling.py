@@ -110,11 +110,11 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
 
     Defaults: the trained course model (``rmlearn.zoo.trained_reward_model()``) and
     ``course_tokenizer()``. Returns an ipywidgets ``VBox``; ``.controls`` names its controls,
-    ``.summary`` is the HTML with the scores and ``.view`` holds the latest ``PoolingView``.
+    ``.summary`` is the HTML with the scores, ``.image`` the figure and ``.view`` holds the latest ``PoolingView``.
     """
     import ipywidgets as w
 
-    from ..plots import plot_token_scores
+    from ..plots import figure_png, plot_token_scores
 
     if model is None:
         from ..zoo import trained_reward_model
@@ -134,20 +134,16 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
     pad = w.IntSlider(value=0, min=0, max=12, description="Padding")
     side = w.ToggleButtons(options=list(SIDES), value="right", description="Pad side")
     summary = w.HTML()
-    out = w.Output()
-    box = w.VBox([example, prompt, response, w.HBox([filler, pad]), side, summary, out])
+    image = w.Image(format="png")
+    box = w.VBox([example, prompt, response, w.HBox([filler, pad]), side, summary, image])
     box.controls = dict(example=example, prompt=prompt, response=response, filler=filler, pad=pad, side=side)
-    box.summary = summary
+    box.summary, box.image = summary, image
 
     def redraw(_=None):
         view = pooling_view(model, tokenizer, prompt.value, response.value, filler.value, pad.value, side.value)
         box.view = view
         summary.value = _summary_html(view)
-        with out:
-            out.clear_output(wait=True)
-            from IPython.display import display
-
-            display(plot_token_scores(view.tokens, view.token_scores, view.reads, view.scores))
+        image.value = figure_png(plot_token_scores(view.tokens, view.token_scores, view.reads, view.scores))
 
     def pick(change):
         prompt.value, response.value = change["new"]  # each assignment redraws
