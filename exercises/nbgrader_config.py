@@ -1,0 +1,39 @@
+"""nbgrader settings for the rmlearn exercises (this folder is an nbgrader course directory).
+
+Run nbgrader from this folder (or pass --CourseDirectory.root=<this folder>):
+    nbgrader generate_assignment ps1_reward_scores
+    nbgrader autograde ps1_reward_scores
+See docs/instructor.md for the whole workflow.
+"""
+
+c = get_config()  # noqa: F821  (injected by nbgrader)
+
+c.CourseDirectory.course_id = "rmlearn"
+
+# Grading runs students' code: bound every cell, and one runaway cell costs only that cell.
+c.Execute.timeout = 30  # seconds per cell; every reference cell takes well under 1 s
+c.Execute.interrupt_on_timeout = True  # interrupt the runaway cell, keep grading the rest
+
+# A cell that kills its kernel (os._exit, a segfault, the OOM killer) is recorded as an error in
+# that cell, and grading goes on in a fresh kernel (see rmlearn.course.KernelSafeExecute).
+c.Autograde.autograde_preprocessors = [
+    "rmlearn.course.KernelSafeExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+# A test cell the student deleted is put back (from the gradebook) and run, so the submission is
+# graded automatically instead of waiting forever for manual grading (nbgrader issue #1682).
+# Edited test cells are always restored from the gradebook.
+c.OverwriteCells.add_missing_cells = True
+
+# Output flooding: keep at most this many lines per output and traceback lines per error.
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 50
+
+# Files larger than this (kB) in a submission are not copied for grading.
+c.CourseDirectory.max_file_size = 10_000
