@@ -8,7 +8,8 @@ position → values (B, T), the critic of RLHF.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,28 @@ from .pooling import POOLINGS, pool
 
 CONFIG_NAME = "rmlearn_config.json"
 HEAD_NAME = "head.safetensors"
+SMALL_MODEL = 5_000_000  # parameters; below this, CPU work runs on one thread (see cpu_threads_for)
+
+
+@contextmanager
+def cpu_threads_for(model: nn.Module) -> Iterator[None]:
+    """Run a small CPU model on one thread, restoring torch's thread count afterwards.
+
+    Each op of the tiny course model is too small to split across threads, and a second thread
+    that has to wait for a busy core stalls every op: measured on a shared 2-core machine,
+    training ran 5-10x faster on one thread (docs/benchmarks.md). Larger models and GPUs are
+    left alone.
+    """
+    params = list(model.parameters())
+    small = params[0].device.type == "cpu" and sum(p.numel() for p in params) < SMALL_MODEL
+    before = torch.get_num_threads()
+    if small and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 class _DecoderWithHead(nn.Module):
@@ -155,7 +178,7 @@ class RewardModel(_DecoderWithHead):
         was_training = self.training
         self.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), cpu_threads_for(self):
                 return self._score_sorted(list(prompts), list(responses), tokenizer, batch_size)
         finally:
             self.train(was_training)

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from .data import Example, PreferencePair, RankedExample, as_pairs
-from .inputs import SEPARATOR, encode, pad_batch, special_ids
+from .inputs import SEPARATOR, encode_many, pad_batch, special_ids
 from .losses import centering_penalty, listwise_pairwise_loss, pairwise_loss, plackett_luce_loss, segment_regression_loss
-from .models import RewardModel, ValueModel
+from .models import RewardModel, ValueModel, cpu_threads_for
 
 LOSSES = ("pairwise", "listwise", "plackett_luce")
 
@@ -150,20 +150,26 @@ def train_reward_model(
     special_ids(tokenizer)
     max_length = cfg.max_length or model.max_length
     groups = _groups(data, cfg.loss)
-    encoded = [[encode(tokenizer, prompt, r, max_length) for r in responses] for prompt, responses in groups]
+    prompts = [prompt for prompt, responses in groups for _ in responses]
+    flat = encode_many(tokenizer, prompts, [r for _, responses in groups for r in responses], max_length)
+    encoded, at = [], 0  # regroup: one list of K id lists per example
+    for _, responses in groups:
+        encoded.append(flat[at:at + len(responses)])
+        at += len(responses)
     lengths = [max(len(s) for s in seqs) for seqs in encoded]
     sizes = [len(seqs) for seqs in encoded]
     _, pad = special_ids(tokenizer)
     device = next(model.parameters()).device
 
     rng = random.Random(cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     history = History(config=asdict(cfg))
     steps_per_epoch = len(_batches(lengths, sizes, cfg.batch_size, random.Random(0)))
     losses, accuracies = [], []
     start = time.perf_counter()
     model.train()
-    with torch.random.fork_rng(devices=[]), _progress(steps_per_epoch * cfg.epochs, cfg.progress, "reward model") as bar:
+    with torch.random.fork_rng(devices=[]), cpu_threads_for(model), \
+            _progress(steps_per_epoch * cfg.epochs, cfg.progress, "reward model") as bar:
         torch.manual_seed(cfg.seed)  # dropout, for backbones that have it
         for epoch in range(cfg.epochs):
             for batch in _batches(lengths, sizes, cfg.batch_size, rng):
@@ -234,20 +240,21 @@ def train_value_model(
     texts = sorted({(p.prompt, r) for p in as_pairs(data) for r in (p.chosen, p.rejected)})
     targets = reward_model.score([t[0] for t in texts], [t[1] for t in texts], tokenizer)  # (N,)
     max_length = value_model.max_length
-    encoded = [encode(tokenizer, p, r, max_length) for p, r in texts]
+    encoded = encode_many(tokenizer, [p for p, _ in texts], [r for _, r in texts], max_length)
     # states = the last prompt token, every response token, and EOS
     n_states = [min(len(ids), len(tokenizer(SEPARATOR + r, add_special_tokens=False)["input_ids"]) + 2)
                 for ids, (_, r) in zip(encoded, texts)]
     _, pad = special_ids(tokenizer)
     rng = random.Random(cfg.seed)
-    optimizer = torch.optim.AdamW(value_model.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(value_model.parameters(), lr=cfg.lr, foreach=True)
     history = History(config=asdict(cfg))
     losses = []
     start = time.perf_counter()
     value_model.train()
     lengths = [len(s) for s in encoded]
     n_batches = len(_batches(lengths, [1] * len(texts), batch_size, random.Random(0)))
-    with torch.random.fork_rng(devices=[]), _progress(n_batches * epochs, progress, "value model") as bar:
+    with torch.random.fork_rng(devices=[]), cpu_threads_for(value_model), \
+            _progress(n_batches * epochs, progress, "value model") as bar:
         torch.manual_seed(seed)
         for epoch in range(epochs):
             for batch in _batches(lengths, [1] * len(texts), batch_size, rng):
