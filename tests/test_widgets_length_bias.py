@@ -43,6 +43,13 @@ def test_report_numbers_are_the_library_metrics():
     assert report.correlation == pytest.approx(expected)
 
 
+def test_report_reuses_the_model_a_lesson_trained():
+    trained_reward_model(length_bias=0.9, n_pairs=N_PAIRS)
+    misses = trained_reward_model.cache_info().misses
+    length_bias_report(0.87, n_pairs=N_PAIRS, n_probe=10)
+    assert trained_reward_model.cache_info().misses == misses
+
+
 def test_a_strong_bias_makes_the_model_prefer_longer_answers():
     unbiased, biased = (length_bias_report(b, n_pairs=N_PAIRS, n_probe=50) for b in (0.0, 0.9))
     assert biased.probe_prefers_longer > unbiased.probe_prefers_longer + 0.2
