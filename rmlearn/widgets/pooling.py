@@ -139,14 +139,23 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
     box.controls = dict(example=example, prompt=prompt, response=response, filler=filler, pad=pad, side=side)
     box.summary, box.image = summary, image
 
+    picking = []  # non-empty while a picked example fills both text fields
+
     def redraw(_=None):
+        if picking:
+            return
         view = pooling_view(model, tokenizer, prompt.value, response.value, filler.value, pad.value, side.value)
         box.view = view
         summary.value = _summary_html(view)
         image.value = figure_png(plot_token_scores(view.tokens, view.token_scores, view.reads, view.scores))
 
     def pick(change):
-        prompt.value, response.value = change["new"]  # each assignment redraws
+        picking.append(True)
+        try:
+            prompt.value, response.value = change["new"]
+        finally:
+            picking.clear()
+        redraw()  # once, with both fields set
 
     example.observe(pick, names="value")
     for control in (prompt, response, filler, pad, side):
