@@ -58,7 +58,9 @@ def test_a_strong_bias_makes_the_model_prefer_longer_answers():
 
 def test_explorer_shows_the_report_for_the_slider_value():
     box = length_bias_explorer(0.0, n_pairs=N_PAIRS)
+    before = box.summary.value
     box.controls["length_bias"].value = 0.9
+    assert box.summary.value != before
     report = length_bias_report(0.9, n_pairs=N_PAIRS)
     assert box.report.length_bias == 0.9
     assert f"<td class='rm-prefers-longer'>{report.probe_prefers_longer:.3f}</td>" in box.summary.value

@@ -40,7 +40,11 @@ class LengthBiasReport:
 
 
 def snap_bias(length_bias: float) -> float:
-    """Round to the 0.1 grid, e.g. 0.87 → 0.9; outside [0, 1] raises ``ValueError``."""
+    """Round to the 0.1 grid; outside [0, 1] raises ``ValueError``.
+
+    >>> snap_bias(0.87), snap_bias(0.04)
+    (0.9, 0.0)
+    """
     if not 0.0 <= length_bias <= 1.0:
         raise ValueError(f"length_bias is a probability in [0, 1], got {length_bias}")
     return round(round(length_bias / STEP) * STEP, 1)
@@ -53,7 +57,11 @@ def by_quality(pairs: list[PreferencePair]) -> list[PreferencePair]:
 
 
 def num_words(text: str) -> int:
-    """Length of a response in words (how the synthetic data measures it)."""
+    """Length of a response in words (how the synthetic data measures it).
+
+    >>> num_words("thanks for writing, click forgot password.")
+    6
+    """
     return len(text.split())
 
 

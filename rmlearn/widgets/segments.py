@@ -32,7 +32,11 @@ class SegmentView:
 
 
 def parse_numbers(text: str) -> list[float]:
-    """``"0.3, 1.0, -0.4"`` → ``[0.3, 1.0, -0.4]`` (commas or spaces); ``ValueError`` names a bad entry."""
+    """Numbers typed as text, separated by commas, semicolons or spaces; ``ValueError`` names a bad entry.
+
+    >>> parse_numbers("0.3, 1.0  -0.4")
+    [0.3, 1.0, -0.4]
+    """
     numbers = []
     for item in re.split(r"[,\s;]+", text.strip()):
         if not item:
@@ -48,14 +52,23 @@ def parse_numbers(text: str) -> list[float]:
 
 def segment_view(cumulative: Sequence[float] | torch.Tensor, baseline: float = 0.0,
                  segments: list[str] | None = None) -> SegmentView:
-    """Segment scores and their ranking for the cumulative scores ``cumulative`` (n,)."""
+    """Segment scores and their ranking for the cumulative scores ``cumulative`` (n,).
+
+    >>> view = segment_view([0.3, 1.0, 0.6, 1.4])
+    >>> [round(s, 2) for s in view.scores.tolist()], view.order
+    ([0.3, 0.7, -0.4, 0.8], [4, 2, 1, 3])
+    """
     values = torch.as_tensor(cumulative, dtype=torch.float64)  # (n,)
     return SegmentView(values, float(baseline), segment_scores(values, baseline),
                        rank_segments(values, baseline), segments)
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split a response after each ``.``, ``!`` or ``?`` followed by a space (sentences as segments)."""
+    """Split a response after each ``.``, ``!`` or ``?`` followed by a space (sentences as segments).
+
+    >>> split_sentences("Update the app. Version 4.2 fixes it!  Thanks.")
+    ['Update the app.', 'Version 4.2 fixes it!', 'Thanks.']
+    """
     return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
