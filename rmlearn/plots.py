@@ -97,7 +97,7 @@ def plot_score_vs_length(panels: dict):
     the true quality of the response, so a model that learned quality shows flat bands and one
     that learned length shows rising ones.
     """
-    fig, axes = _figure(4.2 * len(panels), 3.4, ncols=len(panels))
+    fig, axes = _figure(max(6.0, 4.2 * len(panels)), 3.4, ncols=len(panels))
     axes = [axes] if len(panels) == 1 else list(axes)
     for ax, (title, (lengths, scores, quality)) in zip(axes, panels.items(), strict=True):
         dots = ax.scatter(torch.as_tensor(lengths).tolist(), torch.as_tensor(scores).tolist(),

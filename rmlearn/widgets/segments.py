@@ -178,6 +178,6 @@ def segment_explorer(model: Any = None, tokenizer: Any = None):
         tokenizer = course_tokenizer()
     own, model_part = _own_numbers_part(w), _model_part(w, model, tokenizer)
     tab = w.Tab(children=[own, model_part])
-    tab.titles = ("Your cumulative scores", "The reward model")
+    tab.titles = ("Your numbers", "The reward model")
     tab.own, tab.model_part = own, model_part
     return tab
