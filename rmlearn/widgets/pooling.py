@@ -128,10 +128,11 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
     options = [(f"{i + 1}. {p.prompt} → {label}", (p.prompt, text))
                for i, p in enumerate(pairs) for label, text in (("chosen", p.chosen), ("rejected", p.rejected))]
     example = w.Dropdown(options=options, description="Example", layout=w.Layout(width="95%"))
-    prompt = w.Text(value=pairs[0].prompt, description="Prompt", layout=w.Layout(width="95%"))
-    response = w.Textarea(value=pairs[0].chosen, description="Response", layout=w.Layout(width="95%"))
-    filler = w.IntSlider(value=0, min=0, max=40, description="Filler words")
-    pad = w.IntSlider(value=0, min=0, max=12, description="Padding")
+    wide = w.Layout(width="95%")
+    prompt = w.Text(value=pairs[0].prompt, description="Prompt", continuous_update=False, layout=wide)
+    response = w.Textarea(value=pairs[0].chosen, description="Response", continuous_update=False, layout=wide)
+    filler = w.IntSlider(value=0, min=0, max=40, description="Filler words", continuous_update=False)
+    pad = w.IntSlider(value=0, min=0, max=12, description="Padding", continuous_update=False)
     side = w.ToggleButtons(options=list(SIDES), value="right", description="Pad side")
     summary = w.HTML()
     image = w.Image(format="png")
@@ -144,7 +145,11 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
     def redraw(_=None):
         if picking:
             return
-        view = pooling_view(model, tokenizer, prompt.value, response.value, filler.value, pad.value, side.value)
+        try:
+            view = pooling_view(model, tokenizer, prompt.value, response.value, filler.value, pad.value, side.value)
+        except ValueError as err:  # e.g. a text the tokenizer cannot encode: say so, keep the old plot
+            summary.value = f"<span style='color:#b00'>{_escape(str(err))}</span>"
+            return
         box.view = view
         summary.value = _summary_html(view)
         image.value = figure_png(plot_token_scores(view.tokens, view.token_scores, view.reads, view.scores))
