@@ -1,0 +1,98 @@
+"""How long nbgrader takes to autograde one submission of each rmlearn problem set.
+
+Writes a course with ``rmlearn.course.init_course`` into a temporary directory, generates every
+assignment, submits the reference solution for ``--students`` simulated students, and times one
+``nbgrader autograde <assignment>`` call per assignment (the way an instructor grades a class).
+Each submission runs in its own fresh kernel, so the time per submission is mostly kernel start
+plus ``import torch``; the exercises themselves take well under a second.
+
+    python benchmarks/bench_autograde.py --students 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from rmlearn.course import ASSIGNMENTS, init_course
+
+
+def nbgrader(root: Path, *args: str) -> float:
+    """Run ``nbgrader <args>`` on the course; return its wall time in seconds."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"],
+                          cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    return time.perf_counter() - start
+
+
+def reference_submission(root: Path, assignment: str) -> nbformat.NotebookNode:
+    """The released notebook with the source's solutions filled in."""
+    source = nbformat.read(root / "source" / assignment / f"{assignment}.ipynb", 4)
+    released = nbformat.read(root / "release" / assignment / f"{assignment}.ipynb", 4)
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    for cell in released.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            cell.source = answers[meta["grade_id"]]
+    return released
+
+
+def kernel_baseline() -> float:
+    """Seconds to start a fresh kernel and ``import torch, rmlearn``: the floor of any submission."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch\nimport rmlearn")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=120).execute()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=3, help="submissions per assignment")
+    parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    args = parser.parse_args()
+
+    root = init_course(Path(tempfile.mkdtemp(prefix="rmlearn-bench-")) / "course")
+    try:
+        nbgrader(root, "generate_assignment", "*")
+        for assignment in ASSIGNMENTS:
+            notebook = reference_submission(root, assignment)
+            for k in range(args.students):
+                folder = root / "submitted" / f"student{k:02d}" / assignment
+                shutil.copytree(root / "release" / assignment, folder)
+                nbformat.write(notebook, folder / f"{assignment}.ipynb")
+                (folder / "timestamp.txt").write_text("2026-01-15 12:00:00.000000 UTC")
+        rows = []
+        for assignment in ASSIGNMENTS:
+            seconds = nbgrader(root, "autograde", assignment)
+            rows.append({"assignment": assignment, "submissions": args.students,
+                         "seconds": round(seconds, 2), "per_submission": round(seconds / args.students, 2)})
+        total = sum(r["seconds"] for r in rows)
+        count = sum(r["submissions"] for r in rows)
+        print(f"{'assignment':<26}{'submissions':>12}{'autograde s':>13}{'s / submission':>16}")
+        for r in rows:
+            print(f"{r['assignment']:<26}{r['submissions']:>12}{r['seconds']:>13.1f}{r['per_submission']:>16.1f}")
+        print(f"{'all':<26}{count:>12}{total:>13.1f}{total / count:>16.1f}")
+        print(f"{'baseline: new kernel + import torch, rmlearn':<51}{kernel_baseline():>16.1f}")
+        print("(one `nbgrader autograde` call per assignment: its start-up cost is shared by its submissions)")
+        if args.json:
+            print(json.dumps(rows))
+    finally:
+        shutil.rmtree(root.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
