@@ -431,6 +431,12 @@ print("last cumulative = score of the whole response:", round(model.score([promp
 plot_segments(cum, baseline, labels=sentences)
 """),
     md("""
+Each sentence of this helpful answer raises the score. The first one is measured from the empty
+answer, which the model scores very low, so even "Let me check." earns a lot: the baseline decides
+how much credit the first segment gets. The explorer at the end lets you try the other support
+answers, including the rejected ones.
+"""),
+    md("""
 ## Phrase by phrase, where we know the truth
 
 The synthetic data of lesson 05 has a hidden rule: helpful phrases are good, unhelpful ones bad,
@@ -450,7 +456,7 @@ for k, (phrase, d) in enumerate(zip(phrases, credit.tolist()), 1):
 print("order, largest contribution first:", rank_segments(cum, empty))
 """),
     md("""
-The unhelpful phrase takes the biggest bite and the helpful ones earn the most. The filler is not
+The unhelpful phrase takes by far the biggest bite, and the first helpful phrase earns the most. The filler is not
 worth zero, though: the first phrase is measured against an empty answer, which the model scores
 low, and the tiny model kept a little taste for longer answers (lesson 05). A phrase's credit also
 depends on what came before it, because the model reads the whole prefix. Segment scores are an
