@@ -70,6 +70,7 @@ def voila(tmp_path_factory):
         _unavailable("voila is not installed in this environment")
     port = _free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
+    # the kernels inherit this environment; conftest's MPLBACKEND=Agg is put back to a kernel's default
     env = dict(os.environ, OMP_NUM_THREADS=str(KERNEL_THREADS), MKL_NUM_THREADS=str(KERNEL_THREADS),
                HF_HUB_OFFLINE="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
     cmd = [voila_bin, str(BROWSER_DIR), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
