@@ -56,7 +56,7 @@ def _summary_html(view: LossView) -> str:
         ("centering (r_c + r_r)²", view.centering, "centering"),
     )
     rows = "".join(f"<tr><td>{name}</td><td class='rm-{css}'>{value:.4f}</td></tr>" for name, value, css in cells)
-    return f"<table class='rm-loss-table'>{rows}</table>"
+    return f"<table class='rm-loss-table' style='border-spacing: 14px 2px'>{rows}</table>"
 
 
 def loss_explorer():
@@ -76,7 +76,7 @@ def loss_explorer():
     r_chosen, r_rejected = slider("r_chosen", 1.0), slider("r_rejected", 0.0)
     margin, shift = slider("margin", 0.0, 0.0, 3.0), slider("shift both", 0.0, -5.0, 5.0)
     summary = w.HTML()
-    image = w.Image(format="png")
+    image = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))  # natural size
     box = w.VBox([w.HBox([r_chosen, r_rejected]), w.HBox([margin, shift]), summary, image])
     box.controls = dict(r_chosen=r_chosen, r_rejected=r_rejected, margin=margin, shift=shift)
     box.summary, box.image = summary, image
@@ -85,7 +85,8 @@ def loss_explorer():
         view = loss_view(r_chosen.value, r_rejected.value, margin.value, shift.value)
         box.view = view
         summary.value = _summary_html(view)
-        image.value = figure_png(plot_pairwise_loss(view.margin, view.gap))
+        span = max(6.0, abs(view.gap - view.margin) + 1.0)  # keep the marked gap on the plot
+        image.value = figure_png(plot_pairwise_loss(view.margin, view.gap, span))
 
     for control in box.controls.values():
         control.observe(redraw, names="value")

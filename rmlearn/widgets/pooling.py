@@ -93,7 +93,7 @@ def _summary_html(view: PoolingView) -> str:
         for how in POOLINGS
     )
     return (
-        "<table class='rm-pooling'><tr><th>pooling</th><th>reward</th><th>reads</th></tr>"
+        "<table class='rm-pooling' style='border-spacing: 14px 2px'><tr><th>pooling</th><th>reward</th><th>reads</th></tr>"
         f"{rows}</table><p>{view.num_real} real tokens + "
         f"{len(view.tokens) - view.num_real} padding ({view.side})</p>"
     )
@@ -135,7 +135,7 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
     pad = w.IntSlider(value=0, min=0, max=12, description="Padding", continuous_update=False)
     side = w.ToggleButtons(options=list(SIDES), value="right", description="Pad side")
     summary = w.HTML()
-    image = w.Image(format="png")
+    image = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))  # natural size
     box = w.VBox([example, prompt, response, w.HBox([filler, pad]), side, summary, image])
     box.controls = dict(example=example, prompt=prompt, response=response, filler=filler, pad=pad, side=side)
     box.summary, box.image = summary, image

@@ -90,7 +90,7 @@ def _table_html(view: RankingView) -> str:
         f"<p>Ranking {' &gt; '.join(view.labels)}: K = {len(view.labels)} answers give "
         f"<span class='rm-num-pairs'>{len(view.pairs)}</span> pairs; the model agrees on "
         f"<span class='rm-num-agree'>{view.num_agree}</span>.</p>"
-        f"<table class='rm-pairs'>{head}{rows}</table>"
+        f"<table class='rm-pairs' style='border-spacing: 14px 2px'>{head}{rows}</table>"
         f"<p>listwise pairwise loss (mean over pairs): <b class='rm-listwise'>{view.listwise_loss:.4f}</b><br>"
         f"Plackett–Luce loss (−log P(ranking)): <b class='rm-plackett-luce'>{view.plackett_luce:.4f}</b></p>"
     )
