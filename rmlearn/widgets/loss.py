@@ -31,7 +31,14 @@ class LossView:
 
 
 def loss_view(r_chosen: float, r_rejected: float, margin: float = 0.0, shift: float = 0.0) -> LossView:
-    """Loss, gradients and centering penalty for one pair, both scores moved by ``shift``."""
+    """Loss, gradients and centering penalty for one pair, both scores moved by ``shift``.
+
+    >>> view = loss_view(2.0, 0.0)
+    >>> round(view.loss, 4), round(view.grad_chosen, 4), round(view.grad_rejected, 4)
+    (0.1269, -0.1192, 0.1192)
+    >>> loss_view(2.0, 0.0, shift=5.0).loss == view.loss     # only the gap matters
+    True
+    """
     chosen = torch.tensor([r_chosen + shift], dtype=torch.float64, requires_grad=True)  # (1,)
     rejected = torch.tensor([r_rejected + shift], dtype=torch.float64, requires_grad=True)  # (1,)
     loss = pairwise_loss(chosen, rejected, margin)

@@ -46,7 +46,11 @@ class PoolingView:
 
 
 def filler_words(n: int) -> str:
-    """``n`` neutral words taken in turn from the course's filler phrases (they carry no quality)."""
+    """``n`` neutral words taken in turn from the course's filler phrases (they carry no quality).
+
+    >>> filler_words(4)
+    'thanks for writing hope'
+    """
     words = " ".join(FILLER).split()
     return " ".join(words[i % len(words)] for i in range(n))
 

@@ -45,7 +45,12 @@ class RankingView:
 
 
 def ranking_view(scores: Sequence[float], labels: Sequence[str] | None = None) -> RankingView:
-    """The pairs and losses of K answers ranked best → worst, with the model's ``scores``."""
+    """The pairs and losses of K answers ranked best → worst, with the model's ``scores``.
+
+    >>> view = ranking_view([2.0, -1.0, 0.5])                  # A > B > C by people
+    >>> [(p.better, p.worse, p.agrees) for p in view.pairs]
+    [('A', 'B', True), ('A', 'C', True), ('B', 'C', False)]
+    """
     labels = tuple(labels) if labels is not None else tuple(LABELS[: len(scores)])
     if len(labels) != len(scores):
         raise ValueError(f"{len(scores)} scores but {len(labels)} labels")
@@ -66,7 +71,11 @@ def ranking_view(scores: Sequence[float], labels: Sequence[str] | None = None) -
 
 
 def parse_scores(text: str) -> list[float]:
-    """``"2, 1.5, -0.3"`` → ``[2.0, 1.5, -0.3]``; raises ``ValueError`` naming the bad item."""
+    """Scores typed as text; raises ``ValueError`` naming the bad item.
+
+    >>> parse_scores("2, 1.5, -0.3")
+    [2.0, 1.5, -0.3]
+    """
     items = [t.strip() for t in text.replace(";", ",").split(",") if t.strip()]
     scores = []
     for item in items:
