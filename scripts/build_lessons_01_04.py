@@ -392,7 +392,9 @@ def lesson_02() -> list:
     ("md", """
     The long (chosen) answer fills the batch, so its last column *is* its EOS and both methods agree.
     The short (rejected) answer's last column is padding: the naive score is whatever the head makes
-    of a PAD position, and it changes with the length of whatever else happens to be in the batch.
+    of a PAD token sitting after the text, not the model's judgement of the answer. Scored alone (no
+    padding) the same answer gets its real score, so with this shortcut a response's reward depends
+    on which other responses happen to share its batch.
     `pool(hidden, mask, "last")` is that shortcut, kept in rmlearn so you can see it fail.
 
     With **left** padding the real tokens are pushed to the right, every row ends with its EOS, and the
