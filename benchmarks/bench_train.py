@@ -1,0 +1,183 @@
+"""Training throughput and memory: rmlearn's ``train_reward_model`` vs TRL's ``RewardTrainer``.
+
+Each run is a fresh subprocess (``python -m benchmarks.bench_train --impl rmlearn|trl``), so peak
+memory is measured separately. Both start from the same weights (``common.reward_model`` /
+``common.sequence_classifier``), see the same pairs for the same number of steps with the same
+batch size and optimizer settings, and do one untimed warm-up forward+backward (no update) first.
+
+Timed: rmlearn's whole ``train_reward_model`` call (which tokenizes the data inside it) against
+TRL's ``trainer.train()`` (its tokenization already ran in the constructor) — so TRL is *not*
+charged for tokenizing. The identical-objective check (first-step loss) is ``first_step_losses``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from benchmarks import common
+
+ROOT = Path(__file__).resolve().parent.parent
+EPOCHS = 1  # 516 pairs / 16 = 33 steps
+IMPLS = ("rmlearn", "trl-1thread", "trl")  # trl = TRL as installed; trl-1thread = after torch.set_num_threads(1)
+
+
+def _rss_mib() -> float:
+    """Resident memory now, MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _warm_up(forward) -> None:
+    """One forward+backward, gradients dropped: pays one-time lazy initialisation outside the timer."""
+    import torch
+
+    ids = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 1]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    forward(ids, mask).sum().backward()
+
+
+def run_rmlearn(epochs: int) -> dict:
+    from rmlearn import course_tokenizer, train_reward_model
+
+    tok, data, model = course_tokenizer(), common.preference_data(), common.reward_model()
+    _warm_up(model)
+    model.zero_grad(set_to_none=True)
+    rss_before = _rss_mib()
+    start, cpu = time.perf_counter(), time.process_time()
+    history = train_reward_model(model, tok, data, epochs=epochs, batch_size=common.BATCH_SIZE,
+                                 lr=common.LR, seed=common.SEED, progress=False)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    return dict(pairs=len(data) * epochs, steps=len(history), seconds=seconds, cpu_seconds=cpu_seconds,
+                mean_loss=sum(history.loss) / len(history), rss_before_mib=rss_before)
+
+
+def run_trl(epochs: int) -> dict:
+    from rmlearn import course_tokenizer
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    tok, data, model = course_tokenizer(), common.preference_data(), common.sequence_classifier()
+    _warm_up(lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits)
+    model.zero_grad(set_to_none=True)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = common.trl_trainer(model, data, tok, out, num_train_epochs=epochs)
+        rss_before = _rss_mib()
+        start, cpu = time.perf_counter(), time.process_time()
+        result = trainer.train()
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    return dict(pairs=len(data) * epochs, steps=result.global_step, seconds=seconds, cpu_seconds=cpu_seconds,
+                mean_loss=result.training_loss, rss_before_mib=rss_before)
+
+
+def worker(impl: str, epochs: int) -> dict:
+    import torch
+
+    if impl == "trl-1thread":
+        torch.set_num_threads(1)  # the thread setting rmlearn picks for a small CPU model, given to TRL too
+    out = (run_rmlearn if impl == "rmlearn" else run_trl)(epochs)
+    out.update(impl=impl, pairs_per_s=out["pairs"] / out["seconds"], peak_rss_mib=_peak_mib(),
+               pairs_per_cpu_s=out["pairs"] / out["cpu_seconds"])
+    return out
+
+
+def _subprocess(impl: str, epochs: int) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.bench_train", "--impl", impl, "--epochs", str(epochs)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def first_step_losses() -> dict:
+    """The same first batch through both trainers: one batch of 16 pairs, 3 steps (same batch each
+    step, so the AdamW updates must agree too). Returns both loss sequences."""
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    from datasets import Dataset
+    from trl import RewardTrainer
+
+    from rmlearn import course_tokenizer, train_reward_model
+
+    warnings.filterwarnings("ignore")
+    tok, data = course_tokenizer(), common.preference_data()[: common.BATCH_SIZE]
+    history = train_reward_model(common.reward_model(), tok, data, epochs=3, batch_size=common.BATCH_SIZE,
+                                 lr=common.LR, progress=False)
+    trl_losses: list[float] = []
+
+    class Recording(RewardTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            trl_losses.append((out[0] if return_outputs else out).item())
+            return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Recording(model=common.sequence_classifier(), args=common.trl_config(tmp, num_train_epochs=3),
+                  train_dataset=Dataset.from_list(common.trl_records(data)), processing_class=tok).train()
+    return dict(rmlearn=history.loss, trl=trl_losses,
+                max_abs_diff=max(abs(a - b) for a, b in zip(history.loss, trl_losses, strict=True)))
+
+
+def _summary(runs: list[dict], key: str) -> dict:
+    values = [r[key] for r in runs]
+    return dict(median=statistics.median(values), min=min(values), max=max(values), values=values)
+
+
+def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=print) -> dict:
+    """Alternate the runs (each in its own process): ``repeats`` times rmlearn and TRL on one thread,
+    ``slow_repeats`` times TRL with default threads (about 10x slower on a busy machine)."""
+    runs: dict[str, list[dict]] = {impl: [] for impl in IMPLS}
+    for i in range(repeats):
+        for impl in runs:
+            if impl == "trl" and i >= slow_repeats:
+                continue
+            r = _subprocess(impl, epochs)
+            runs[impl].append(r)
+            log(f"  [{i + 1}/{repeats}] {impl:11s} {r['pairs_per_s']:7.1f} pairs/s  {r['seconds']:5.2f} s "
+                f"({r['cpu_seconds']:5.2f} s CPU)  "
+                f"{r['steps']} steps  peak RSS {r['peak_rss_mib']:.0f} MiB")
+    keys = ("pairs_per_s", "pairs_per_cpu_s", "seconds", "peak_rss_mib", "rss_before_mib")
+    result = {impl: {k: _summary(rs, k) for k in keys} for impl, rs in runs.items()}
+    for impl, rs in runs.items():
+        result[impl]["steps"] = rs[0]["steps"]
+        result[impl]["pairs"] = rs[0]["pairs"]
+        result[impl]["mean_loss"] = rs[0]["mean_loss"]
+    for impl in IMPLS[1:]:  # ratios rmlearn / TRL
+        result[impl]["speedup"] = result["rmlearn"]["pairs_per_s"]["median"] / result[impl]["pairs_per_s"]["median"]
+        result[impl]["memory_ratio"] = (result["rmlearn"]["peak_rss_mib"]["median"]
+                                        / result[impl]["peak_rss_mib"]["median"])
+        result[impl]["cpu_speedup"] = (result["rmlearn"]["pairs_per_cpu_s"]["median"]
+                                       / result[impl]["pairs_per_cpu_s"]["median"])
+    # paired: run i of rmlearn against run i of TRL on one thread (they ran back to back)
+    paired = [a["pairs_per_s"] / b["pairs_per_s"] for a, b in zip(runs["rmlearn"], runs["trl-1thread"], strict=True)]
+    result["trl-1thread"]["paired_speedup"] = _summary([{"r": r} for r in paired], "r")
+    result["first_step"] = first_step_losses()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", choices=IMPLS, help="worker mode: one run, JSON on stdout")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    if args.impl:
+        print(json.dumps(worker(args.impl, args.epochs)))
+    else:
+        print(json.dumps(bench(args.repeats, args.epochs), indent=1))
+
+
+if __name__ == "__main__":
+    main()
