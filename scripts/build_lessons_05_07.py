@@ -24,11 +24,36 @@ def notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
     return nb
 
 
+ANSWER_PLACES = (1, 3, 0, 2)  # where the right option goes in questions 1-4 of each quiz
+
+
+def place_answers(source: str) -> str:
+    """Quiz cells are written with the right option first; move it to ``ANSWER_PLACES`` so the
+    position gives nothing away (the options and their explanations move together)."""
+    captured = []
+
+    def question(text, options, answer, why):
+        captured.append((text, list(options), answer, list(why)))
+
+    exec(source.replace("from rmlearn.widgets import Question, quiz", ""), {"Question": question, "quiz": list})
+    blocks = []
+    for number, (text, options, answer, why) in enumerate(captured):
+        target = ANSWER_PLACES[number % len(ANSWER_PLACES)]
+        for items in (options, why):
+            items.insert(target, items.pop(answer))
+        rows = lambda items: "".join(f"\n            {item!r}," for item in items)  # noqa: E731
+        blocks.append(f"    Question(\n        {text!r},\n        options=({rows(options)}\n        ),\n"
+                      f"        answer={target},\n        why=({rows(why)}\n        ),\n    ),")
+    return "from rmlearn.widgets import Question, quiz\n\nquiz([\n" + "\n".join(blocks) + "\n])"
+
+
 def md(text: str) -> tuple[str, str]:
     return "md", text
 
 
 def code(text: str) -> tuple[str, str]:
+    if text.strip().startswith("from rmlearn.widgets import Question, quiz"):
+        text = place_answers(text)
     return "code", text
 
 
@@ -780,14 +805,19 @@ from rmlearn.widgets import Question, quiz
 
 quiz([
     Question(
-        "Which of the four RLHF models outputs one number for every prefix of the response?",
-        options=("the value model", "the reward model", "the reference model", "the policy"),
+        "A finished response gets reward 5.0, but at the first state of that response (only the prompt read) the trained critic said 1.2. What does this show?",
+        options=(
+            "Nothing is wrong: before any answer is written, the value is a guess over all the answers that could follow, not this one's reward.",
+            "The critic is broken: its value must equal the reward at every state.",
+            "The reward model is broken: it should have given 1.2.",
+            "The value should be 0 at the first state, since no reward has been given yet.",
+        ),
         answer=0,
         why=(
-            "The critic estimates the expected final reward at every state, so it has a head at every position.",
-            "The reward model outputs one number for the complete response, read at EOS.",
-            "The reference model outputs next-token distributions, used for the KL penalty.",
-            "The policy outputs next-token distributions, not a single number per prefix.",
+            "This is what we saw in the lesson: both answers start from the same value, then move towards their own rewards.",
+            "Only at EOS, when the whole response is known, should the value come close to the reward.",
+            "The reward model judges the complete response; the critic's early guess says nothing about it.",
+            "The value counts reward still to come, and all of it (5.0 here) is still to come.",
         ),
     ),
     Question(
@@ -802,28 +832,28 @@ quiz([
         ),
     ),
     Question(
-        "Why is the reward model usually built from the same pretrained decoder as the policy rather than from a small CNN?",
+        "In this course, what is the difference between RewardModel and ValueModel built on the same decoder?",
         options=(
-            "It must read the same tokens and understand them about as well as the policy writes them; starting from the SFT model reuses that knowledge.",
-            "A CNN cannot output a single number.",
-            "PPO's formulas only work with Transformer critics and reward models.",
-            "A pretrained decoder is smaller than a CNN.",
+            "Where the one-number head is applied: at the EOS position only, or at every position.",
+            "They use different tokenizers.",
+            "The value model has more decoder layers.",
+            "The reward model outputs a distribution over the vocabulary.",
         ),
         answer=0,
         why=(
-            "Shared tokenizer and context, and a pretrained representation, are the reasons; only the head changes.",
-            "Any network can end in a layer that outputs one number.",
-            "PPO's update does not depend on the architecture of the models that supply its numbers.",
-            "A pretrained decoder is usually much larger; it is chosen for what it knows, not for size.",
+            "Same decoder, same kind of head; the reward reads one position, the critic every position.",
+            "Both read the same token sequences with the same tokenizer, which is one reason to share the architecture.",
+            "The decoder is the same; the critic here even starts as a copy of the reward model's.",
+            "Only the policy and the reference output next-token distributions.",
         ),
     ),
     Question(
-        "A response gets reward 2.0 and the reward is given only at the end, without discount. What target does train_value_model use for the state halfway through this response?",
-        options=("2.0", "1.0", "0", "It depends on how many tokens are left."),
+        "A response gets reward -1.5, given only at the end, without discount. What target does train_value_model use for the state halfway through this response?",
+        options=("-1.5", "-0.75", "0", "It depends on how many tokens are left."),
         answer=0,
         why=(
-            "The reward still to come from any state of this response is its final reward, 2.0.",
-            "Rewards are not spread over the tokens; the whole 2.0 arrives at the end.",
+            "The reward still to come from any state of this response is its final reward, -1.5.",
+            "Rewards are not spread over the tokens; the whole -1.5 arrives at the end.",
             "0 would be right only if no reward were given at the end.",
             "Without a discount, the number of remaining tokens does not change the target.",
         ),
