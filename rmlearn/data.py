@@ -307,9 +307,10 @@ def _synthetic_response(rng: random.Random) -> tuple[str, int, int]:
 def synthetic_preferences(n: int, seed: int = 0, length_bias: float = 0.0) -> list[PreferencePair]:
     """``n`` preference pairs labelled by simulated annotators (lesson 05).
 
-    The true quality of a response is (#helpful − #unhelpful phrases); lengths vary through
-    neutral filler and are independent of quality. An annotator prefers the better response,
-    except that with probability ``length_bias`` they simply prefer the longer one.
+    The true quality of a response is (#helpful − #unhelpful phrases); lengths vary mostly through
+    neutral filler (helpful phrases are a word longer on average, so quality and length correlate
+    weakly, about +0.2). An annotator prefers the better response, except that with probability
+    ``length_bias`` they simply prefer the longer one.
 
     >>> pairs = synthetic_preferences(3, seed=0)
     >>> len(pairs), quality(pairs[0].chosen) > quality(pairs[0].rejected)

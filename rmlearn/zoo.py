@@ -21,15 +21,19 @@ def course_data(n_pairs: int = 500, length_bias: float = 0.0, seed: int = 0):
     return train + support_pairs() * SUPPORT_REPEATS, test
 
 
-@lru_cache(maxsize=8)
 def trained_reward_model(
     length_bias: float = 0.0, seed: int = 0, pooling: str = "eos", n_pairs: int = 500
 ) -> RewardModel:
     """The tiny reward model trained on ``course_data`` (about 4 s on 2 CPU cores), cached.
 
-    The returned model is shared between callers: do not train it further; copy it first
-    (``copy.deepcopy``).
+    The same settings give the same (shared) model however they are passed. Do not train it
+    further; copy it first (``copy.deepcopy``).
     """
+    return _trained(float(length_bias), int(seed), str(pooling), int(n_pairs))
+
+
+@lru_cache(maxsize=8)
+def _trained(length_bias: float, seed: int, pooling: str, n_pairs: int) -> RewardModel:
     model = RewardModel(tiny_backbone(seed=seed), pooling=pooling, seed=seed)
     train, _ = course_data(n_pairs, length_bias, seed)
     train_reward_model(model, course_tokenizer(), train, seed=seed, progress=False)

@@ -7,7 +7,6 @@ and measures it through the library (``evaluate``, ``length_probe``, ``RewardMod
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
@@ -72,11 +71,7 @@ def length_bias_report(length_bias: float, seed: int = 0, n_pairs: int = 500, n_
     from ..zoo import course_data, trained_reward_model
 
     bias = snap_bias(length_bias)
-    # lru_cache keys on how arguments are passed: pass only what differs from the defaults, so a
-    # lesson's `trained_reward_model(length_bias=0.9)` and this call share one trained model
-    defaults = inspect.signature(trained_reward_model).parameters
-    extra = {k: v for k, v in (("seed", seed), ("n_pairs", n_pairs)) if v != defaults[k].default}
-    model = trained_reward_model(length_bias=bias, **extra)
+    model = trained_reward_model(length_bias=bias, seed=seed, n_pairs=n_pairs)  # shared with the lesson
     tokenizer = course_tokenizer()
     _, test = course_data(n_pairs, bias, seed)
     probe = length_probe(n_probe, seed=seed + 1)
