@@ -44,10 +44,13 @@ def test_report_numbers_are_the_library_metrics():
 
 
 def test_report_reuses_the_model_a_lesson_trained():
-    trained_reward_model(length_bias=0.9, n_pairs=N_PAIRS)
-    misses = trained_reward_model.cache_info().misses
-    length_bias_report(0.87, n_pairs=N_PAIRS, n_probe=10)
-    assert trained_reward_model.cache_info().misses == misses
+    from rmlearn.zoo import _trained
+
+    lesson_model = trained_reward_model(length_bias=0.9, n_pairs=N_PAIRS)
+    misses = _trained.cache_info().misses
+    length_bias_report(0.87, n_pairs=N_PAIRS, n_probe=10)  # snaps to 0.9: the same model
+    assert _trained.cache_info().misses == misses
+    assert trained_reward_model(0.9, 0, "eos", N_PAIRS) is lesson_model
 
 
 def test_a_strong_bias_makes_the_model_prefer_longer_answers():
