@@ -11,9 +11,23 @@ from typing import Any
 import torch
 
 
+def _show_figures_in_notebooks(figure_class: type) -> None:
+    """Let a notebook display a returned Figure as a picture even without ``%matplotlib inline``
+    (a Figure made without pyplot has no display hook of its own)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        png = shell.display_formatter.formatters["image/png"]
+        png.for_type(figure_class, lambda fig: figure_png(fig, dpi=100))
+
+
 def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
     from matplotlib.figure import Figure
 
+    _show_figures_in_notebooks(Figure)
     fig = Figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(1, ncols)
     return fig, axes

@@ -1,0 +1,28 @@
+"""rmlearn.plots: figures carry the library's numbers and display as pictures in a notebook."""
+
+import torch
+from torch.testing import assert_close
+
+from rmlearn import History, pairwise_loss
+from rmlearn.plots import plot_history, plot_pairwise_loss
+
+
+def test_pairwise_loss_plot_draws_the_library_loss():
+    fig = plot_pairwise_loss(margin=1.0)
+    line = fig.axes[0].lines[0]
+    gaps, drawn = torch.tensor(line.get_xdata()), torch.tensor(line.get_ydata())
+    assert_close(drawn, pairwise_loss(gaps, torch.zeros_like(gaps), 1.0, reduction="none"))
+
+
+def test_history_plot_has_loss_and_accuracy_panels():
+    fig = plot_history(History(loss=[0.7, 0.5, 0.4, 0.3, 0.2, 0.1], accuracy=[0.5] * 6, epoch=[0] * 6))
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "accuracy"]
+    assert list(fig.axes[0].lines[0].get_ydata()) == [0.7, 0.5, 0.4, 0.3, 0.2, 0.1]
+
+
+def test_figures_display_as_png_in_ipython_without_matplotlib_inline():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    data, _ = shell.display_formatter.format(plot_pairwise_loss())
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
