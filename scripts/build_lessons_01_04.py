@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from mark_slides import mark_slides
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 def build(path: Path, cells: list) -> None:
@@ -31,7 +32,7 @@ def build(path: Path, cells: list) -> None:
     for i, cell in enumerate(nb.cells):
         cell.id = f"c{i:02d}"
     nbformat.validate(nb)
-    nbformat.write(nb, path)
+    nbformat.write(mark_slides(nb), path)
 
 
 def quiz_cell(questions: list) -> tuple[str, str]:
@@ -959,7 +960,11 @@ NOTEBOOKS = {
 }
 
 
-if __name__ == "__main__":
+def main() -> None:
     for name, cells in NOTEBOOKS.items():
         build(LESSONS / name, cells())
         print("wrote", LESSONS / name)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from mark_slides import mark_slides
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 
@@ -21,6 +22,8 @@ def notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
     })
     nb.cells = [new_markdown_cell(text.strip()) if kind == "md" else new_code_cell(text.strip())
                 for kind, text in cells]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"c{i:02d}"  # stable ids: a rebuild changes only what changed
     return nb
 
 
@@ -874,7 +877,7 @@ def main() -> None:
     for name, cells in (("05_learning_the_wrong_thing", LESSON_05), ("06_segment_scores", LESSON_06),
                         ("07_the_critic", LESSON_07)):
         path = LESSONS / f"{name}.ipynb"
-        nbformat.write(notebook(cells), path)
+        nbformat.write(mark_slides(notebook(cells)), path)
         print("wrote", path)
 
 

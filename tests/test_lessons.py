@@ -45,3 +45,31 @@ def test_lesson_executes_headless(path, tmp_path):
     assert seconds < LESSON_BUDGET_S
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_has_slides_and_ends_with_a_quiz_and_its_exercise(path):
+    nb = nbformat.read(path, as_version=4)
+    slides = [c for c in nb.cells if c.metadata.get("slideshow", {}).get("slide_type") == "slide"]
+    assert len(slides) >= 4, "mark slides with scripts/mark_slides.py (for voila --template=reveal)"
+    text = "\n".join(c.source for c in nb.cells)
+    assert "quiz(" in text and "Question(" in text
+    assert any(f"ps{n}_" in text for n in range(1, 5)), "point to the matching nbgrader exercise"
+
+
+def test_lessons_are_what_the_build_scripts_make(tmp_path, monkeypatch):
+    """The notebooks are generated; an edit made only in a notebook would be lost on rebuild."""
+    import importlib.util
+    import sys
+
+    scripts = Path(__file__).parents[1] / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    for name in ("build_lessons_01_04", "build_lessons_05_07"):
+        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setattr(module, "LESSONS", tmp_path)
+        module.main()
+    sys.modules.pop("mark_slides", None)
+    for path in LESSONS:
+        assert nbformat.read(tmp_path / path.name, as_version=4) == nbformat.read(path, as_version=4), path.name
