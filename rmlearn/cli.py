@@ -114,7 +114,10 @@ def _lessons(args: argparse.Namespace) -> None:
 def _course(args: argparse.Namespace) -> None:
     from .course import init_course, next_steps
 
-    directory = init_course(Path(args.directory), force=args.force)
+    try:
+        directory = init_course(Path(args.directory), force=args.force)
+    except FileExistsError as err:
+        raise FileExistsError(f"{err} (on the command line: --force)") from None
     print(next_steps(directory))
 
 
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         args.run(args)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (DataError, FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
         print(f"rmlearn: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

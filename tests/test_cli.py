@@ -71,3 +71,13 @@ def test_demo_trains_and_prints_scores(tmp_path):
     assert "prefers the fuller answer" in result.stdout
     assert (tmp_path / "training.png").stat().st_size > 1000
     assert "reward model: 100%" in result.stderr  # the tqdm progress bar ran to the end
+
+
+def test_course_init_writes_a_course_and_refuses_to_overwrite(tmp_path, capsys):
+    main(["course", "init", str(tmp_path / "course")])
+    assert "nbgrader generate_assignment" in capsys.readouterr().out
+    assert (tmp_path / "course" / "nbgrader_config.py").exists()
+    assert len(list((tmp_path / "course" / "source").glob("ps*/ps*.ipynb"))) == 4
+    with pytest.raises(SystemExit) as exit_info:
+        main(["course", "init", str(tmp_path / "course")])
+    assert exit_info.value.code == 2 and "--force" in capsys.readouterr().err
