@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
 import statistics
 import time
@@ -60,7 +61,7 @@ def _steps(model, optimizer, batches, position_ids: bool = True) -> None:
 def threads(repeats: int = 5) -> dict:
     """Seconds for 10 training steps with torch's default thread count vs one thread."""
     batches, default = _batches(), torch.get_num_threads()
-    result = {"default_threads": default}
+    result = {"default_threads": default, "load_avg_before": os.getloadavg()[0]}
     times: dict[str, list[float]] = {"default": [], "one": []}
     model = common.reward_model()
     optimizer = torch.optim.AdamW(model.parameters(), lr=common.LR, foreach=True)
@@ -127,6 +128,33 @@ def position_ids(repeats: int = 5) -> dict:
     return {f"{k}_s": statistics.median(v) for k, v in times.items()}
 
 
+def activation(repeats: int = 5) -> dict:
+    """Seconds for 10 steps (one thread) with the tiny backbone's ``gelu_new`` (a Python formula) vs
+    ``gelu_pytorch_tanh`` (the same function in one kernel), and the largest reward difference."""
+    from rmlearn import RewardModel, tiny_backbone
+
+    batches, before = _batches(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    times: dict[str, list[float]] = {"gelu_new": [], "gelu_pytorch_tanh": []}
+    rewards = {}
+    try:
+        setups = {}
+        for act in times:
+            model = RewardModel(tiny_backbone(seed=common.SEED, activation_function=act), seed=common.SEED)
+            with torch.no_grad():
+                rewards[act] = model(*batches[0])  # (2B,)
+            setups[act] = (model, torch.optim.AdamW(model.parameters(), lr=common.LR, foreach=True))
+            _steps(*setups[act], batches[:1])
+        for _ in range(repeats):
+            for act, (model, opt) in setups.items():
+                times[act].append(_median_time(lambda m=model, o=opt: _steps(m, o, batches), 1))
+    finally:
+        torch.set_num_threads(before)
+    out = {f"{k}_s": statistics.median(v) for k, v in times.items()}
+    out["max_abs_reward_diff"] = (rewards["gelu_new"] - rewards["gelu_pytorch_tanh"]).abs().max().item()
+    return out
+
+
 def profile_steps(top: int = 12) -> str:
     """cProfile of ``train_reward_model`` on 320 pairs (20 steps): the top functions by own time."""
     from rmlearn import course_tokenizer, train_reward_model
@@ -144,9 +172,14 @@ def profile_steps(top: int = 12) -> str:
 
 
 def bench(log=print) -> dict:
-    result = {}
+    from benchmarks.busy import busy_machine
+
+    with busy_machine() as n:
+        result = {"threads_busy": threads(repeats=3)}
+        result["threads_busy"]["spinning_processes"] = n
+    log("  threads, busy machine: " + ", ".join(f"{k}={v:.4g}" for k, v in result["threads_busy"].items()))
     for name, fn in (("threads", threads), ("tokenization", tokenization), ("optimizer", optimizer),
-                     ("position_ids", position_ids)):
+                     ("position_ids", position_ids), ("activation", activation)):
         result[name] = fn()
         log(f"  {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in result[name].items()))
     result["cprofile"] = profile_steps()

@@ -1,7 +1,12 @@
 """Run the benchmarks and write ``docs/benchmarks.md`` and ``docs/benchmarks.png``.
 
-    python -m benchmarks                       # everything (a few minutes on 2 cores)
+    python -m benchmarks                       # everything (about 10 minutes on 2 idle cores)
     python -m benchmarks --parts train score   # only some parts; the others keep their last results
+
+Parts: ``train`` (rmlearn vs TRL RewardTrainer: pairs/s, peak RSS, first-step loss), ``train_busy``
+(the same with one spinning process per core), ``score`` (RewardModel.score vs transformers),
+``startup`` (``import rmlearn``, ``rmlearn demo``), ``course`` (each lesson executed; autograde via
+``bench_autograde.py``), ``profile`` (where a training step's time goes; what each speed-up buys).
 
 Results of each part are kept in ``benchmarks/results.json`` with the time they were measured, so
 the report always shows every part and says when each was measured.
@@ -20,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results.json"
 DOC, PLOT = ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "benchmarks.png"
-PARTS = ("train", "score", "startup", "course", "profile")
+PARTS = ("train", "train_busy", "score", "startup", "course", "profile")
 
 
 def machine() -> str:
@@ -46,6 +51,11 @@ def run(parts: list[str], repeats: int) -> dict:
         if part == "train":
             from benchmarks import bench_train as mod
             out = mod.bench(repeats=repeats)
+        elif part == "train_busy":  # the same, while one spinning process per core competes for the CPU
+            from benchmarks import bench_train as mod
+            from benchmarks.busy import busy_machine
+            with busy_machine():
+                out = mod.bench(repeats=3)
         elif part == "score":
             from benchmarks import bench_score as mod
             out = mod.bench()
@@ -58,7 +68,7 @@ def run(parts: list[str], repeats: int) -> dict:
         else:
             from benchmarks import profile_train as mod
             out = mod.bench()
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # the last minute
         results[part] = {"measured": datetime.datetime.now().isoformat(timespec="seconds"), "load_avg_1min": load,
                          "result": out}
         RESULTS.write_text(json.dumps(results, indent=1))

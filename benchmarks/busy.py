@@ -1,0 +1,25 @@
+"""A reproducible busy machine: one spinning Python process per CPU core, stopped afterwards.
+
+Shared lab servers, CI runners and laptops running a browser rarely give a process every core;
+``with busy_machine():`` recreates that on purpose so the thread-count effect can be measured.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def busy_machine(n: int | None = None) -> Iterator[int]:
+    n = os.cpu_count() or 2 if n is None else n
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield n
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
