@@ -111,5 +111,13 @@ def test_three_training_steps_match_trl(pairs, tokenizer):
     assert_close(torch.tensor(history.loss), torch.tensor(trl_losses), atol=1e-4, rtol=0)
     assert history.loss[0] > history.loss[1]  # it really trained
     assert_close(model.head.weight, classifier.score.weight, atol=1e-4, rtol=0)
+    initial = common.reward_model().backbone.ln_f.bias
     for (name, ours), theirs in zip(model.backbone.named_parameters(), classifier.transformer.parameters(), strict=True):
+        if name == "ln_f.bias":
+            # Its true gradient is 0: it shifts every reward equally and the loss sees only r_c − r_r.
+            # rmlearn gets exactly 0 and leaves it alone; in TRL round-off can leave ~1e-9, which
+            # AdamW (dividing by √v) turns into a step of up to lr. Both are right up to that.
+            assert torch.equal(ours, initial)
+            assert (theirs - initial).abs().max() <= 3 * common.LR + 1e-6
+            continue
         assert_close(ours, theirs, atol=1e-4, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
