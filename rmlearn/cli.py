@@ -69,7 +69,15 @@ def _load_tokenizer(directory: Path | None, backbone: str | None):
 
 
 def _train(args: argparse.Namespace) -> None:
-    from . import RewardModel, evaluate, load_backbone, load_preferences, split, tiny_backbone, train_reward_model
+    from . import (
+        RewardModel,
+        evaluate,
+        load_backbone,
+        load_preferences,
+        split,
+        tiny_backbone,
+        train_reward_model,
+    )
     from .plots import plot_history
 
     data = load_preferences(args.data)

@@ -19,7 +19,13 @@ import torch
 
 from .data import Example, PreferencePair, RankedExample, as_pairs
 from .inputs import SEPARATOR, encode_many, pad_batch, special_ids
-from .losses import centering_penalty, listwise_pairwise_loss, pairwise_loss, plackett_luce_loss, segment_regression_loss
+from .losses import (
+    centering_penalty,
+    listwise_pairwise_loss,
+    pairwise_loss,
+    plackett_luce_loss,
+    segment_regression_loss,
+)
 from .models import RewardModel, ValueModel, cpu_threads_for
 
 LOSSES = ("pairwise", "listwise", "plackett_luce")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from mark_slides import mark_slides
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 

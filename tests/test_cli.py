@@ -65,7 +65,7 @@ def test_demo_trains_and_prints_scores(tmp_path):
     result = subprocess.run([sys.executable, "-m", "rmlearn.cli", "demo", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    line = next(l for l in result.stdout.splitlines() if l.startswith("Held-out pairs ranked correctly"))
+    line = next(x for x in result.stdout.splitlines() if x.startswith("Held-out pairs ranked correctly"))
     accuracy = float(line.split(":")[1].split("%")[0]) / 100
     assert accuracy >= 0.95
     assert "prefers the fuller answer" in result.stdout

@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from rmlearn import DataError, PreferencePair, RankedExample, load_preferences, support_pairs, synthetic_preferences
+from rmlearn import (
+    DataError,
+    PreferencePair,
+    RankedExample,
+    load_preferences,
+    support_pairs,
+    synthetic_preferences,
+)
 from rmlearn.data import length_probe, quality, split
 
 

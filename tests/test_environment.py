@@ -21,7 +21,7 @@ def _jupyter(*args: str) -> str:
 def test_lab_extensions_for_widgets_nbgrader_and_voila_are_enabled_and_ok():
     listing = _jupyter("labextension", "list")
     for name in ("@jupyter-widgets/jupyterlab-manager", "@jupyter/nbgrader", "@voila-dashboards/jupyterlab-preview"):
-        line = next((l for l in listing.splitlines() if name in l), "")
+        line = next((x for x in listing.splitlines() if name in x), "")
         assert "enabled" in line and "OK" in line, f"{name} not enabled/OK:\n{listing}"
 
 

@@ -9,7 +9,15 @@ import torch
 from torch.testing import assert_close
 from transformers import GPT2ForSequenceClassification
 
-from rmlearn import PASSWORD_RESET, RewardModel, ValueModel, course_tokenizer, load_backbone, support_pairs, tiny_backbone
+from rmlearn import (
+    PASSWORD_RESET,
+    RewardModel,
+    ValueModel,
+    course_tokenizer,
+    load_backbone,
+    support_pairs,
+    tiny_backbone,
+)
 from rmlearn.inputs import encode_batch
 
 
