@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -112,9 +113,12 @@ def _score(args: argparse.Namespace) -> None:
 
 def _lessons(args: argparse.Namespace) -> None:
     lessons = _course_path("lessons")
-    command = [sys.executable, "-m", "jupyter", "lab", str(lessons)]
+    extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
+    command = [sys.executable, "-m", "jupyter", "lab", str(lessons), *extra]
     if args.no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # e.g. a container: Jupyter refuses root otherwise
+        command.append("--allow-root")
     print("Opening", lessons, "in JupyterLab (Ctrl+C to stop)")
     raise SystemExit(subprocess.call(command))
 
@@ -163,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
 
     lessons = commands.add_parser("lessons", help="open the course lessons in JupyterLab")
     lessons.add_argument("--no-browser", action="store_true")
+    lessons.add_argument("jupyter_args", nargs=argparse.REMAINDER,
+                         help="passed on to `jupyter lab` (after --), e.g. -- --port=8890")
     lessons.set_defaults(run=_lessons)
 
     course = commands.add_parser("course", help="instructor tools")

@@ -81,3 +81,35 @@ def test_course_init_writes_a_course_and_refuses_to_overwrite(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["course", "init", str(tmp_path / "course")])
     assert exit_info.value.code == 2 and "--force" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lessons_command_serves_the_lessons_in_jupyterlab():
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rmlearn.cli", "lessons", "--no-browser", "--", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=rmlearn-test"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, names = time.monotonic() + 90, None
+        while names is None and time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{port}/api/contents?token=rmlearn-test"
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    names = sorted(item["name"] for item in json.load(response)["content"])
+            except OSError:
+                assert server.poll() is None, "jupyter lab exited"
+                time.sleep(0.5)
+        assert names is not None, "JupyterLab did not answer within 90 s"
+        assert [n for n in names if n.endswith(".ipynb")][:2] == ["01_text_to_one_number.ipynb",
+                                                                   "02_which_hidden_state.ipynb"]
+        assert len([n for n in names if n.endswith(".ipynb")]) == 7
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
