@@ -6,7 +6,15 @@ Run nbgrader from this folder (or pass --CourseDirectory.root=<this folder>):
 See docs/instructor.md for the whole workflow.
 """
 
+import os
+import sys
+
 c = get_config()  # noqa: F821  (injected by nbgrader)
+
+# nbgrader upgrades its gradebook by running the `alembic` command found on PATH. When nbgrader is
+# started as .venv/bin/nbgrader without activating the environment, alembic is not on PATH and
+# every command that opens the gradebook fails: put this Python's own bin/ folder first.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 c.CourseDirectory.course_id = "rmlearn"
 
