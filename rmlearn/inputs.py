@@ -52,14 +52,7 @@ def encode(tokenizer: Any, prompt: str, response: str, max_length: int | None = 
     When longer than ``max_length``, tokens are dropped from the *start* (the prompt side), so the
     end of the response and the EOS, which the reward is read from, always survive.
     """
-    eos, _ = special_ids(tokenizer)
-    ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    ids = ids + tokenizer(SEPARATOR + response, add_special_tokens=False)["input_ids"]
-    if max_length is not None:
-        if max_length < 2:
-            raise ValueError(f"max_length must be at least 2, got {max_length}")
-        ids = ids[-(max_length - 1):]
-    return ids + [eos]
+    return encode_many(tokenizer, [prompt], [response], max_length)[0]
 
 
 def encode_many(

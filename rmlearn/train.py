@@ -153,7 +153,7 @@ def train_reward_model(
     cfg = TrainConfig(**config)
     if cfg.loss != "pairwise" and cfg.margin:
         raise ValueError("margin is defined for the pairwise loss only")
-    special_ids(tokenizer)
+    _, pad = special_ids(tokenizer)
     max_length = cfg.max_length or model.max_length
     groups = _groups(data, cfg.loss)
     prompts = [prompt for prompt, responses in groups for _ in responses]
@@ -164,7 +164,6 @@ def train_reward_model(
         at += len(responses)
     lengths = [max(len(s) for s in seqs) for seqs in encoded]
     sizes = [len(seqs) for seqs in encoded]
-    _, pad = special_ids(tokenizer)
     device = next(model.parameters()).device
 
     rng = random.Random(cfg.seed)
