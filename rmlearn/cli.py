@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -119,8 +118,8 @@ def _lessons(args: argparse.Namespace) -> None:
         command.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # e.g. a container: Jupyter refuses root otherwise
         command.append("--allow-root")
-    print("Opening", lessons, "in JupyterLab (Ctrl+C to stop)")
-    raise SystemExit(subprocess.call(command))
+    print("Opening", lessons, "in JupyterLab (Ctrl+C to stop)", flush=True)
+    os.execv(sys.executable, command)  # become JupyterLab: no child process to leave behind
 
 
 def _course(args: argparse.Namespace) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -95,7 +97,7 @@ def test_lessons_command_serves_the_lessons_in_jupyterlab():
     server = subprocess.Popen(
         [sys.executable, "-m", "rmlearn.cli", "lessons", "--no-browser", "--", f"--port={port}",
          "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=rmlearn-test"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline, names = time.monotonic() + 90, None
         while names is None and time.monotonic() < deadline:
@@ -111,5 +113,5 @@ def test_lessons_command_serves_the_lessons_in_jupyterlab():
                                                                    "02_which_hidden_state.ipynb"]
         assert len([n for n in names if n.endswith(".ipynb")]) == 7
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the server and anything it started
         server.wait(timeout=30)
