@@ -17,15 +17,6 @@ import time
 from pathlib import Path
 
 
-def _course_path(name: str) -> Path:
-    """``lessons`` or ``exercises``: shipped inside the wheel, or beside the package in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_course" / name, here.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"cannot find the course's {name}/ folder (looked beside {here})")
-
-
 def _demo(args: argparse.Namespace) -> None:
     from . import PASSWORD_RESET, RewardModel, course_tokenizer, evaluate, tiny_backbone, train_reward_model
     from .plots import plot_history
@@ -111,7 +102,9 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _lessons(args: argparse.Namespace) -> None:
-    lessons = _course_path("lessons")
+    from .course import course_path
+
+    lessons = course_path("lessons")
     extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
     command = [sys.executable, "-m", "jupyter", "lab", str(lessons), *extra]
     if args.no_browser:

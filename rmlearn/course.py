@@ -20,16 +20,26 @@ ASSIGNMENTS = ("ps1_reward_scores", "ps2_preference_training", "ps3_bias_and_seg
 CONFIG_NAME = "nbgrader_config.py"
 
 
-def exercises_dir() -> Path:
-    """Where the shipped course lives: inside the wheel, or the repository's ``exercises/``."""
+def course_path(name: str) -> Path:
+    """A shipped course folder (``lessons`` or ``exercises``): inside the wheel, or beside the
+    package in a checkout (editable install)."""
     package = Path(__file__).resolve().parent
-    for candidate in (package / "_course" / "exercises", package.parent / "exercises"):
-        if (candidate / CONFIG_NAME).is_file() and (candidate / "source").is_dir():
+    candidates = (package / "_course" / name, package.parent / name)
+    for candidate in candidates:
+        if candidate.is_dir():
             return candidate
     raise FileNotFoundError(
-        f"the rmlearn exercises are missing: looked in {package / '_course' / 'exercises'} and "
-        f"{package.parent / 'exercises'}; reinstall rmlearn"
+        f"the course's {name}/ folder is missing: looked in {candidates[0]} and {candidates[1]}; "
+        "reinstall rmlearn"
     )
+
+
+def exercises_dir() -> Path:
+    """Where the shipped nbgrader course lives (``course_path("exercises")``), checked complete."""
+    found = course_path("exercises")
+    if not ((found / CONFIG_NAME).is_file() and (found / "source").is_dir()):
+        raise FileNotFoundError(f"{found} lacks {CONFIG_NAME} or source/; reinstall rmlearn")
+    return found
 
 
 def init_course(directory: str | Path, force: bool = False) -> Path:

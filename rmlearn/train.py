@@ -24,6 +24,7 @@ from .losses import (
     listwise_pairwise_loss,
     pairwise_loss,
     plackett_luce_loss,
+    ranking_to_pairs,
     segment_regression_loss,
 )
 from .models import RewardModel, ValueModel, cpu_threads_for
@@ -112,8 +113,7 @@ def _batches(lengths: list[int], sizes: list[int], batch_size: int, rng: random.
 
 def _group_loss(scores: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss and accuracy for scores (B, K) ordered best → worst."""
-    k = scores.shape[1]
-    better, worse = zip(*[(i, j) for i in range(k) for j in range(i + 1, k)])
+    better, worse = zip(*ranking_to_pairs(range(scores.shape[1])))
     r_better, r_worse = scores[:, list(better)], scores[:, list(worse)]  # (B, K(K-1)/2)
     if cfg.loss == "plackett_luce":
         loss = plackett_luce_loss(scores)
