@@ -91,14 +91,100 @@ def load_backbone(name_or_path: str | Path, **kwargs: Any) -> PreTrainedModel:
     """Load any Hugging Face decoder (a local directory or a hub id) as a bare backbone.
 
     ``AutoModel`` keeps only the decoder stack, so a causal-LM checkpoint (with its LM head) or a
-    sequence-classification checkpoint both load here. Set ``HF_HUB_OFFLINE=1`` to forbid network
-    access; a local directory never needs it.
+    sequence-classification checkpoint both load here (their heads are left out quietly; a
+    decoder weight missing from the checkpoint is warned about). ``kwargs`` go to
+    ``AutoModel.from_pretrained`` (``dtype``, ``device_map``, …). Set ``HF_HUB_OFFLINE=1`` to
+    forbid network access; a local directory never needs it.
     """
+    import warnings
+
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
     path = Path(name_or_path).expanduser()
     looks_local = str(name_or_path).startswith(("/", ".", "~")) or len(path.parts) > 2
     if looks_local and not path.is_dir():
         raise FileNotFoundError(f"no model directory at {path} (a hub id looks like 'org/name')")
     name_or_path = path if path.is_dir() else name_or_path
-    return AutoModel.from_pretrained(str(name_or_path), **kwargs).eval()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "weights not used: score.weight" is expected here
+    try:
+        model, info = AutoModel.from_pretrained(str(name_or_path), output_loading_info=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if info.get("missing_keys"):
+        missing = sorted(info["missing_keys"])
+        warnings.warn(f"{name_or_path}: {len(missing)} decoder weights are not in the checkpoint and were "
+                      f"initialised at random: {missing[:5]}", stacklevel=2)
+    return model.eval()
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def load_tokenizer(name_or_path: str | Path) -> Any:
+    """The tokenizer saved with a model (``save_pretrained(dir, tokenizer=tok)``), or a hub id's.
+
+    Raises ``FileNotFoundError`` for a folder without one, rather than fall back on another
+    tokenizer whose ids would mean different words to the model.
+    """
+    from transformers import AutoTokenizer
+
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not any((path / name).exists() for name in TOKENIZER_FILES):
+            raise FileNotFoundError(
+                f"{path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the model with "
+                "save_pretrained(dir, tokenizer=tok) or name the tokenizer to use"
+            )
+        name_or_path = path
+    return AutoTokenizer.from_pretrained(str(name_or_path))
+
+
+def appends_eos(tokenizer: Any) -> bool:
+    """Whether ``tokenizer(text)`` ends with EOS (a post-processor adds it), as a pipeline needs."""
+    ids = tokenizer("a b", add_special_tokens=True)["input_ids"]
+    return bool(ids) and ids[-1] == tokenizer.eos_token_id
+
+
+def save_tokenizer_appending_eos(tokenizer: Any, directory: str | Path) -> None:
+    """Save a copy of ``tokenizer`` to ``directory`` whose ``tokenizer(text)`` ends with EOS.
+
+    Then transformers' pipeline builds ``[BOS?] prompt \\n response EOS`` as rmlearn does, and the
+    reward is read at the same token. The tokenizer given is left unchanged. Warns when it cannot
+    be done (a tokenizer without the ``tokenizers`` backend).
+    """
+    import copy
+    import warnings
+
+    from .inputs import special_prefix
+
+    tok = copy.deepcopy(tokenizer)
+    if not appends_eos(tok):
+        prefix = special_prefix(tok)
+        try:
+            tok.add_bos_token = bool(prefix) and prefix == [tok.bos_token_id]
+            tok.add_eos_token = True  # transformers rebuilds its TemplateProcessing: [BOS] $A EOS
+        except (AttributeError, TypeError, ValueError):
+            pass
+        if not appends_eos(tok) or special_prefix(tok) != prefix:
+            _template_appending_eos(tok, prefix)
+    tok.save_pretrained(directory)
+    if tok.eos_token_id is None or not appends_eos(load_tokenizer(directory)):
+        warnings.warn(f"the tokenizer saved in {directory} does not append EOS; transformers' pipeline "
+                      "will read the reward at the last text token instead of EOS", stacklevel=3)
+
+
+def _template_appending_eos(tok: Any, prefix: list[int]) -> None:
+    """Set a ``tokenizers`` post-processor: ``prefix $A EOS`` (single), ``prefix $A EOS $B EOS`` (pair)."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None or tok.eos_token is None:
+        return
+    from tokenizers import processors
+
+    head = [tok.convert_ids_to_tokens(i) for i in prefix]
+    specials = {t: i for t, i in zip(head, prefix)} | {tok.eos_token: tok.eos_token_id}
+    single = " ".join([*head, "$A:0", tok.eos_token])
+    backend.post_processor = processors.TemplateProcessing(
+        single=single, pair=f"{single} $B:1 {tok.eos_token}:1", special_tokens=list(specials.items())
+    )

@@ -19,10 +19,12 @@ _warned_pad_eos: set[int] = set()
 def special_ids(tokenizer: Any) -> tuple[int, int]:
     """``(eos_id, pad_id)`` of a tokenizer, rejecting one that cannot mark the end of a response.
 
-    A tokenizer whose PAD equals EOS (common for GPT-2 checkpoints) is handled: rmlearn builds the
-    attention mask from sequence lengths, never by comparing ids with PAD, so the appended EOS is
-    still the token that is scored. A warning says so once, because ``transformers``' own
-    ``*ForSequenceClassification`` heads *would* skip that EOS and score the token before it.
+    rmlearn builds the attention mask from sequence lengths, never by comparing ids with PAD, so
+    any id can fill padding. A tokenizer without PAD pads with EOS, and one whose PAD equals EOS
+    (common for GPT-2 checkpoints) is used as it is: the appended EOS is still the token that is
+    scored. A warning says so once per tokenizer, because ``transformers``' own
+    ``*ForSequenceClassification`` heads find the last token by comparing ids with PAD, and
+    *would* skip that EOS.
     """
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is None:
@@ -30,27 +32,39 @@ def special_ids(tokenizer: Any) -> tuple[int, int]:
             "the tokenizer has no EOS token; set tokenizer.eos_token (the reward is read at EOS)"
         )
     pad = getattr(tokenizer, "pad_token_id", None)
-    if pad is None:
-        raise ValueError(
-            "the tokenizer has no PAD token; add a distinct one, e.g. "
-            "tokenizer.add_special_tokens({'pad_token': '<|pad|>'}), and resize the embeddings"
-        )
-    if pad == eos and id(tokenizer) not in _warned_pad_eos:
+    if (pad is None or pad == eos) and id(tokenizer) not in _warned_pad_eos:
         _warned_pad_eos.add(id(tokenizer))
+        what = "has no PAD token, so rmlearn pads with EOS" if pad is None else "PAD and EOS are the same token"
         warnings.warn(
-            f"PAD and EOS are the same token (id {eos}). rmlearn marks real tokens by length, so "
-            "the appended EOS is still scored; models that find padding by comparing ids with PAD "
+            f"the tokenizer {what} (id {eos}). rmlearn marks real tokens by length, so the appended "
+            "EOS is still scored; models that find padding by comparing ids with PAD "
             "(e.g. GPT2ForSequenceClassification) would score the token before EOS instead.",
             stacklevel=3,
         )
-    return eos, pad
+    return eos, eos if pad is None else pad
+
+
+def special_prefix(tokenizer: Any) -> list[int]:
+    """The special ids a tokenizer puts *before* a text, e.g. ``[BOS]`` for Llama-style ones.
+
+    Whatever its post-processor appends (an EOS, a SEP) is left out: rmlearn appends EOS once,
+    at the end of the response.
+    """
+    plain = tokenizer("a b", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a b", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return list(full[:start])
+    return []
 
 
 def encode(tokenizer: Any, prompt: str, response: str, max_length: int | None = None) -> list[int]:
-    """Token ids of ``[prompt ; SEPARATOR + response ; EOS]``.
+    """Token ids of ``[BOS? ; prompt ; SEPARATOR + response ; EOS]``.
 
-    When longer than ``max_length``, tokens are dropped from the *start* (the prompt side), so the
-    end of the response and the EOS, which the reward is read from, always survive.
+    The tokenizer's own leading special tokens (BOS) are kept; EOS is appended once, after the
+    response, even by a tokenizer that appends one itself. When longer than ``max_length``,
+    tokens are dropped from the *start* of the prompt (after BOS), so the end of the response and
+    the EOS, which the reward is read from, always survive.
     """
     return encode_many(tokenizer, [prompt], [response], max_length)[0]
 
@@ -65,13 +79,14 @@ def encode_many(
     if not responses:
         return []
     eos, _ = special_ids(tokenizer)
-    if max_length is not None and max_length < 2:
-        raise ValueError(f"max_length must be at least 2, got {max_length}")
+    prefix = special_prefix(tokenizer)
+    if max_length is not None and max_length < len(prefix) + 2:
+        raise ValueError(f"max_length must be at least {len(prefix) + 2}, got {max_length}")
     distinct = list(dict.fromkeys(prompts))
-    prompt_ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=True)["input_ids"], strict=True))
+    prompt_ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=False)["input_ids"], strict=True))
     response_ids = tokenizer([SEPARATOR + r for r in responses], add_special_tokens=False)["input_ids"]
-    keep = -(max_length - 1) if max_length is not None else 0  # drop from the start, keep EOS
-    return [(prompt_ids[p] + r)[keep:] + [eos] for p, r in zip(prompts, response_ids, strict=True)]
+    keep = -(max_length - len(prefix) - 1) if max_length is not None else 0  # drop from the start
+    return [prefix + (prompt_ids[p] + r)[keep:] + [eos] for p, r in zip(prompts, response_ids, strict=True)]
 
 
 def pad_batch(

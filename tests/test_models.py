@@ -131,11 +131,16 @@ def test_pad_equal_to_eos_still_scores_the_eos_token(reward_model, tokenizer):
     assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_tokenizer_without_pad_is_rejected_with_a_clear_message(reward_model):
+def test_tokenizer_without_pad_pads_with_eos_and_says_so(reward_model, tokenizer):
     tok = course_tokenizer()
     tok.pad_token = None
-    with pytest.raises(ValueError, match="no PAD token"):
-        reward_model.score("hi", "hello", tok)
+    pairs = support_pairs()[:4]
+    prompts, responses = [p.prompt for p in pairs], [p.chosen for p in pairs]
+    with pytest.warns(UserWarning, match="no PAD token, so rmlearn pads with EOS"):
+        ids, mask = encode_batch(tok, prompts, responses)
+    assert (ids[mask == 0] == tok.eos_token_id).all() and (mask == 0).any()
+    assert_close(reward_model.score(prompts, responses, tok), reward_model.score(prompts, responses, tokenizer),
+                 atol=1e-5, rtol=1e-5)
 
 
 def test_unknown_pooling_is_rejected():
@@ -169,7 +174,7 @@ def test_from_pretrained_rejects_the_wrong_kind(tmp_path):
     ValueModel(tiny_backbone()).save_pretrained(tmp_path / "vm")
     with pytest.raises(ValueError, match="holds a ValueModel"):
         RewardModel.from_pretrained(tmp_path / "vm")
-    with pytest.raises(FileNotFoundError, match="rmlearn_config.json"):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
         RewardModel.from_pretrained(tmp_path)
 
 
