@@ -16,7 +16,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "backbone": ["tiny_backbone", "course_tokenizer", "load_backbone"],
+    "backbone": ["tiny_backbone", "course_tokenizer", "load_backbone", "load_tokenizer"],
     "pooling": ["pool"],
     "models": ["RewardModel", "ValueModel"],
     "losses": [
