@@ -10,6 +10,9 @@ reward and transformers' own, on the same weights:
   (no weight may be missing);
 - ``pipeline``: ``pipeline("text-classification", function_to_apply="none")`` on
   ``prompt + "\\n" + response``, one text at a time, vs ``RewardModel.score``;
+- ``pipeline, left-padded batch``: the same texts in one left-padded batch (informative: transformers
+  counts positions from the first column, padding included, rmlearn from the first real token, so
+  models with position embeddings differ; right-padded batches match);
 - ``HF→rmlearn``: ``RewardModel.from_pretrained`` of a checkpoint transformers saved;
 - ``round trip``: ``RewardModel.from_pretrained`` of rmlearn's own checkpoint;
 - ``CausalLM``: ``RewardModel(*ForCausalLM)`` vs ``RewardModel`` of its decoder.
@@ -28,6 +31,9 @@ import torch
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
              max_position_embeddings=128)
+
+
+LEFT = "pipeline, left-padded batch"  # informative: transformers counts positions from the padding
 
 
 def tiny_configs(vocab_size: int, eos_id: int, pad_id: int) -> dict[str, object]:
@@ -84,7 +90,7 @@ def check(name: str, config, tokenizer, workdir: Path) -> dict[str, float]:
     rows: dict[str, float] = {}
     with torch.no_grad():
         ours = rm(ids, mask)
-        rows["max |reward|"] = ours.abs().max().item()
+        rows["max abs reward"] = ours.abs().max().item()
         rows["forward"] = (ours - hf(input_ids=ids, attention_mask=mask).logits[:, 0]).abs().max().item()
         score = rm.score(prompts, responses, tokenizer)
         rm.save_pretrained(workdir / "rm", tokenizer=tokenizer)
@@ -96,6 +102,10 @@ def check(name: str, config, tokenizer, workdir: Path) -> dict[str, float]:
         classify = pipeline("text-classification", model=str(workdir / "rm"), function_to_apply="none")
         piped = torch.tensor([out["score"] for out in classify([p + "\n" + r for p, r in zip(prompts, responses)])])
         rows["pipeline"] = (score - piped).abs().max().item()
+        classify.tokenizer.padding_side = "left"  # positions then start at the padding (rmlearn's do not)
+        left = torch.tensor([o["score"] for o in classify([p + "\n" + r for p, r in zip(prompts, responses)],
+                                                          batch_size=len(prompts))])
+        rows[LEFT] = (score - left).abs().max().item()
         hf.save_pretrained(workdir / "hf")
         rows["HF→rmlearn"] = (RewardModel.from_pretrained(workdir / "hf")(ids, mask) - ours).abs().max().item()
         rows["round trip"] = (RewardModel.from_pretrained(workdir / "rm").score(prompts, responses, tokenizer)

@@ -51,7 +51,7 @@ def test_bad_data_file_exits_2_naming_file_and_line(tmp_path, capsys):
 def test_score_a_folder_that_is_not_a_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["score", str(tmp_path), "--prompt", "q", "--response", "a"])
-    assert "has no rmlearn_config.json" in capsys.readouterr().err
+    assert "has no config.json" in capsys.readouterr().err
 
 
 def test_import_loads_neither_torch_nor_transformers():
