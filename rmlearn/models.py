@@ -108,8 +108,8 @@ class _DecoderWithHead(nn.Module):
         Positions are counted over real tokens, so a left-padded sequence gets the same positions
         (and the same hidden states) as the right-padded one.
         """
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+        input_ids = input_ids.to(self.input_device)  # no-op when already there
+        attention_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(input_ids.device)
         extra = {"position_ids": position_ids(attention_mask)} if self._takes_positions else {}
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **extra)
         return out.last_hidden_state.to(self.head.weight.device)  # (B, T, D)
@@ -268,8 +268,9 @@ class RewardModel(_DecoderWithHead):
     """Score a (prompt, response) pair with one number: the head applied to a pooled hidden state.
 
     Args:
-        backbone: any ``transformers`` decoder returning ``last_hidden_state`` (``tiny_backbone()``,
-            ``load_backbone("gpt2")``, …).
+        backbone: any ``transformers`` decoder (``tiny_backbone()``, ``load_backbone("gpt2")``, …);
+            a model with a head (``*ForCausalLM``) is unwrapped to its decoder. The reward head is
+            sized from the decoder's output width and created on its device, in its dtype.
         pooling: ``"eos"`` (default, correct), ``"mean"`` or ``"last"`` (the padding bug); see
             ``rmlearn.pooling.pool``.
         seed: seeds the head's initial weights.
@@ -289,6 +290,8 @@ class RewardModel(_DecoderWithHead):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Rewards, (B, T) ids and mask → (B,)."""
         hidden = self.hidden(input_ids, attention_mask)  # (B, T, D)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(hidden.device)
         pooled = pool(hidden, attention_mask, self.pooling)  # (B, D)
         return self.head(pooled).squeeze(-1)  # (B,)
 
@@ -298,7 +301,7 @@ class RewardModel(_DecoderWithHead):
         hidden = self.hidden(input_ids, attention_mask)  # (B, T, D)
         scores = self.head(hidden).squeeze(-1)  # (B, T)
         if attention_mask is not None:
-            scores = scores.masked_fill(attention_mask == 0, float("nan"))
+            scores = scores.masked_fill(attention_mask.to(scores.device) == 0, float("nan"))
         return scores
 
     def score(
