@@ -50,7 +50,14 @@ def _bos_tokenizer(add_eos: bool = False) -> PreTrainedTokenizerFast:
                                    pad_token=PAD_TOKEN, add_bos_token=True, add_eos_token=add_eos)
 
 
-@pytest.mark.parametrize("arch", ["GPT-2", "Llama", "OPT (proj 16)", "Bloom"])
+ARCHS = ["GPT-2", "Llama", "Qwen2", "Mistral", "GPT-NeoX", "OPT (proj 16)", "Phi", "Gemma", "Bloom", "Falcon"]
+
+
+def test_every_architecture_is_built_by_this_transformers(tokenizer):
+    assert list(hf_parity.tiny_configs(len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)) == ARCHS
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_reward_equals_transformers_forward_saved_pipeline_and_loaded(arch, tokenizer, tmp_path):
     configs = hf_parity.tiny_configs(len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)
     rows = hf_parity.check(arch, configs[arch], tokenizer, tmp_path)
