@@ -147,12 +147,13 @@ def appends_eos(tokenizer: Any) -> bool:
     return bool(ids) and ids[-1] == tokenizer.eos_token_id
 
 
-def save_tokenizer_appending_eos(tokenizer: Any, directory: str | Path) -> None:
+def save_tokenizer_appending_eos(tokenizer: Any, directory: str | Path, max_length: int | None = None) -> None:
     """Save a copy of ``tokenizer`` to ``directory`` whose ``tokenizer(text)`` ends with EOS.
 
     Then transformers' pipeline builds ``[BOS?] prompt \\n response EOS`` as rmlearn does, and the
-    reward is read at the same token. The tokenizer given is left unchanged. Warns when it cannot
-    be done (a tokenizer without the ``tokenizers`` backend).
+    reward is read at the same token. With ``max_length`` (the model's), the copy truncates from
+    the left to that length, as rmlearn does, when asked to (``truncation=True``). The tokenizer
+    given is left unchanged. Warns when EOS cannot be appended (no ``tokenizers`` backend).
     """
     import copy
     import warnings
@@ -160,6 +161,9 @@ def save_tokenizer_appending_eos(tokenizer: Any, directory: str | Path) -> None:
     from .inputs import special_prefix
 
     tok = copy.deepcopy(tokenizer)
+    tok.truncation_side = "left"  # keep the end of the response, as rmlearn's inputs do
+    if max_length is not None:
+        tok.model_max_length = max_length
     if not appends_eos(tok):
         prefix = special_prefix(tok)
         try:
@@ -169,6 +173,9 @@ def save_tokenizer_appending_eos(tokenizer: Any, directory: str | Path) -> None:
             pass
         if not appends_eos(tok) or special_prefix(tok) != prefix:
             _template_appending_eos(tok, prefix)
+    if max_length is not None and getattr(tok, "backend_tokenizer", None) is not None:
+        # tokenizer.json keeps the side only in its truncation settings (each call resets them: set last)
+        tok.backend_tokenizer.enable_truncation(max_length, direction="left")
     tok.save_pretrained(directory)
     if tok.eos_token_id is None or not appends_eos(load_tokenizer(directory)):
         warnings.warn(f"the tokenizer saved in {directory} does not append EOS; transformers' pipeline "

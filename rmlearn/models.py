@@ -313,7 +313,7 @@ class RewardModel(_DecoderWithHead):
         if tokenizer is not None:
             from .backbone import save_tokenizer_appending_eos
 
-            save_tokenizer_appending_eos(tokenizer, directory)
+            save_tokenizer_appending_eos(tokenizer, directory, self.max_length)
         return directory
 
     @classmethod

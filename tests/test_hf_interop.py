@@ -93,6 +93,19 @@ def test_saved_checkpoint_is_native_and_pipeline_batches_match_when_right_padded
     assert_close(batched, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_pipeline_truncates_long_texts_as_rmlearn_does(tokenizer, tmp_path):
+    model = RewardModel(tiny_backbone(seed=1, n_positions=32), seed=1)
+    with torch.no_grad():
+        model.head.weight.mul_(50)
+    model.save_pretrained(tmp_path, tokenizer=tokenizer)
+    prompt, response = "How do I reset my password? " * 10, "Click 'Forgot password' on the sign-in page."
+    assert len(encode(tokenizer, prompt, response)) > 32  # rmlearn drops the start of the prompt
+    classify = pipeline("text-classification", model=str(tmp_path), function_to_apply="none")
+    piped = classify(prompt + "\n" + response, truncation=True)[0]["score"]
+    assert piped == pytest.approx(model.score(prompt, response, tokenizer).item(), abs=1e-5)
+    assert len(load_tokenizer(tmp_path)(prompt)["input_ids"]) > 32  # only truncation=True truncates
+
+
 def test_heads_of_any_name_load_value_head_and_classifier(tokenizer, tmp_path):
     config = _gpt2_config(tokenizer)
     torch.manual_seed(0)
