@@ -242,6 +242,17 @@ class RewardModel(_DecoderWithHead):
             out[idx] = self(ids.to(device), mask.to(device)).float().cpu()
         return out
 
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)  # parameters and submodules live here
+        except AttributeError:
+            if name == "config":  # what TRL reads from an nn.Module given as reward_funcs=
+                raise AttributeError(
+                    "RewardModel has no `config`: it is not a transformers model. For TRL's reward_funcs= "
+                    "pass model.as_reward_function(tokenizer); the decoder's config is model.backbone.config"
+                ) from None
+            raise
+
     def as_reward_function(self, tokenizer: Any, batch_size: int = 64) -> Callable[..., list[float]]:
         """This model as a TRL reward function (``GRPOTrainer(reward_funcs=...)``, RLOO, …).
 

@@ -213,6 +213,15 @@ def test_value_model_starts_from_a_reward_checkpoint(tmp_path, reward_model, tok
     assert critic.head.bias.item() == 0.0
 
 
+def test_reward_function_renders_conversations_like_load_preferences(reward_model, tokenizer):
+    reward = reward_model.as_reward_function(tokenizer)
+    prompt = [{"role": "user", "content": "How do I reset my password?"}]
+    completion = [{"role": "assistant", "content": "Click 'Forgot password'."}]
+    got = reward(prompts=[prompt], completions=[completion], completion_ids=[[1, 2]])
+    expected = reward_model.score("user: How do I reset my password?", "assistant: Click 'Forgot password'.", tokenizer)
+    assert got == expected.tolist()
+
+
 def test_as_reward_function_drives_one_grpo_step(tmp_path, reward_model, tokenizer):
     """TRL's GRPOTrainer logs the reward rmlearn computed: RewardModel.score on its completions."""
     from datasets import Dataset
@@ -232,6 +241,8 @@ def test_as_reward_function_drives_one_grpo_step(tmp_path, reward_model, tokeniz
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2,
                       max_completion_length=8, max_steps=1, logging_steps=1, report_to="none", use_cpu=True,
                       seed=0, save_strategy="no", bf16=False, disable_tqdm=True)
+    with pytest.raises(AttributeError, match=r"pass model.as_reward_function\(tokenizer\)"):
+        GRPOTrainer(model=policy, reward_funcs=reward_model, args=args, train_dataset=data, processing_class=tokenizer)
     trainer = GRPOTrainer(model=policy, reward_funcs=rmlearn_reward, args=args, train_dataset=data,
                           processing_class=tokenizer)
     trainer.train()
