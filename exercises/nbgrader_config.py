@@ -65,5 +65,7 @@ c.OverwriteCells.add_missing_cells = True
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 50
 
-# Files larger than this (kB) in a submission are not copied for grading.
+# nbgrader's exchange (release_assignment, fetch_assignment, submit, collect, fetch_feedback) skips,
+# with a warning, every file larger than this many kB (1 kB = 1000 bytes). autograde does not check
+# it: it copies every file it finds in submitted/ (zip_collect or a hand copy puts anything there).
 c.CourseDirectory.max_file_size = 10_000

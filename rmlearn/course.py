@@ -1,7 +1,8 @@
 """The instructor's side: a ready nbgrader course directory with the four problem sets.
 
-``init_course(directory)`` writes ``nbgrader_config.py`` and ``source/<assignment>/`` (the
-problem sets of lessons 01–07, with solutions and hidden tests) into ``directory``;
+``init_course(directory)`` writes ``nbgrader_config.py``, ``source/<assignment>/`` (the
+problem sets of lessons 01–07, with solutions and hidden tests) and ``answers/<assignment>/`` (the
+expected answers, compared outside the student's kernel) into ``directory``;
 ``next_steps(directory)`` says which nbgrader commands to run next. ``rmlearn course init DIR``
 calls both.
 
@@ -42,7 +43,7 @@ def exercises_dir() -> Path:
 
 
 def init_course(directory: str | Path, force: bool = False) -> Path:
-    """Write a ready nbgrader course directory: ``nbgrader_config.py`` and ``source/``.
+    """Write a ready nbgrader course directory: ``nbgrader_config.py``, ``source/``, ``answers/``.
 
     Args:
         directory: created if missing; must be empty unless ``force``.

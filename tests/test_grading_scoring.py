@@ -12,6 +12,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -64,6 +65,30 @@ def test_records_are_read_only_from_display_outputs_of_the_private_mimetype():
                {"output_type": "display_data", "data": {mime: json.dumps(rec)}},
                {"output_type": "display_data", "data": {mime: {"name": "big", "value": "x" * 2_000_000}}}]
     assert records_in(outputs) == [rec, rec]
+
+
+def test_the_grader_judges_records_and_sends_a_test_without_expected_answers_to_a_human(tmp_path):
+    from rmlearn.grading.scoring import ANSWER_MIME, UNGRADED, JudgeAnswers
+
+    (tmp_path / "ps" ).mkdir()
+    (tmp_path / "ps" / "nb.json").write_text(json.dumps({"t1": {"x": {"type": "int", "value": 3}}}))
+
+    def test_cell(grade_id, source, *values):
+        meta = {"nbgrader": {"grade": True, "grade_id": grade_id, "points": 1, "solution": False,
+                             "locked": True, "schema_version": 3}}
+        outputs = [nbformat.v4.new_output("display_data", data={ANSWER_MIME: {"name": "x", **plain_answer(v)}})
+                   for v in values]
+        return nbformat.v4.new_code_cell(source, metadata=meta, outputs=outputs)
+
+    right, wrong, orphan = test_cell("t1", '_record("x", f())', 3), test_cell("t1", "", 4), \
+        test_cell("t2", '_record("y", g())')
+    for cells, errors, ungraded in (([right], [], set()), ([wrong], ["hidden check x failed"], set()),
+                                    ([orphan], [], {"t2"})):
+        resources = {"nbgrader": {"assignment": "ps", "notebook": "nb"}}
+        nb = nbformat.v4.new_notebook(cells=cells)
+        JudgeAnswers(answers_directory=str(tmp_path)).preprocess(nb, resources)
+        assert [o.evalue for o in nb.cells[0].outputs if o.output_type == "error"] == errors
+        assert resources.get(UNGRADED, set()) == ungraded  # no expected answers: a human decides
 
 
 def test_old_course_configs_still_find_kernel_safe_execute():
@@ -134,6 +159,7 @@ def class_of_students(released, source) -> dict[str, tuple[object, float | None]
     students["s07_garbage_metadata"] = (garbage, total)
 
     students["s08_not_a_notebook"] = (b'{"cells": [', None)  # cannot be graded at all
+    students["s09_stray_module"] = (solved(released, source), total)  # with a rmlearn.py beside it
     students["s99_control"] = (solved(released, source), total)
     return students
 
@@ -156,6 +182,8 @@ def test_a_class_of_messy_and_tricky_students_gets_exact_grades(tmp_path):
         submit(root, name, PS1, released)
         raw = notebook if isinstance(notebook, bytes) else json.dumps(notebook).encode()
         (root / "submitted" / name / PS1 / f"{PS1}.ipynb").write_bytes(raw)
+    (root / "submitted" / "s09_stray_module" / PS1 / "rmlearn.py").write_text(
+        'raise ImportError("the submitted rmlearn.py shadowed the installed rmlearn")\n')
 
     graded = nbgrader_run(root, "autograde", PS1)
     # nbgrader reports the one notebook it could not read, and grades everybody else
@@ -190,3 +218,21 @@ def test_a_class_of_messy_and_tricky_students_gets_exact_grades(tmp_path):
             if isinstance(check["value"], list):
                 assert json.dumps(check["value"])[1:-1] not in feedback
                 assert str(check["value"])[1:-1] not in feedback
+
+
+@pytest.mark.slow
+def test_the_time_budget_stops_a_slow_submission_and_sends_unrun_tests_to_manual_grading():
+    from rmlearn.grading.scoring import UNGRADED, KernelSafeExecute
+
+    test_meta = {"nbgrader": {"grade": True, "grade_id": "t1", "points": 1, "solution": False,
+                              "locked": True, "schema_version": 3}}
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import time\ntime.sleep(60)"),  # each cell may run 60 s...
+        nbformat.v4.new_code_cell("assert True", metadata=test_meta)])
+    resources = {"metadata": {"path": "."}}
+    start = time.monotonic()
+    KernelSafeExecute(timeout=60, submission_timeout=8).preprocess(nb, resources)
+    assert time.monotonic() - start < 40  # ...but the whole notebook has 8 s, kernel start included
+    assert nb.cells[0].outputs[-1].ename == "CellTimeoutError"  # interrupted when the budget ran out
+    assert [o.ename for o in nb.cells[1].outputs] == ["SubmissionTimeout"]
+    assert resources[UNGRADED] == {"t1"}

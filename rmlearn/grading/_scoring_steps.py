@@ -14,6 +14,7 @@ from typing import Any
 
 import nbformat
 from nbclient.exceptions import DeadKernelError
+from nbclient.util import run_sync
 from nbconvert.exporters import NotebookExporter
 from nbformat import NotebookNode
 from nbgrader import utils
@@ -21,9 +22,14 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.plugins.export import CsvExportPlugin
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
-from traitlets import Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
 from .scoring import UNGRADED, answers_path, mismatches, records_in
+
+# run by the kernel before any cell: the working directory ("" or its path) moves to the end of
+# sys.path (a stable sort), binding no name in the student's namespace
+_CWD_LAST = ("--IPKernelApp.exec_lines=__import__('sys').path.sort(key=lambda p: p in "
+             "('', '.', __import__('os').getcwd()))")
 
 
 class _RunawayCell(DeadKernelError):
@@ -131,6 +137,11 @@ class KernelSafeExecute(Execute):
         300, help="Seconds of execution per notebook (all re-runs together); 0 for no budget."
     ).tag(config=True)
 
+    installed_packages_first = Bool(
+        True, help="Put the kernel's working directory last on sys.path, so that a submitted "
+        "rmlearn.py or torch.py cannot shadow the installed package (Python kernels)."
+    ).tag(config=True)
+
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
         pristine = copy.deepcopy(nb)
         self._skipped: dict[int, tuple[str, str]] = {}
@@ -150,6 +161,15 @@ class KernelSafeExecute(Execute):
                 self.log.warning("%s in cell %d; re-running without it", reason[0], self._index)
                 self._skipped[self._index] = reason
                 nb.cells = copy.deepcopy(pristine.cells)  # same object: the caller holds it
+
+    async def async_start_new_kernel(self, **kwargs: Any) -> None:
+        spec = getattr(self.km, "kernel_spec", None)
+        if self.installed_packages_first and getattr(spec, "language", "") == "python" and \
+                _CWD_LAST not in self.extra_arguments:
+            self.extra_arguments = [*self.extra_arguments, _CWD_LAST]
+        await super().async_start_new_kernel(**kwargs)
+
+    start_new_kernel = run_sync(async_start_new_kernel)  # nbclient binds the sync name statically
 
     def _remaining(self) -> float | None:
         return None if self._deadline is None else self._deadline - time.monotonic()
@@ -205,17 +225,21 @@ class JudgeAnswers(NbGraderPreprocessor):
             path = Path(self.answers_directory) / info["assignment"] / f"{info['notebook']}.json"
         else:
             path = answers_path(CourseDirectory(config=self.config).root, info["assignment"], info["notebook"])
+        self._path = path
         self._expected = json.loads(path.read_text()) if path.is_file() else {}
-        if not self._expected:
-            self.log.info("no expected answers at %s: test cells are scored by their errors only", path)
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell: NotebookNode, resources: dict, index: int):
         if utils.is_grade(cell) and cell.cell_type == "code":
-            expected = self._expected.get(cell.metadata.nbgrader["grade_id"])
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            expected = self._expected.get(grade_id)
             if expected:
                 for problem in mismatches(expected, records_in(cell.outputs)):
                     cell.outputs.append(_error("HiddenTestFailed", problem))
+            elif "record(" in cell.source:  # the source comes from the gradebook, not the student
+                self.log.error("%s records answers but %s has none for it: sent to manual grading",
+                               grade_id, self._path)
+                _ungraded(resources).add(grade_id)
         return cell, resources
 
 
