@@ -145,7 +145,7 @@ def class_of_students(released, source) -> dict[str, tuple[object, float | None]
     cell(stuck, "ps1-q5").source = SWALLOW + 'answer_q5 = "A"\n'
     students["s05_swallowed_interrupt"] = (stuck, total - 1)
 
-    noisy = solved(released, source)
+    noisy = solved(released, source)  # also submits a stray rmlearn.py beside the notebook
     cell(noisy, "ps1-ex1").source = NOISY_POOL
     students["s06_stderr_and_warning"] = (noisy, total)
 
@@ -159,7 +159,6 @@ def class_of_students(released, source) -> dict[str, tuple[object, float | None]
     students["s07_garbage_metadata"] = (garbage, total)
 
     students["s08_not_a_notebook"] = (b'{"cells": [', None)  # cannot be graded at all
-    students["s09_stray_module"] = (solved(released, source), total)  # with a rmlearn.py beside it
     students["s99_control"] = (solved(released, source), total)
     return students
 
@@ -182,7 +181,7 @@ def test_a_class_of_messy_and_tricky_students_gets_exact_grades(tmp_path):
         submit(root, name, PS1, released)
         raw = notebook if isinstance(notebook, bytes) else json.dumps(notebook).encode()
         (root / "submitted" / name / PS1 / f"{PS1}.ipynb").write_bytes(raw)
-    (root / "submitted" / "s09_stray_module" / PS1 / "rmlearn.py").write_text(
+    (root / "submitted" / "s06_stderr_and_warning" / PS1 / "rmlearn.py").write_text(
         'raise ImportError("the submitted rmlearn.py shadowed the installed rmlearn")\n')
 
     graded = nbgrader_run(root, "autograde", PS1)

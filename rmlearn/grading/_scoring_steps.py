@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import math
 import time
 import uuid
 from pathlib import Path
@@ -178,7 +179,7 @@ class KernelSafeExecute(Execute):
         timeout = super()._get_timeout(cell)
         remaining = self._remaining()
         if remaining is not None:
-            timeout = max(1, int(min(timeout or remaining, remaining)))
+            timeout = max(1, math.ceil(min(timeout or remaining, remaining)))
         return timeout
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
@@ -188,7 +189,7 @@ class KernelSafeExecute(Execute):
             cell.execution_count = None
             return cell, resources
         remaining = self._remaining()
-        if remaining is not None and remaining <= 0 and cell.cell_type == "code":
+        if remaining is not None and remaining < 1 and cell.cell_type == "code":  # timeouts are whole seconds
             cell.outputs = [_error("SubmissionTimeout", f"not run: the submission used its whole "
                                    f"{self.submission_timeout} s budget")]
             cell.execution_count = None

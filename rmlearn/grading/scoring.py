@@ -104,7 +104,11 @@ def records_in(outputs: list) -> list[dict]:
                 payload = json.loads(payload)
             except ValueError:
                 continue
-        if isinstance(payload, dict) and len(json.dumps(payload, default=str)) <= MAX_RECORD_BYTES:
+        try:
+            small = isinstance(payload, dict) and len(json.dumps(payload, default=str)) <= MAX_RECORD_BYTES
+        except (RecursionError, ValueError):
+            small = False
+        if small:
             found.append(payload)
     return found
 
