@@ -22,17 +22,39 @@ c.CourseDirectory.course_id = "rmlearn"
 c.Execute.timeout = 30  # seconds per cell; every reference cell takes well under 1 s
 c.Execute.interrupt_on_timeout = True  # interrupt the runaway cell, keep grading the rest
 
-# A cell that kills its kernel (os._exit, a segfault, the OOM killer) is recorded as an error in
-# that cell, and grading goes on in a fresh kernel (see rmlearn.course.KernelSafeExecute).
+# --- scoring (rmlearn.grading.scoring; docs/instructor.md, "How a submission is scored") ---
+# Sanitize: every cell's nbgrader metadata is rebuilt from the gradebook first, so a copied cell,
+# a renamed grade_id or garbage metadata never aborts the run (nbgrader's steps follow).
+c.Autograde.exporter_class = "rmlearn.grading.scoring.TolerantNotebookExporter"  # non-dict metadata
+c.Autograde.sanitize_preprocessors = [
+    "rmlearn.grading.scoring.NormalizeSubmission",
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Execute: a cell that kills the kernel or ignores the timeout's interrupt costs that cell only
+# (the notebook re-runs in a fresh kernel without it). JudgeAnswers compares what the hidden tests
+# recorded with answers/<assignment>/<notebook>.json, outside the kernel. ScoreAutoGrades: a test
+# cell scores full points without an error output, 0 with one; execute_result and stderr count
+# for nothing.
 c.Autograde.autograde_preprocessors = [
-    "rmlearn.course.KernelSafeExecute",
+    "rmlearn.grading.scoring.KernelSafeExecute",
+    "rmlearn.grading.scoring.JudgeAnswers",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
-    "nbgrader.preprocessors.SaveAutoGrades",
+    "rmlearn.grading.scoring.ScoreAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+c.KernelSafeExecute.submission_timeout = 300  # seconds per notebook, re-runs included; then unrun
+# test cells go to manual grading
+c.KernelSafeExecute.interrupt_grace = 5  # seconds a timed-out cell has to obey the interrupt
+# grades.csv gains a needs_manual_grading column (yes: a score is missing, do not read it as final)
+c.ExportApp.plugin_class = "rmlearn.grading.scoring.GradesCsvExportPlugin"
+# --- end of scoring ---
 
 # A test cell the student deleted is put back (from the gradebook) and run, so the submission is
 # graded automatically instead of waiting forever for manual grading (nbgrader issue #1682).
@@ -43,5 +65,7 @@ c.OverwriteCells.add_missing_cells = True
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 50
 
-# Files larger than this (kB) in a submission are not copied for grading.
+# nbgrader's exchange (release_assignment, fetch_assignment, submit, collect, fetch_feedback) skips,
+# with a warning, every file larger than this many kB (1 kB = 1000 bytes). autograde does not check
+# it: it copies every file it finds in submitted/ (zip_collect or a hand copy puts anything there).
 c.CourseDirectory.max_file_size = 10_000

@@ -1,13 +1,13 @@
 """The instructor's side: a ready nbgrader course directory with the four problem sets.
 
-``init_course(directory)`` writes ``nbgrader_config.py`` and ``source/<assignment>/`` (the
-problem sets of lessons 01–07, with solutions and hidden tests) into ``directory``;
+``init_course(directory)`` writes ``nbgrader_config.py``, ``source/<assignment>/`` (the
+problem sets of lessons 01–07, with solutions and hidden tests) and ``answers/<assignment>/`` (the
+expected answers, compared outside the student's kernel) into ``directory``;
 ``next_steps(directory)`` says which nbgrader commands to run next. ``rmlearn course init DIR``
 calls both.
 
-The course's ``nbgrader_config.py`` also grades with ``KernelSafeExecute`` (defined here, built on
-first use so that importing this module does not import nbgrader): a cell that kills its kernel
-costs that cell only, as a cell that runs past the timeout already does.
+The course's ``nbgrader_config.py`` grades with the preprocessors of ``rmlearn.grading.scoring``
+(``rmlearn.course.KernelSafeExecute`` still names the same class, for older course configs).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def exercises_dir() -> Path:
 
 
 def init_course(directory: str | Path, force: bool = False) -> Path:
-    """Write a ready nbgrader course directory: ``nbgrader_config.py`` and ``source/``.
+    """Write a ready nbgrader course directory: ``nbgrader_config.py``, ``source/``, ``answers/``.
 
     Args:
         directory: created if missing; must be empty unless ``force``.
@@ -67,6 +67,9 @@ def init_course(directory: str | Path, force: bool = False) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy2(shipped / CONFIG_NAME, root / CONFIG_NAME)
     for assignment in ASSIGNMENTS:
+        answers = shipped / "answers" / assignment  # expected answers: never released, never graded in
+        if answers.is_dir():
+            shutil.copytree(answers, root / "answers" / assignment, dirs_exist_ok=True)
         target = root / "source" / assignment
         if target.exists():
             shutil.rmtree(target)
@@ -98,56 +101,9 @@ def next_steps(directory: str | Path) -> str:
     ])
 
 
-def _make_kernel_safe_execute() -> type:
-    import copy
-
-    from nbclient.exceptions import DeadKernelError
-    from nbformat import NotebookNode
-    from nbgrader.preprocessors import Execute
-    from traitlets import Integer
-
-    class KernelSafeExecute(Execute):
-        """nbgrader's ``Execute``, except that a cell which kills the kernel costs that cell only.
-
-        When the kernel dies (``os._exit``, ``os.kill(os.getpid(), 9)``, a segfault, the OOM
-        killer), the notebook is executed again from the start in a fresh kernel, with every cell
-        that killed a kernel so far replaced by an error output. Stock nbgrader instead gives up
-        on the whole submission.
-        """
-
-        max_kernel_deaths = Integer(
-            3, help="Cells allowed to kill the kernel before the submission is given up on."
-        ).tag(config=True)
-
-        def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
-            pristine = copy.deepcopy(nb)
-            self._killers: set[int] = set()
-            while True:
-                try:
-                    return super().preprocess(nb, resources, km)
-                except DeadKernelError:
-                    if len(self._killers) >= self.max_kernel_deaths:
-                        raise
-                    self.log.warning("The kernel died in cell %d; re-running without it", self._index)
-                    self._killers.add(self._index)
-                    nb.cells = copy.deepcopy(pristine.cells)  # same object: the caller holds it
-
-        def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
-            self._index = index
-            if index in self._killers:
-                cell.outputs = [NotebookNode(
-                    output_type="error", ename="DeadKernelError", evalue="this cell killed the kernel",
-                    traceback=["DeadKernelError: this cell killed the kernel; it was skipped on re-run"],
-                )]
-                cell.execution_count = None
-                return cell, resources
-            return super().preprocess_cell(cell, resources, index)
-
-    return KernelSafeExecute
-
-
 def __getattr__(name: str) -> Any:
-    if name == "KernelSafeExecute":  # nbgrader imports it by name from nbgrader_config.py
-        value = globals()[name] = _make_kernel_safe_execute()
-        return value
+    if name == "KernelSafeExecute":  # old course configs name rmlearn.course.KernelSafeExecute
+        from .grading.scoring import KernelSafeExecute
+
+        return KernelSafeExecute
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -135,6 +135,27 @@ def test_every_assignment_has_points_and_at_most_a_few_per_cell():
                       "ps3_bias_and_segments": 12, "ps4_value_model": 11}
 
 
+def test_hidden_tests_only_record_and_the_expected_answers_live_outside_the_notebooks():
+    """Part of issue 9: the grader, not the student's kernel, compares answers with expected ones
+    (rmlearn.grading.scoring). Hidden tests hold inputs and record() calls, never an expected value."""
+    from rmlearn.course import exercises_dir
+    from rmlearn.grading.scoring import answers_path
+
+    for assignment in ASSIGNMENTS:
+        notebook = nbformat.read(exercises_dir() / "source" / assignment / f"{assignment}.ipynb", 4)
+        expected = json.loads(answers_path(exercises_dir(), assignment, assignment).read_text())
+        tests = {nbgrader_meta(c)["grade_id"]: c.source for c in notebook.cells if nbgrader_meta(c).get("grade")}
+        assert set(expected) == set(tests), assignment  # every test cell is judged outside the kernel
+        for grade_id, source in tests.items():
+            hidden = "\n".join(_between(source, *HIDDEN_MARKERS))
+            recorded = re.findall(r'_record\("([^"]+)"', hidden)
+            assert sorted(recorded) == sorted(expected[grade_id]), grade_id
+            assert "assert" not in hidden, grade_id
+            for check in expected[grade_id].values():
+                if isinstance(check["value"], (list, dict, float)) and len(json.dumps(check["value"])) > 8:
+                    assert json.dumps(check["value"]) not in hidden and repr(check["value"]) not in hidden, grade_id
+
+
 # ------------------------------------------------------------------------------------------
 # the pipeline
 # ------------------------------------------------------------------------------------------
@@ -254,7 +275,7 @@ def test_whole_pipeline_grades_every_submission_exactly(course):
     # the deleted test cell was put back and run
     tampered = nbformat.read(root / "autograded" / "tamper" / "ps1_reward_scores" / "ps1_reward_scores.ipynb", 4)
     restored = cell(tampered, "ps1-ex2-test")
-    assert "_ra, _rb = reward_from_hidden" in restored.source  # with its hidden tests
+    assert '_record("left padding", reward_from_hidden' in restored.source  # with its hidden tests
     assert any(o.output_type == "error" for o in restored.outputs)
     assert "pass  # nothing to see here" not in cell(tampered, "ps1-q3-test").source
 
@@ -282,6 +303,12 @@ def test_released_notebooks_hold_no_solution_and_no_hidden_test(course):
                 assert hidden and not any(ln in released for ln in hidden if len(ln) > 12), \
                     (assignment, meta["grade_id"])
         assert re.search(r"raise NotImplementedError", text)
+        # the expected answers stay with the instructor: in no release, in no autograded folder
+        assert not list((root / "release").rglob("*answers*"))
+        for check in (c for checks in json.loads(
+                (root / "answers" / assignment / f"{assignment}.json").read_text()).values() for c in checks.values()):
+            if isinstance(check["value"], list) and len(json.dumps(check["value"])) > 12:
+                assert json.dumps(check["value"])[1:-1] not in text and str(check["value"])[1:-1] not in text
 
 
 def _between(source: str, begin: str, end: str) -> list[str]:

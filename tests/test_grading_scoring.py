@@ -1,0 +1,237 @@
+"""rmlearn.grading.scoring: honest scores for messy submissions, answers judged outside the kernel.
+
+The pipeline test grades one class of simulated ps1 students in a single ``nbgrader autograde``
+run of a course written by ``init_course`` (init_course → generate_assignment → submitted/ →
+autograde → generate_feedback → export) and checks every grade exactly. Students are graded in
+name order, so the honest controls (``s00``, ``s99``) bracket the tricksters and the messy ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_exercises import CELL_TIMEOUT, cell, cell_points, solved, submit
+
+from rmlearn.course import init_course
+from rmlearn.grading.scoring import mismatches, plain_answer, records_in, same_value
+
+PS1 = "ps1_reward_scores"
+
+
+# ------------------------------------------------------------------------------------------
+# the comparison, without nbgrader
+# ------------------------------------------------------------------------------------------
+
+def test_plain_answer_keeps_the_type_and_turns_tensors_into_lists():
+    import torch
+
+    assert plain_answer(torch.tensor([[1.0, 2.0]])) == {"type": "Tensor", "value": [[1.0, 2.0]]}
+    assert plain_answer(("a", 1)) == {"type": "tuple", "value": ["a", 1]}
+    assert plain_answer({1: True}) == {"type": "dict", "value": {"1": True}}
+
+
+def test_same_value_tolerates_round_off_but_not_bools_for_numbers():
+    assert same_value([0.30000000000000004, 1], [0.3, 1])
+    assert not same_value([0.3001], [0.3])
+    assert same_value(0.3001, 0.3, tol=1e-3)
+    assert not same_value(1, True) and not same_value(True, 1) and not same_value(0, False)
+    assert not same_value("C", "c") and not same_value([1, 2], [1, 2, 3])
+    assert same_value(float("nan"), float("nan")) and not same_value(0.0, float("nan"))
+
+
+def test_every_expected_check_must_be_recorded_exactly_once_with_its_type():
+    want = {"a": {"type": "Tensor", "value": [1.0]}, "b": {"type": "str", "value": "C"}}
+    good = [{"name": "a", "type": "Tensor", "value": [1.0]}, {"name": "b", "type": "str", "value": "C"}]
+    assert mismatches(want, good) == []
+    assert mismatches(want, good + [{"name": "b", "type": "str", "value": "A"}]) == [
+        "hidden check b was recorded 2 times"]  # one guess per check: extra records fail
+    assert mismatches(want, [{"name": "a", "type": "list", "value": [1.0]}]) == [
+        "hidden check a failed", "hidden check b was not recorded (the cell did not reach it)"]
+    assert not any("C" in problem for problem in mismatches(want, [{"name": "b", "value": "D"}]))
+
+
+def test_records_are_read_only_from_display_outputs_of_the_private_mimetype():
+    mime = "application/vnd.rmlearn.answer+json"
+    rec = {"name": "q1", "type": "str", "value": "C"}
+    outputs = [{"output_type": "display_data", "data": {mime: rec}},
+               {"output_type": "execute_result", "data": {mime: {**rec, "value": "D"}}},
+               {"output_type": "display_data", "data": {mime: json.dumps(rec)}},
+               {"output_type": "display_data", "data": {mime: {"name": "big", "value": "x" * 2_000_000}}}]
+    assert records_in(outputs) == [rec, rec]
+
+
+def test_the_grader_judges_records_and_sends_a_test_without_expected_answers_to_a_human(tmp_path):
+    from rmlearn.grading.scoring import ANSWER_MIME, UNGRADED, JudgeAnswers
+
+    (tmp_path / "ps" ).mkdir()
+    (tmp_path / "ps" / "nb.json").write_text(json.dumps({"t1": {"x": {"type": "int", "value": 3}}}))
+
+    def test_cell(grade_id, source, *values):
+        meta = {"nbgrader": {"grade": True, "grade_id": grade_id, "points": 1, "solution": False,
+                             "locked": True, "schema_version": 3}}
+        outputs = [nbformat.v4.new_output("display_data", data={ANSWER_MIME: {"name": "x", **plain_answer(v)}})
+                   for v in values]
+        return nbformat.v4.new_code_cell(source, metadata=meta, outputs=outputs)
+
+    right, wrong, orphan = test_cell("t1", '_record("x", f())', 3), test_cell("t1", "", 4), \
+        test_cell("t2", '_record("y", g())')
+    for cells, errors, ungraded in (([right], [], set()), ([wrong], ["hidden check x failed"], set()),
+                                    ([orphan], [], {"t2"})):
+        resources = {"nbgrader": {"assignment": "ps", "notebook": "nb"}}
+        nb = nbformat.v4.new_notebook(cells=cells)
+        JudgeAnswers(answers_directory=str(tmp_path)).preprocess(nb, resources)
+        assert [o.evalue for o in nb.cells[0].outputs if o.output_type == "error"] == errors
+        assert resources.get(UNGRADED, set()) == ungraded  # no expected answers: a human decides
+
+
+def test_old_course_configs_still_find_kernel_safe_execute():
+    from rmlearn.course import KernelSafeExecute as old
+    from rmlearn.grading.scoring import KernelSafeExecute
+
+    assert old is KernelSafeExecute
+
+
+# ------------------------------------------------------------------------------------------
+# the class
+# ------------------------------------------------------------------------------------------
+
+DISPLAYHOOK = "get_ipython().events.register('pre_run_cell', lambda *a: get_ipython().displayhook('ok'))\n"
+INPUT_TRANSFORMER = "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\n"
+AST_TRANSFORMER = (
+    "import ast\n"
+    "class _Empty(ast.NodeTransformer):\n"
+    "    def visit_Module(self, node):\n"
+    "        return ast.Module(body=[ast.Pass()], type_ignores=[])\n"
+    "get_ipython().ast_transformers.append(_Empty())\n")
+SWALLOW = ("import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
+           "    except KeyboardInterrupt:\n        pass\n")
+NOISY_POOL = (  # right answer; prints to stderr and raises a real torch UserWarning on each call
+    "import sys\n"
+    "def eos_pool(hidden, attention_mask):\n"
+    "    print('debug: pooling', tuple(hidden.shape), file=sys.stderr)\n"
+    "    hidden = torch.tensor(hidden)  # UserWarning: To copy construct from a tensor...\n"
+    "    last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(1)\n"
+    "    return hidden[torch.arange(hidden.shape[0]), last]\n")
+
+
+def class_of_students(released, source) -> dict[str, tuple[object, float | None]]:
+    """name → (notebook or raw bytes, expected ps1 score; None: needs manual grading)."""
+    total = sum(cell_points(source).values())
+    students = {"s00_control": (solved(released, source), total)}
+
+    def blank_with(code):
+        notebook = nbformat.from_dict(json.loads(json.dumps(released)))
+        cell(notebook, "ps1-q1").source = code
+        return notebook
+
+    students["s01_displayhook"] = (blank_with(DISPLAYHOOK), 0.0)
+    students["s02_input_transformer"] = (blank_with(INPUT_TRANSFORMER), 0.0)
+    students["s03_ast_transformer"] = (blank_with(AST_TRANSFORMER), 0.0)
+
+    dup = solved(released, source)  # copy-pasted answer and test cells (nbgrader #1083)
+    for grade_id in ("ps1-q1", "ps1-ex1-test", "ps1-ex2"):
+        original = cell(dup, grade_id)
+        dup.cells.insert(dup.cells.index(original), nbformat.from_dict(json.loads(json.dumps(original))))
+    students["s04_duplicate_ids"] = (dup, total)
+
+    stuck = solved(released, source)  # loses only Question 5 (1 point)
+    cell(stuck, "ps1-q5").source = SWALLOW + 'answer_q5 = "A"\n'
+    students["s05_swallowed_interrupt"] = (stuck, total - 1)
+
+    noisy = solved(released, source)  # also submits a stray rmlearn.py beside the notebook
+    cell(noisy, "ps1-ex1").source = NOISY_POOL
+    students["s06_stderr_and_warning"] = (noisy, total)
+
+    garbage = solved(released, source)  # garbage metadata, a renamed and an unknown grade_id
+    cell(garbage, "ps1-q2").metadata["nbgrader"]["schema_version"] = 99
+    cell(garbage, "ps1-q3-test").metadata["nbgrader"]["points"] = "lots"
+    cell(garbage, "ps1-q4-test").metadata["nbgrader"]["grade_id"] = "my-own-test"
+    garbage.cells[0].metadata = ["not", "a", "dict"]
+    garbage.cells.append(nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {"grade_id": "bonus",
+                                                                                   "grade": True, "points": 50}}))
+    students["s07_garbage_metadata"] = (garbage, total)
+
+    students["s08_not_a_notebook"] = (b'{"cells": [', None)  # cannot be graded at all
+    students["s99_control"] = (solved(released, source), total)
+    return students
+
+
+def nbgrader_run(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_a_class_of_messy_and_tricky_students_gets_exact_grades(tmp_path):
+    root = init_course(tmp_path / "course")
+    with open(root / "nbgrader_config.py", "a") as f:
+        f.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
+    assert nbgrader_run(root, "generate_assignment", PS1).returncode == 0
+    source = nbformat.read(root / "source" / PS1 / f"{PS1}.ipynb", 4)
+    released = nbformat.read(root / "release" / PS1 / f"{PS1}.ipynb", 4)
+    students = class_of_students(released, source)
+    for name, (notebook, _) in students.items():  # raw JSON: nbformat would repair the mess
+        submit(root, name, PS1, released)
+        raw = notebook if isinstance(notebook, bytes) else json.dumps(notebook).encode()
+        (root / "submitted" / name / PS1 / f"{PS1}.ipynb").write_bytes(raw)
+    (root / "submitted" / "s06_stderr_and_warning" / PS1 / "rmlearn.py").write_text(
+        'raise ImportError("the submitted rmlearn.py shadowed the installed rmlearn")\n')
+
+    graded = nbgrader_run(root, "autograde", PS1)
+    # nbgrader reports the one notebook it could not read, and grades everybody else
+    assert graded.returncode == 1, graded.stderr[-3000:]
+    assert "s08_not_a_notebook" in graded.stderr
+    assert [line for line in graded.stderr.splitlines() if "error processing assignment '" in line] == [
+        f"[AutogradeApp | ERROR] There was an error processing assignment '{PS1}' for student 's08_not_a_notebook'"]
+    assert nbgrader_run(root, "generate_feedback", PS1).returncode == 0
+    exported = nbgrader_run(root, "export", "--to=grades.csv")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    with open(root / "grades.csv", newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+
+    got = {name: (None if rows[name]["needs_manual_grading"] == "yes" else float(rows[name]["score"]))
+           for name in students}
+    assert got == {name: expected for name, (_, expected) in students.items()}
+
+    # the swallowed interrupt cost one cell, recorded where the student sees it
+    stuck = nbformat.read(root / "autograded" / "s05_swallowed_interrupt" / PS1 / f"{PS1}.ipynb", 4)
+    assert [o.ename for o in cell(stuck, "ps1-q5").outputs] == ["RunawayCellError"]
+    # the honest stderr and warning stay visible to the student and cost nothing
+    noisy = nbformat.read(root / "autograded" / "s06_stderr_and_warning" / PS1 / f"{PS1}.ipynb", 4)
+    stderr = "".join(o.get("text", "") for o in cell(noisy, "ps1-ex1-test").outputs if o.get("name") == "stderr")
+    assert "debug: pooling" in stderr and "UserWarning" in stderr
+
+    # feedback names the failed hidden checks, but shows no expected value
+    expected = json.loads((root / "answers" / PS1 / f"{PS1}.json").read_text())
+    feedback = (root / "feedback" / "s01_displayhook" / PS1 / f"{PS1}.html").read_text()
+    assert "hidden check right padding" in feedback
+    for checks in expected.values():
+        for check in checks.values():
+            if isinstance(check["value"], list):
+                assert json.dumps(check["value"])[1:-1] not in feedback
+                assert str(check["value"])[1:-1] not in feedback
+
+
+@pytest.mark.slow
+def test_the_time_budget_stops_a_slow_submission_and_sends_unrun_tests_to_manual_grading():
+    from rmlearn.grading.scoring import UNGRADED, KernelSafeExecute
+
+    test_meta = {"nbgrader": {"grade": True, "grade_id": "t1", "points": 1, "solution": False,
+                              "locked": True, "schema_version": 3}}
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import time\ntime.sleep(60)"),  # each cell may run 60 s...
+        nbformat.v4.new_code_cell("assert True", metadata=test_meta)])
+    resources = {"metadata": {"path": "."}}
+    start = time.monotonic()
+    KernelSafeExecute(timeout=60, submission_timeout=8).preprocess(nb, resources)
+    assert time.monotonic() - start < 40  # ...but the whole notebook has 8 s, kernel start included
+    assert nb.cells[0].outputs[-1].ename == "CellTimeoutError"  # interrupted when the budget ran out
+    assert [o.ename for o in nb.cells[1].outputs] == ["SubmissionTimeout"]
+    assert resources[UNGRADED] == {"t1"}
