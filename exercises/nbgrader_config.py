@@ -45,3 +45,11 @@ c.LimitOutput.max_traceback = 50
 
 # Files larger than this (kB) in a submission are not copied for grading.
 c.CourseDirectory.max_file_size = 10_000
+
+# ---- The grading sandbox (rmlearn.grading.sandbox; docs/instructor.md, "The grading sandbox") ----
+# Every grading kernel runs in bubblewrap: a read-only system, only its own autograded/<student>/<assignment>/
+# folder of this course, a private /tmp and HOME, no network, no capabilities, limits on memory, CPU
+# time, processes and file size, and nothing outlives it. If it cannot start, grading stops with the
+# fix. Limits: c.SandboxProvisioner.memory_mb, .cpu_seconds, .processes, .file_mb, .tmp_mb.
+# To grade WITHOUT it (code you trust only), replace the line below by: c.Execute.kernel_name = "python3"
+c.Execute.kernel_name = "rmlearn-sandbox"
