@@ -268,6 +268,37 @@ def test_kernel_runs_with_limits_without_capabilities_or_network(graded):
     assert str(folder) not in seen["sys.path"] and "" not in seen["sys.path"]
 
 
+FORMGRADER = """
+import json
+from nbgrader.apps.api import NbGraderAPI
+from nbgrader.apps.nbgraderapp import NbGrader
+from nbgrader.coursedir import CourseDirectory
+
+app = NbGrader()
+app.load_config_file()  # nbgrader_config.py of the current folder, as the formgrader loads it
+api = NbGraderAPI(CourseDirectory(parent=app), parent=app)
+print(json.dumps(api.autograde("ps1_reward_scores", "c_formgrader")))
+"""
+
+
+@pytest.mark.slow
+def test_formgrader_autograde_button_grades_in_the_sandbox_too(graded):
+    root = graded["root"]
+    released = nbformat.read(root / "release" / PS1 / f"{PS1}.ipynb", 4)
+    notebook = nbformat.from_dict(json.loads(json.dumps(released)))
+    cell(notebook, "ps1-q1").source = attack(theft=THEFT, probe=PROBE)
+    submit(root, "c_formgrader", PS1, notebook)
+    proc = subprocess.run([sys.executable, "-c", FORMGRADER], cwd=root, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["success"] is True
+    assert attack_log(graded, "c_formgrader")["theft"].startswith("FileNotFoundError")
+    seen = json.loads((root / "autograded" / "c_formgrader" / PS1 / "probe.json").read_text())
+    assert seen["pid"] < 10 and "Network is unreachable" in seen["network"]
+    assert cell_grades(root, PS1, "c_formgrader")["ps1-q1-test"][0] == 1.0
+    assert sum(score for score, _ in cell_grades(root, PS1, "c_formgrader").values()) == 1.0
+
+
 @pytest.mark.slow
 def test_autograde_refuses_when_the_sandbox_cannot_start(graded):
     root = graded["root"]

@@ -22,8 +22,8 @@ fallback. See docs/instructor.md, "The grading sandbox".
 
 >>> args = bwrap_command(["python", "-m", "ipykernel_launcher"], cwd="/course/autograded/ann/ps1",
 ...                      writable=["/tmp/rmlearn-kernel-x"], limits=Limits(), bwrap="bwrap")
->>> args[args.index("--chdir") + 1], "--unshare-net" in args, "--cap-drop" in args
-('/course/autograded/ann/ps1', True, True)
+>>> args[args.index("--chdir") + 1], "--unshare-all" in args, "--share-net" in args
+('/course/autograded/ann/ps1', True, False)
 """
 
 from __future__ import annotations
@@ -97,9 +97,13 @@ def _python_paths() -> list[str]:
     paths += [p for p in sys.path if p and os.path.isabs(p)]
     found: list[str] = []
     for p in sorted({os.path.realpath(p) for p in paths} | {os.path.abspath(p) for p in paths}, key=len):
-        if os.path.exists(p) and not any(p == q or p.startswith(q.rstrip("/") + "/") for q in found):
+        if os.path.exists(p) and not any(_inside(p, q) for q in found):
             found.append(p)
     return found
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def _course_root(cwd: str) -> str | None:
@@ -136,8 +140,8 @@ def bwrap_command(kernel_argv: list[str], cwd: str, writable: list[str], limits:
                   bwrap: str, network: bool = False) -> list[str]:
     """The full command that runs ``kernel_argv`` sandboxed in ``cwd``.
 
-    Later mounts cover earlier ones: system and Python read-only, then the course directory masked,
-    then a private /tmp, then the writable folders (``cwd`` and the kernel's socket folder).
+    Later mounts cover earlier ones: system and Python read-only, a private /tmp, the course
+    directory masked, then the writable folders (``cwd`` and the kernel's socket folder).
     """
     args = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--unshare-user",
             "--disable-userns", "--cap-drop", "ALL", "--clearenv"]
@@ -152,16 +156,22 @@ def bwrap_command(kernel_argv: list[str], cwd: str, writable: list[str], limits:
             args += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
-    for folder in _python_paths():
+    python = _python_paths()
+    for folder in python:
         args += ["--ro-bind", folder, folder]
     args += ["--dev", "/dev", "--proc", "/proc"]
     args += ["--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp", "--dir", _SANDBOX_HOME]
-    for folder in _hidden_paths(cwd):  # an empty mask that stays empty: mode 555, and no capability overrides it
+    hidden = _hidden_paths(cwd)
+    for folder in hidden:  # an empty mask that stays empty: mode 555, and no capability overrides it
         args += ["--size", str(2**20), "--perms", "0555", "--tmpfs", folder]
+    for folder in python:  # a Python that lives under /tmp or in the course folder: bound again
+        if any(_inside(folder, cover) for cover in ["/tmp", *hidden]):
+            args += ["--ro-bind", folder, folder]
     for folder in [cwd, *writable]:
         args += ["--bind", folder, folder]
-    args += ["--remount-ro", "/", "--chdir", cwd, "--", sys.executable, "-I", "-m", "rmlearn.grading.sandbox", "limits",
-             json.dumps(asdict(limits)), "--", *kernel_argv]
+    args += ["--remount-ro", "/", "--chdir", cwd, "--",
+             sys.executable, "-I", "-m", "rmlearn.grading.sandbox", "limits", json.dumps(asdict(limits)),
+             "--", *kernel_argv]
     return args
 
 
