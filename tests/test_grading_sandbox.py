@@ -160,10 +160,12 @@ def gradebook_sources(root: Path) -> dict[str, str]:
         return {c.name: c.source for c in notebook.source_cells}
 
 
-def survivors() -> list[psutil.Process]:
+def survivors(root: Path) -> list[psutil.Process]:
+    """Processes started by an attacker, or any (bwrap, kernel) still working in the course."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if any(MARKER in part for part in proc.info["cmdline"] or ()):
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        if any(MARKER in part or str(root) in part for part in proc.info["cmdline"] or ()) \
+                or str(root) in (proc.info["cwd"] or ""):
             found.append(proc)
     return found
 
@@ -193,8 +195,8 @@ def graded(tmp_path_factory):
     after = tree_hashes(root, skip=outputs), kernelspec_hashes(), gradebook_sources(root)
     scores = exported_scores(root)
     yield {"root": root, "expected": expected, "before": before, "after": after, "scores": scores,
-           "seconds": seconds, "survivors": survivors()}
-    for proc in survivors():  # only if the test failed: leave nothing running
+           "seconds": seconds, "survivors": survivors(root)}
+    for proc in survivors(root):  # only if the test failed: leave nothing running
         proc.kill()
 
 
