@@ -100,6 +100,10 @@ seen["CapEff"] = open("/proc/self/status").read().split("CapEff:")[1].split()[0]
 seen["pid"] = os.getpid()
 seen["sys.path"] = sys.path
 try:
+    seen["shadow"] = len(open("/etc/shadow").read())
+except OSError as error:
+    seen["shadow"] = repr(error)
+try:
     socket.create_connection(("1.1.1.1", 53), timeout=3)
     seen["network"] = "reachable"
 except OSError as error:
@@ -267,6 +271,7 @@ def test_kernel_runs_with_limits_without_capabilities_or_network(graded):
     assert seen["CapEff"] == "0000000000000000"
     assert seen["pid"] < 10  # its own PID namespace
     assert "Network is unreachable" in seen["network"]
+    assert seen["shadow"] in (0, "PermissionError(13, 'Permission denied')")  # a root grader's secrets
     assert str(folder) not in seen["sys.path"] and "" not in seen["sys.path"]
 
 

