@@ -64,9 +64,8 @@ POISON_CONFIG = """
 open("../../../nbgrader_config.py", "a").write("\\nc.Execute.kernel_name = 'python3'\\n")
 """
 POISON_KERNELSPECS = """
-from jupyter_core.paths import jupyter_path
-done = []
-for folder in jupyter_path("kernels") + [os.path.expanduser("~root/.local/share/jupyter/kernels")]:
+done = []  # the grader's own virtual environment (not the shared user folders: a failure must not spread)
+for folder in [os.path.join(sys.prefix, "share", "jupyter", "kernels")]:
     for name in ("python3", "rmlearn-sandbox"):
         try:
             os.makedirs(os.path.join(folder, name), exist_ok=True)
@@ -191,17 +190,19 @@ def graded(tmp_path_factory):
         expected[name] = score
     outputs = ("autograded", "gradebook.db", "feedback", "grades.csv", ".nbgrader.log")
     before = tree_hashes(root, skip=outputs), kernelspec_hashes(), gradebook_sources(root)
-    start = time.perf_counter()
-    nbgrader(root, "autograde", PS1, timeout=600)  # captures stdout/stderr: a held pipe would block here
-    seconds = time.perf_counter() - start
-    print(f"\nsandboxed autograde: {len(expected)} submissions in {seconds:.1f} s")
-    time.sleep(1.0)  # a surviving daemon would write meanwhile
-    after = tree_hashes(root, skip=outputs), kernelspec_hashes(), gradebook_sources(root)
-    scores = exported_scores(root)
-    yield {"root": root, "expected": expected, "before": before, "after": after, "scores": scores,
-           "seconds": seconds, "survivors": survivors(root)}
-    for proc in survivors(root):  # only if the test failed: leave nothing running
-        proc.kill()
+    try:
+        start = time.perf_counter()
+        nbgrader(root, "autograde", PS1, timeout=600)  # captures stdout/stderr: a held pipe would block here
+        seconds = time.perf_counter() - start
+        print(f"\nsandboxed autograde: {len(expected)} submissions in {seconds:.1f} s")
+        time.sleep(1.0)  # a surviving daemon would write meanwhile
+        after = tree_hashes(root, skip=outputs), kernelspec_hashes(), gradebook_sources(root)
+        scores = exported_scores(root)
+        yield {"root": root, "expected": expected, "before": before, "after": after, "scores": scores,
+               "seconds": seconds, "survivors": survivors(root)}
+    finally:
+        for proc in survivors(root):  # only if a test failed: leave nothing running
+            proc.kill()
 
 
 def attack_log(graded, student: str) -> dict[str, str]:
@@ -239,7 +240,7 @@ def test_gradebook_cannot_be_read_or_written(graded):
 def test_nothing_outside_the_attackers_folders_changes(graded):
     assert attack_log(graded, "a2_files")["config"].startswith("PermissionError")
     written = json.loads((graded["root"] / "autograded" / "a2_files" / PS1 / "written.json").read_text())
-    assert all(folder.startswith("/tmp/") for folder in written), written  # only its private HOME
+    assert written == []  # neither python3's nor rmlearn-sandbox's kernel.json in the venv
     assert graded["before"][0] == graded["after"][0]  # the course minus the grading outputs
     assert graded["before"][1] == graded["after"][1]  # every kernelspec the grader can see
 
