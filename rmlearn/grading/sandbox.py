@@ -1,8 +1,9 @@
 """Every grading kernel runs in a bubblewrap sandbox: the student's code sees a read-only system and,
 of the course directory, only its own ``autograded/<student>/<assignment>/`` folder.
 
-How it hooks into nbgrader (``exercises/nbgrader_config.py`` sets ``c.Execute.kernel_name =
-"rmlearn-sandbox"``; the command line and the formgrader's Autograde button read the same config):
+How it hooks into nbgrader (``exercises/nbgrader_config.py`` sets ``c.NotebookClient.kernel_name =
+"rmlearn-sandbox"``, which every ``Execute`` subclass inherits; the command line and the
+formgrader's Autograde button read the same config):
 
 1. The kernelspec ``rmlearn-sandbox`` (installed into ``<venv>/share/jupyter/kernels/``, read-only
    inside the sandbox) names the provisioner :class:`SandboxProvisioner`. In nbgrader's process it
@@ -17,7 +18,7 @@ How it hooks into nbgrader (``exercises/nbgrader_config.py`` sets ``c.Execute.ke
    (:class:`Limits`) and execs the kernel with ``PYTHONSAFEPATH=1``, so files submitted beside the
    notebook (``rmlearn.py``, ``torch.py``) never shadow installed packages.
 
-Opt out (trusted code only) with ``c.Execute.kernel_name = "python3"``; there is no silent
+Opt out (trusted code only) with ``c.NotebookClient.kernel_name = "python3"``; there is no silent
 fallback. See docs/instructor.md, "The grading sandbox".
 
 >>> args = bwrap_command(["python", "-m", "ipykernel_launcher"], cwd="/course/autograded/ann/ps1",
@@ -54,7 +55,7 @@ FIXES = """How to fix it (docs/instructor.md, "The grading sandbox"):
     `sysctl -w user.max_user_namespaces=15000`, or on Ubuntu 24.04+
     `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (or use Ubuntu's own bubblewrap package);
     in Docker, run the container with `--security-opt seccomp=unconfined` or grade on the host;
-  - or, for code you trust only, grade without the sandbox: c.Execute.kernel_name = "python3"
+  - or, for code you trust only, grade without the sandbox: c.NotebookClient.kernel_name = "python3"
     in nbgrader_config.py."""
 
 
