@@ -7,6 +7,11 @@ Each submission runs in its own fresh kernel, so the time per submission is most
 plus ``import torch``; the exercises themselves take well under a second.
 
     python benchmarks/bench_autograde.py --students 3
+    python benchmarks/bench_autograde.py --students 3 --compare     # sandboxed vs not, same course
+
+Kernels run in the grading sandbox (``rmlearn.grading.sandbox``), as the course's config says;
+``--no-sandbox`` grades with the plain ``python3`` kernel instead, ``--compare`` does both for
+each assignment (regrading with ``--force``, alternating which goes first) and prints the ratio.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=3, help="submissions per assignment")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument("--no-sandbox", action="store_true", help="grade with the plain python3 kernel")
+    parser.add_argument("--compare", action="store_true", help="grade with and without the sandbox")
     args = parser.parse_args()
 
     root = init_course(Path(tempfile.mkdtemp(prefix="rmlearn-bench-")) / "course")
@@ -75,17 +82,30 @@ def main() -> None:
                 shutil.copytree(root / "release" / assignment, folder)
                 nbformat.write(notebook, folder / f"{assignment}.ipynb")
                 (folder / "timestamp.txt").write_text("2026-01-15 12:00:00.000000 UTC")
+        modes = ["sandbox", "no sandbox"] if args.compare else ["no sandbox" if args.no_sandbox else "sandbox"]
         rows = []
-        for assignment in ASSIGNMENTS:
-            seconds = nbgrader(root, "autograde", assignment)
-            rows.append({"assignment": assignment, "submissions": args.students,
-                         "seconds": round(seconds, 2), "per_submission": round(seconds / args.students, 2)})
-        total = sum(r["seconds"] for r in rows)
-        count = sum(r["submissions"] for r in rows)
-        print(f"{'assignment':<26}{'submissions':>12}{'autograde s':>13}{'s / submission':>16}")
-        for r in rows:
-            print(f"{r['assignment']:<26}{r['submissions']:>12}{r['seconds']:>13.1f}{r['per_submission']:>16.1f}")
-        print(f"{'all':<26}{count:>12}{total:>13.1f}{total / count:>16.1f}")
+        for i, assignment in enumerate(ASSIGNMENTS):
+            for mode in modes[::-1] if i % 2 else modes:  # alternate which mode meets a cold cache
+                kernel = "python3" if mode == "no sandbox" else "rmlearn-sandbox"
+                with open(root / "nbgrader_config.py", "a") as f:  # the last setting wins
+                    f.write(f"\nc.Execute.kernel_name = {kernel!r}\n")
+                seconds = nbgrader(root, "autograde", assignment, "--force")
+                rows.append({"mode": mode, "assignment": assignment, "submissions": args.students,
+                             "seconds": round(seconds, 2), "per_submission": round(seconds / args.students, 2)})
+        totals = {}
+        for mode in modes:
+            mine = [r for r in rows if r["mode"] == mode]
+            total = sum(r["seconds"] for r in mine)
+            count = sum(r["submissions"] for r in mine)
+            totals[mode] = total / count
+            print(f"\n{mode}")
+            print(f"{'assignment':<26}{'submissions':>12}{'autograde s':>13}{'s / submission':>16}")
+            for r in mine:
+                print(f"{r['assignment']:<26}{r['submissions']:>12}{r['seconds']:>13.1f}{r['per_submission']:>16.1f}")
+            print(f"{'all':<26}{count:>12}{total:>13.1f}{total / count:>16.1f}")
+        if args.compare:
+            ratio = totals["sandbox"] / totals["no sandbox"]
+            print(f"\nsandbox / no sandbox, seconds per submission: {ratio:.2f}")
         print(f"{'baseline: new kernel + import torch, rmlearn':<51}{kernel_baseline():>16.1f}")
         print("(one `nbgrader autograde` call per assignment: its start-up cost is shared by its submissions)")
         if args.json:

@@ -69,3 +69,12 @@ c.LimitOutput.max_traceback = 50
 # with a warning, every file larger than this many kB (1 kB = 1000 bytes). autograde does not check
 # it: it copies every file it finds in submitted/ (zip_collect or a hand copy puts anything there).
 c.CourseDirectory.max_file_size = 10_000
+
+# ---- The grading sandbox (rmlearn.grading.sandbox; docs/instructor.md, "The grading sandbox") ----
+# Every grading kernel runs in bubblewrap: a read-only system, only its own autograded/<student>/<assignment>/
+# folder of this course, a private /tmp and HOME, no network, no capabilities, limits on memory, CPU
+# time, processes and file size, and nothing outlives it. If it cannot start, grading stops with the
+# fix. Limits: c.SandboxProvisioner.memory_mb, .cpu_seconds, .processes, .file_mb, .tmp_mb.
+# Set on NotebookClient, so every notebook executor nbgrader runs (Execute and any subclass) uses it.
+# To grade WITHOUT it (code you trust only), replace the line below by: c.NotebookClient.kernel_name = "python3"
+c.NotebookClient.kernel_name = "rmlearn-sandbox"
