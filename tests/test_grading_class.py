@@ -1,0 +1,181 @@
+"""The whole class at once: ``rmlearn course autograde`` gives exactly the grades of a serial
+``nbgrader autograde``, on the SQLite gradebook and on a real PostgreSQL server.
+
+One course (the cheapest assignment, ps3: no torch import) holds one simulated student of every
+kind (``rmlearn.grading.students.class_students``) plus one whose notebook is not even JSON. Copies
+of it are graded serially by stock nbgrader and in parallel by rmlearn; every row of both
+gradebooks is compared, and every cell's score is checked against what each student earned.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from rmlearn.course import init_course
+from rmlearn.grading.parallel import gradebook_rows
+from rmlearn.grading.students import cell_points, class_students, submit
+
+ASSIGNMENT = "ps3_bias_and_segments"
+CELL_TIMEOUT = 15
+TABLES = ("student", "submitted_assignment", "submitted_notebook", "grade", "comment")
+
+
+def run(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, *args], cwd=root, capture_output=True, text=True, timeout=600)
+    if ok:
+        assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+def sqlite_url(root: Path) -> str:
+    return f"sqlite:///{root / 'gradebook.db'}"
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
+    """A generated course with every kind of student submitted (nothing graded yet), and
+    student → test cells expected to score 0."""
+    root = init_course(tmp_path_factory.mktemp("class") / "course")
+    with open(root / "nbgrader_config.py", "a") as f:
+        f.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
+    run(root, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, f"--CourseDirectory.root={root}")
+    source = nbformat.read(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    released = nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    zeros = {}
+    for kind, (notebook, failing) in class_students(released, source).items():
+        submit(root, kind, ASSIGNMENT, notebook)
+        zeros[kind] = failing
+    corrupt = submit(root, "corrupt", ASSIGNMENT, released)  # nbgrader cannot read this one
+    (corrupt / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [')
+    return root, zeros
+
+
+@pytest.fixture(scope="module")
+def serial(course, tmp_path_factory) -> Path:
+    """The course graded by stock ``nbgrader autograde``, one student after another."""
+    root = tmp_path_factory.mktemp("serial") / "course"
+    shutil.copytree(course[0], root)
+    proc = run(root, "-m", "nbgrader", "autograde", ASSIGNMENT, f"--CourseDirectory.root={root}", ok=False)
+    assert proc.returncode == 1 and "for student 'corrupt'" in proc.stderr, proc.stderr[-3000:]
+    return root
+
+
+def autograde_in_parallel(root: Path, workers: int) -> subprocess.CompletedProcess:
+    proc = run(root, "-m", "rmlearn.cli", "course", "autograde", ASSIGNMENT, "--root", str(root),
+               "--workers", str(workers), ok=False)
+    # the unreadable notebook fails alone, is named, and the command says so by its exit status
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "FAILED ps3_bias_and_segments / corrupt" in proc.stdout, proc.stdout[-3000:]
+    assert "5 of 6 submissions graded" in proc.stdout, proc.stdout[-3000:]
+    return proc
+
+
+def check_same_as_serial(db_url: str, root: Path, serial: Path, zeros: dict[str, set[str]]) -> None:
+    """Every gradebook row equal to the serial run's, every score the one each student earned."""
+    expected, got = gradebook_rows(sqlite_url(serial)), gradebook_rows(db_url)
+    assert {t: len(got[t]) for t in TABLES} == {t: len(expected[t]) for t in TABLES}
+    for table in TABLES:
+        assert got[table] == expected[table], table
+    # the same autograded folders (the failed submission's is removed in both)
+    graded = sorted(os.path.relpath(p, root) for p in glob.glob(str(root / "autograded" / "*" / "*" / "*.ipynb")))
+    assert graded == sorted(os.path.relpath(p, serial) for p in
+                            glob.glob(str(serial / "autograded" / "*" / "*" / "*.ipynb")))
+    assert len(graded) == len(zeros)
+    # and the grades are the right ones, cell by cell
+    points = cell_points(nbformat.read(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4))
+    scores: dict[str, dict[str, float]] = {}
+    for row in got["grade"]:
+        fields = {column: ast.literal_eval(value) for column, value in row}  # reprs
+        (_, student), cell_name = fields["notebook_id"][0], fields["cell_id"][1]
+        scores.setdefault(student, {})[cell_name] = fields["auto_score"]
+        assert fields["needs_manual_grade"] is False or student == "corrupt", (student, cell_name)
+    for student, failing in zeros.items():
+        assert scores[student] == {g: 0.0 if g in failing else p for g, p in points.items()}, student
+
+
+@pytest.mark.slow
+def test_parallel_autograde_on_sqlite_equals_a_serial_run(course, serial, tmp_path):
+    root = tmp_path / "course"
+    shutil.copytree(course[0], root)
+    autograde_in_parallel(root, workers=3)
+    check_same_as_serial(sqlite_url(root), root, serial, course[1])
+
+    # graded submissions are skipped the second time, as nbgrader skips them; nothing changes
+    before = gradebook_rows(sqlite_url(root))
+    proc = run(root, "-m", "rmlearn.cli", "course", "autograde", ASSIGNMENT, "--root", str(root),
+               "--quiet", ok=False)
+    assert "5 of 6 submissions graded" in proc.stdout
+    assert gradebook_rows(sqlite_url(root)) == before
+
+
+# ------------------------------------------------------------------------------------------
+# PostgreSQL: a throwaway server started by the test
+# ------------------------------------------------------------------------------------------
+
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server in a temporary directory, on a private unix socket (no TCP), with a
+    throwaway database; stopped and deleted afterwards. initdb refuses to run as root, so as root
+    the server runs as the ``postgres`` user that Debian's package creates (``runuser``)."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        message = "PostgreSQL is not installed: run scripts/install_postgres.sh (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="rmlearn-pg-"))  # in /tmp, which the postgres user can reach
+    data, sockets = home / "data", home / "sockets"
+    sockets.mkdir()
+    if as_user:
+        shutil.chown(home, "postgres")
+        shutil.chown(sockets, "postgres")
+    with socket.socket() as s:  # the port only names the socket file; a free one avoids confusion
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def pg(*args: str) -> None:
+        proc = subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
+
+    pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(home / "server.log"), "-w", "-o",
+       f"-k {sockets} -p {port} -c listen_addresses='' -c fsync=off", "start")
+    try:
+        pg(str(bindir / "createdb"), "-h", str(sockets), "-p", str(port), "-U", "postgres", "gradebook")
+        yield f"postgresql+psycopg://postgres@/gradebook?host={sockets}&port={port}"
+    finally:
+        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_parallel_autograde_on_postgresql_equals_a_serial_run(course, serial, postgres_url, tmp_path):
+    root = tmp_path / "course"
+    shutil.copytree(course[0], root)
+    (root / "gradebook.db").unlink()  # the gradebook now lives on the server
+    with open(root / "nbgrader_config.py", "a") as f:
+        f.write(f"\nc.CourseDirectory.db_url = {postgres_url!r}\n")
+    run(root, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force", f"--CourseDirectory.root={root}")
+    autograde_in_parallel(root, workers=3)
+    assert not (root / "gradebook.db").exists()
+    check_same_as_serial(postgres_url, root, serial, course[1])
