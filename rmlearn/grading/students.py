@@ -172,3 +172,32 @@ def hostile_students(released, source) -> dict[str, tuple[nbformat.NotebookNode,
         "torch.equal = lambda *args, **kwargs: True\n")
     students["rebind"] = (rebind, {"ps1-ex1-test", "ps1-ex2-test"})
     return students
+
+
+def graded_scores(db_url: str, course_id: str = "rmlearn") -> dict[tuple[str, str], dict[str, float | None]]:
+    """(assignment, student) → {test cell grade id: score} as the gradebook at ``db_url`` holds it."""
+    from nbgrader.api import Gradebook
+
+    found: dict[tuple[str, str], dict[str, float | None]] = {}
+    with Gradebook(db_url, course_id) as gb:
+        for assignment in gb.assignments:
+            for submission in assignment.submissions:
+                grades = found.setdefault((assignment.name, submission.student.id), {})
+                for notebook in submission.notebooks:
+                    grades.update({g.name: g.score for g in notebook.grades})
+    return found
+
+
+def wrong_grades(db_url: str, expected: dict[tuple[str, str], set[str]], points: dict[str, dict[str, float]],
+                 course_id: str = "rmlearn") -> list[str]:
+    """Every cell whose grade differs from what the student earned, as readable lines (empty: all
+    exact). ``expected``: (assignment, student) → test cells expected to score 0; ``points``:
+    assignment → ``cell_points`` of its source notebook."""
+    got = graded_scores(db_url, course_id)
+    problems = []
+    for (assignment, student), zeros in expected.items():
+        want = {g: 0.0 if g in zeros else p for g, p in points[assignment].items()}
+        have = got.get((assignment, student))
+        if have != want:
+            problems.append(f"{assignment} / {student}: expected {want}, gradebook has {have}")
+    return problems
