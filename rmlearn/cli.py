@@ -129,10 +129,9 @@ def _course(args: argparse.Namespace) -> None:
 def _course_autograde(args: argparse.Namespace) -> None:
     from .grading.parallel import autograde_class, summary
 
-    extra = args.nbgrader_args[1:] if args.nbgrader_args[:1] == ["--"] else args.nbgrader_args
     start = time.perf_counter()
     results = autograde_class(args.assignment, args.root, args.workers, force=args.force,
-                              nbgrader_args=extra, progress=not args.quiet)
+                              nbgrader_args=[f"--{setting}" for setting in args.set], progress=not args.quiet)
     print(summary(results, time.perf_counter() - start))
     if not all(r.success for r in results):
         raise SystemExit(1)
@@ -146,8 +145,9 @@ def _add_course_autograde(course_commands) -> None:
     autograde.add_argument("--workers", type=int, help="parallel graders (default: one per CPU)")
     autograde.add_argument("--force", action="store_true", help="regrade submissions graded before")
     autograde.add_argument("--quiet", action="store_true", help="no progress bar")
-    autograde.add_argument("nbgrader_args", nargs=argparse.REMAINDER,
-                           help="passed on to nbgrader (after --), e.g. -- --Execute.timeout=15")
+    autograde.add_argument("--set", action="append", default=[], metavar="Class.trait=VALUE",
+                           help="an nbgrader setting, as --Class.trait=VALUE on nbgrader's command line; "
+                                "repeatable, e.g. --set Execute.timeout=60")
     autograde.set_defaults(run=_course_autograde)
 
 

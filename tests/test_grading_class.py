@@ -238,3 +238,12 @@ def test_merge_writes_one_submission_and_leaves_every_other_row(tmp_path, monkey
         assert gb.find_comment("s1", "n", "a", "ann").auto_comment == "ann graded"
         assert gb.find_grade("t1", "n", "a", "bob").auto_score == 2.0
     assert {t: len(gradebook_rows(main)[t]) for t in TABLES} == {t: len(after[t]) for t in TABLES}
+
+
+def test_course_autograde_command_line_reads_every_option():
+    from rmlearn.cli import _parser
+
+    args = _parser().parse_args(["course", "autograde", "*", "--root", "my-course", "--workers", "4",
+                                 "--force", "--set", "Execute.timeout=60", "--set", "Autograde.create_student=False"])
+    assert (args.assignment, args.root, args.workers, args.force) == ("*", "my-course", 4, True)
+    assert args.set == ["Execute.timeout=60", "Autograde.create_student=False"]

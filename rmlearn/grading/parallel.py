@@ -256,6 +256,39 @@ def _grade(assignment: str, student: str, snapshot: str, private_db: str, force:
 # the class
 # ------------------------------------------------------------------------------------------
 
+def _grade_in_pool(submissions: list[tuple[str, str]], workers: int, argv: list[str], snapshot: Path,
+                   work: Path, force: bool):
+    """Yield (index, SubmissionResult) as submissions finish; submission ``k`` is graded against
+    ``work/submission{k}.db``. A grading process that dies (not a kernel: the grader itself) breaks
+    the pool: the submissions it held are retried in a fresh pool, each at most ``MAX_ATTEMPTS``
+    times."""
+    attempts: Counter = Counter()
+    pending = deque(range(len(submissions)))
+    while pending:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_start_worker, initargs=(argv,)) as pool:
+            futures = {pool.submit(_grade, *submissions[k], str(snapshot), str(work / f"submission{k:05d}.db"),
+                                   force): k for k in pending}
+            pending.clear()
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    k = futures.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool as err:
+                        attempts[k] += 1
+                        if attempts[k] < MAX_ATTEMPTS:
+                            pending.append(k)
+                            continue
+                        result = SubmissionResult(*submissions[k], success=False, seconds=0.0,
+                                                  error=f"the grading process died: {err}")
+                    except Exception:  # one submission's failure stops no other
+                        result = SubmissionResult(*submissions[k], success=False, seconds=0.0,
+                                                  error=traceback.format_exc())
+                    yield k, result
+
+
 def autograde_class(assignment: str, root: str | Path = ".", workers: int | None = None, *,
                     force: bool = False, nbgrader_args: tuple[str, ...] | list[str] = (),
                     progress: bool = True) -> list[SubmissionResult]:
@@ -289,43 +322,20 @@ def autograde_class(assignment: str, root: str | Path = ".", workers: int | None
     Path(coursedir.format_path(coursedir.autograded_directory, ".", ".")).mkdir(parents=True, exist_ok=True)
 
     work = Path(tempfile.mkdtemp(prefix="rmlearn-autograde-"))
+    bar = tqdm(total=len(submissions), desc=f"autograde {assignment}", unit="submission", disable=not progress)
     results: dict[tuple[str, str], SubmissionResult] = {}
     try:
         snapshot = snapshot_gradebook(db_url, course_id, work / "snapshot.db")
-        private = {key: work / f"submission{k:05d}.db" for k, key in enumerate(submissions)}
-        bar = tqdm(total=len(submissions), desc=f"autograde {assignment}", unit="submission",
-                   disable=not progress)
-        attempts: Counter = Counter()
-        pending = deque(submissions)
-        while pending:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_start_worker, initargs=(argv,)) as pool:
-                futures = {pool.submit(_grade, a, s, str(snapshot), str(private[a, s]), force): (a, s) for a, s in pending}
-                pending.clear()
-                while futures:
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        key = futures.pop(future)
-                        try:
-                            result = future.result()
-                        except BrokenProcessPool as err:  # the grading process itself died
-                            attempts[key] += 1
-                            if attempts[key] < MAX_ATTEMPTS:
-                                pending.append(key)
-                                continue
-                            result = SubmissionResult(*key, success=False, seconds=0.0,
-                                                      error=f"the grading process died: {err}")
-                        except Exception:  # one submission's failure stops no other
-                            result = SubmissionResult(*key, success=False, seconds=0.0,
-                                                      error=traceback.format_exc())
-                        if private[key].exists():  # as a serial run, keep what nbgrader wrote
-                            merge_submission(db_url, private[key], course_id, *key)
-                            private[key].unlink()
-                        results[key] = result
-                        bar.update(1)
-                        bar.set_postfix(failed=sum(not r.success for r in results.values()))
-        bar.close()
+        for k, result in _grade_in_pool(submissions, workers, argv, snapshot, work, force):
+            private = work / f"submission{k:05d}.db"
+            if private.exists():  # as after a serial run, the gradebook keeps what nbgrader wrote
+                merge_submission(db_url, private, course_id, result.assignment, result.student)
+                private.unlink()
+            results[result.assignment, result.student] = result
+            bar.update(1)
+            bar.set_postfix(failed=sum(not r.success for r in results.values()))
     finally:
+        bar.close()
         shutil.rmtree(work, ignore_errors=True)
     return [results[key] for key in submissions]
 
