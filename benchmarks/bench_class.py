@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 
 from rmlearn.course import ASSIGNMENTS, init_course
-from rmlearn.grading.parallel import gradebook_rows
+from rmlearn.grading.parallel import gradebook_rows, usable_cpus
 from rmlearn.grading.students import KINDS, cell_points, class_students, submit, wrong_grades
 
 
@@ -56,7 +56,7 @@ def timed(command: list[str], cwd: Path) -> float:
 
 
 def bench(students: int = 100, workers: int | None = None, log=print) -> dict:
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or usable_cpus()
     home = Path(tempfile.mkdtemp(prefix="rmlearn-class-"))
     try:
         course = init_course(home / "course")

@@ -84,6 +84,11 @@ def _argv(root: Path, nbgrader_args: tuple[str, ...] | list[str]) -> list[str]:
     return [f"--CourseDirectory.root={root}", *nbgrader_args]
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (the default number of workers)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def find_submissions(coursedir, assignment: str) -> list[tuple[str, str]]:
     """(assignment, student) pairs under ``submitted/`` in nbgrader's order (sorted folders).
 
@@ -318,7 +323,7 @@ def autograde_class(assignment: str, root: str | Path = ".", workers: int | None
     if not submissions:
         pattern = coursedir.format_path(coursedir.submitted_directory, "*", assignment)
         raise FileNotFoundError(f"no submission of {assignment!r} to grade: nothing matches {pattern}")
-    workers = max(1, min(workers or len(os.sched_getaffinity(0)), len(submissions)))
+    workers = max(1, min(workers or usable_cpus(), len(submissions)))
     Path(coursedir.format_path(coursedir.autograded_directory, ".", ".")).mkdir(parents=True, exist_ok=True)
 
     work = Path(tempfile.mkdtemp(prefix="rmlearn-autograde-"))
