@@ -112,6 +112,38 @@ def test_parallel_autograde_on_sqlite_equals_a_serial_run(course, serial, tmp_pa
     assert gradebook_rows(sqlite_url(root)) == before
 
 
+KILL_GRADER = """
+import os
+
+
+def _kill_grader(assignment, student, notebooks):
+    if student == "crasher":
+        os._exit(3)  # as a student's code that reaches its grading process would
+
+
+c.Autograde.pre_convert_hook = _kill_grader
+"""
+
+
+@pytest.mark.slow
+def test_a_submission_that_kills_its_grading_process_fails_alone(course, tmp_path):
+    root = tmp_path / "course"
+    shutil.copytree(course[0], root)
+    for folder in (root / "submitted").iterdir():
+        if folder.name not in ("blank", "corrupt"):
+            shutil.rmtree(folder)
+    shutil.copytree(root / "submitted" / "blank", root / "submitted" / "crasher")
+    with open(root / "nbgrader_config.py", "a") as f:
+        f.write(KILL_GRADER)
+
+    results = {r.student: r for r in autograde_class(ASSIGNMENT, root, workers=2, progress=False)}
+    assert "grading process died" in results["crasher"].error and not results["crasher"].success
+    assert not results["corrupt"].success and "died" not in results["corrupt"].error  # nbgrader's own failure
+    assert results["blank"].success  # in flight when the pool broke: graded again, alone
+    points = {ASSIGNMENT: cell_points(nbformat.read(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4))}
+    assert wrong_grades(sqlite_url(root), {(ASSIGNMENT, "blank"): set(points[ASSIGNMENT])}, points) == []
+
+
 # ------------------------------------------------------------------------------------------
 # PostgreSQL: a throwaway server started by the test
 # ------------------------------------------------------------------------------------------

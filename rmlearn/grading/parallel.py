@@ -39,7 +39,7 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 SUBMISSION_TABLES = ("submitted_assignment", "submitted_notebook", "grade", "comment")
-MAX_ATTEMPTS = 2  # a worker process that dies (not a kernel: the grader itself) is retried once
 
 
 @dataclass
@@ -262,36 +261,47 @@ def _grade(assignment: str, student: str, snapshot: str, private_db: str, force:
 # ------------------------------------------------------------------------------------------
 
 def _grade_in_pool(submissions: list[tuple[str, str]], workers: int, argv: list[str], snapshot: Path,
-                   work: Path, force: bool):
+                   work: Path, force: bool, fresh: set[int]):
     """Yield (index, SubmissionResult) as submissions finish; submission ``k`` is graded against
-    ``work/submission{k}.db``. A grading process that dies (not a kernel: the grader itself) breaks
-    the pool: the submissions it held are retried in a fresh pool, each at most ``MAX_ATTEMPTS``
-    times."""
-    attempts: Counter = Counter()
-    pending = deque(range(len(submissions)))
-    while pending:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+    ``work/submission{k}.db``. At most ``workers`` submissions are in flight. A grading process
+    that dies (not a kernel: the grader itself) breaks the pool; the submissions then in flight are
+    graded again, each alone in a fresh pool, so only the one that kills its grader fails. A retried
+    submission in ``fresh`` (not graded before this run) is regraded over what the killed attempt
+    left in ``autograded/``, which nbgrader would otherwise skip as done."""
+    queue, suspects = deque(range(len(submissions))), deque()
+    while queue or suspects:
+        source, size = (suspects, 1) if suspects else (queue, workers)
+        retry = source is suspects
+        with ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_start_worker, initargs=(argv,)) as pool:
-            futures = {pool.submit(_grade, *submissions[k], str(snapshot), str(work / f"submission{k:05d}.db"),
-                                   force): k for k in pending}
-            pending.clear()
-            while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            running: dict = {}
+            broken = False
+            while source or running:
+                while source and len(running) < size and not broken:
+                    k = source.popleft()
+                    running[pool.submit(_grade, *submissions[k], str(snapshot), str(work / f"submission{k:05d}.db"),
+                                        force or (retry and k in fresh))] = k
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    k = futures.pop(future)
+                    k = running.pop(future)
                     try:
                         result = future.result()
                     except BrokenProcessPool as err:
-                        attempts[k] += 1
-                        if attempts[k] < MAX_ATTEMPTS:
-                            pending.append(k)
+                        broken = True
+                        if size > 1:  # which of those in flight did it? each is retried alone
+                            suspects.append(k)
                             continue
                         result = SubmissionResult(*submissions[k], success=False, seconds=0.0,
-                                                  error=f"the grading process died: {err}")
+                                                  error=f"its grading process died: {err}")
                     except Exception:  # one submission's failure stops no other
                         result = SubmissionResult(*submissions[k], success=False, seconds=0.0,
                                                   error=traceback.format_exc())
                     yield k, result
+                if broken:  # this pool is unusable: the rest waits for a fresh one
+                    suspects.extend(running.values())
+                    break
 
 
 def autograde_class(assignment: str, root: str | Path = ".", workers: int | None = None, *,
@@ -326,12 +336,14 @@ def autograde_class(assignment: str, root: str | Path = ".", workers: int | None
     workers = max(1, min(workers or usable_cpus(), len(submissions)))
     Path(coursedir.format_path(coursedir.autograded_directory, ".", ".")).mkdir(parents=True, exist_ok=True)
 
+    fresh = {k for k, (a, s) in enumerate(submissions)
+             if not os.path.exists(coursedir.format_path(coursedir.autograded_directory, s, a))}
     work = Path(tempfile.mkdtemp(prefix="rmlearn-autograde-"))
     bar = tqdm(total=len(submissions), desc=f"autograde {assignment}", unit="submission", disable=not progress)
     results: dict[tuple[str, str], SubmissionResult] = {}
     try:
         snapshot = snapshot_gradebook(db_url, course_id, work / "snapshot.db")
-        for k, result in _grade_in_pool(submissions, workers, argv, snapshot, work, force):
+        for k, result in _grade_in_pool(submissions, workers, argv, snapshot, work, force, fresh):
             private = work / f"submission{k:05d}.db"
             if private.exists():  # as after a serial run, the gradebook keeps what nbgrader wrote
                 merge_submission(db_url, private, course_id, result.assignment, result.student)
