@@ -21,7 +21,9 @@ PostgreSQL:
 
 The autograded notebooks are written by the workers straight to ``autograded/<student>/…`` (one
 folder per student, so workers never share a file). A submission that fails is reported with its
-log and never stops the others; its rows are merged all the same, as a serial run leaves them.
+log and never stops the others; its rows are merged all the same, as a serial run leaves them. If
+a grading process itself dies, the submissions it was grading beside are graded again, each alone,
+and only the one that kills its grader fails.
 Do not grade or edit the same submissions from another process while this runs.
 
     >>> from rmlearn.grading.parallel import SubmissionResult
