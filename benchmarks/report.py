@@ -176,6 +176,13 @@ def _course(results: dict) -> list[str]:
     return lines + [""]
 
 
+def _class(results: dict) -> list[str]:
+    from benchmarks.bench_class import table
+
+    return ["## The whole class: serial against parallel autograde", "", _when(results, "class"), "",
+            *table(results["class"]["result"]), ""]
+
+
 def _profile(results: dict) -> list[str]:
     p = results["profile"]["result"]
     th, tk, op, pos = p["threads"], p["tokenization"], p["optimizer"], p["position_ids"]
@@ -229,7 +236,7 @@ def markdown(results: dict) -> str:
              "parts with `python -m benchmarks --parts train train_busy score startup course profile`.", "",
              "![benchmarks](benchmarks.png)", "", "## Summary", "", *_summary(results), ""]
     for part, fn in (("train", _train), ("train_busy", _train_busy), ("score", _score), ("startup", _startup), ("course", _course),
-                     ("profile", _profile)):
+                     ("profile", _profile), ("class", _class)):
         if part in results:
             lines += fn(results)
     return "\n".join(lines).rstrip() + "\n"

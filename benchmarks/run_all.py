@@ -7,6 +7,8 @@ Parts: ``train`` (rmlearn vs TRL RewardTrainer: pairs/s, peak RSS, first-step lo
 (the same with one spinning process per core), ``score`` (RewardModel.score vs transformers),
 ``startup`` (``import rmlearn``, ``rmlearn demo``), ``course`` (each lesson executed; autograde via
 ``bench_autograde.py``), ``profile`` (where a training step's time goes; what each speed-up buys).
+Not run by default: ``class`` (20 simulated students on every assignment, graded serially and in
+parallel, every grade checked: ``bench_class.py``; about 10 minutes on 2 cores).
 
 Results of each part are kept in ``benchmarks/results.json`` with the time they were measured, so
 the report always shows every part and says when each was measured.
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results.json"
 DOC, PLOT = ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "benchmarks.png"
 PARTS = ("train", "train_busy", "score", "startup", "course", "profile")
+EXTRA_PARTS = ("class",)  # on request only: long
 
 
 def machine() -> str:
@@ -65,6 +68,9 @@ def run(parts: list[str], repeats: int) -> dict:
         elif part == "course":
             from benchmarks import bench_course as mod
             out = mod.bench()
+        elif part == "class":
+            from benchmarks import bench_class as mod
+            out = mod.bench(students=20)
         else:
             from benchmarks import profile_train as mod
             out = mod.bench()
@@ -79,7 +85,7 @@ def run(parts: list[str], repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="rmlearn benchmarks against TRL and transformers")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--parts", nargs="+", choices=PARTS + EXTRA_PARTS, default=list(PARTS))
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the train runs (score: 3)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from results.json")
     args = parser.parse_args(argv)

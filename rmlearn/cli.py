@@ -5,6 +5,7 @@
     rmlearn score DIR --prompt P --response R [--response R2 …]
     rmlearn lessons                    open the lessons in JupyterLab
     rmlearn course init DIR            write an nbgrader course directory for instructors
+    rmlearn course autograde A [--workers N]   autograde the whole class in parallel
 """
 
 from __future__ import annotations
@@ -125,6 +126,31 @@ def _course(args: argparse.Namespace) -> None:
     print(next_steps(directory))
 
 
+def _course_autograde(args: argparse.Namespace) -> None:
+    from .grading.parallel import autograde_class, summary
+
+    start = time.perf_counter()
+    results = autograde_class(args.assignment, args.root, args.workers, force=args.force,
+                              nbgrader_args=[f"--{setting}" for setting in args.set], progress=not args.quiet)
+    print(summary(results, time.perf_counter() - start))
+    if not all(r.success for r in results):
+        raise SystemExit(1)
+
+
+def _add_course_autograde(course_commands) -> None:
+    autograde = course_commands.add_parser(
+        "autograde", help="nbgrader autograde for the whole class, several students at once")
+    autograde.add_argument("assignment", help='assignment id, or a glob such as "*" (as for nbgrader)')
+    autograde.add_argument("--root", default=".", help="the course directory (default: here)")
+    autograde.add_argument("--workers", type=int, help="parallel graders (default: one per CPU)")
+    autograde.add_argument("--force", action="store_true", help="regrade submissions graded before")
+    autograde.add_argument("--quiet", action="store_true", help="no progress bar")
+    autograde.add_argument("--set", action="append", default=[], metavar="Class.trait=VALUE",
+                           help="an nbgrader setting, as --Class.trait=VALUE on nbgrader's command line; "
+                                "repeatable, e.g. --set Execute.timeout=60")
+    autograde.set_defaults(run=_course_autograde)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rmlearn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("directory")
     init.add_argument("--force", action="store_true", help="write into a non-empty directory")
     init.set_defaults(run=_course)
+    _add_course_autograde(course_commands)
     return parser
 
 

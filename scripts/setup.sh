@@ -2,7 +2,8 @@
 # Create .venv with rmlearn installed (editable). With --test: also the test tools and Chromium.
 #
 #   bash scripts/setup.sh            # enough for `rmlearn demo`, the lessons and the exercises
-#   bash scripts/setup.sh --test     # plus pytest, TRL (benchmarks/parity), Playwright + Chromium
+#   bash scripts/setup.sh --test     # plus pytest, TRL (benchmarks/parity), Playwright + Chromium,
+#                                    # PostgreSQL (the gradebook test starts its own server)
 #
 # torch is pinned to the 2.13.0 CPU wheel these course machines carry, so installs stay small;
 # override with TORCH_SPEC="torch==X" elsewhere.
@@ -15,6 +16,7 @@ PYTHON=${PYTHON:-python3}
 if [ "${1:-}" = "--test" ]; then
     .venv/bin/python -m pip install --quiet -e ".[test]"
     bash scripts/install_browser.sh
+    bash scripts/install_postgres.sh
 else
     .venv/bin/python -m pip install --quiet -e .
 fi

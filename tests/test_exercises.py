@@ -9,7 +9,6 @@ exported; the exported CSV and the gradebook must hold exactly the expected scor
 from __future__ import annotations
 
 import csv
-import json
 import re
 import subprocess
 import sys
@@ -20,8 +19,16 @@ import nbformat
 import pytest
 
 from rmlearn.course import ASSIGNMENTS, init_course, next_steps
+from rmlearn.grading.students import (
+    SOLUTION_MARKERS,
+    cell,
+    cell_points,
+    hostile_students,
+    nbgrader_meta,
+    solved,
+    submit,
+)
 
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 CELL_TIMEOUT = 15  # seconds per cell while grading: bounds the infinite-loop submission, and
 # leaves room for `import torch` in the first cell on a busy machine
@@ -37,46 +44,6 @@ def nbgrader(root: Path, *args: str, timeout: float = 300) -> subprocess.Complet
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
-def cell_points(notebook) -> dict[str, float]:
-    """grade_id → points of every autograded test cell."""
-    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"])
-            for c in notebook.cells if nbgrader_meta(c).get("grade")}
-
-
-def strip_solution_markers(source: str) -> str:
-    return "\n".join(line for line in source.splitlines() if line.strip() not in SOLUTION_MARKERS)
-
-
-def solved(released, source) -> nbformat.NotebookNode:
-    """The released notebook with every answer cell filled in from the source (reference) notebook."""
-    answers = {nbgrader_meta(c)["grade_id"]: strip_solution_markers(c.source)
-               for c in source.cells if nbgrader_meta(c).get("solution")}
-    notebook = nbformat.from_dict(json.loads(json.dumps(released)))  # deep copy
-    for cell in notebook.cells:
-        if nbgrader_meta(cell).get("solution"):
-            cell.source = answers[nbgrader_meta(cell)["grade_id"]]
-    return notebook
-
-
-def cell(notebook, grade_id: str):
-    return next(c for c in notebook.cells if nbgrader_meta(c).get("grade_id") == grade_id)
-
-
-def submit(root: Path, student: str, assignment: str, notebook) -> None:
-    """What ``nbgrader collect`` leaves behind: submitted/<student>/<assignment>/ + timestamp."""
-    folder = root / "submitted" / student / assignment
-    folder.mkdir(parents=True)
-    for extra in (root / "release" / assignment).iterdir():
-        if extra.suffix != ".ipynb":
-            (folder / extra.name).write_bytes(extra.read_bytes())
-    nbformat.write(notebook, folder / f"{assignment}.ipynb")
-    (folder / "timestamp.txt").write_text("2026-01-15 12:00:00.000000 UTC")
 
 
 def exported_scores(root: Path) -> dict[tuple[str, str], tuple[float, float]]:
@@ -168,58 +135,6 @@ def course(tmp_path_factory) -> Path:
         f.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
     nbgrader(root, "generate_assignment", "*")  # "*": every assignment in one call
     return root
-
-
-LOOP = "while True:\n    pass\n"
-FLOOD = 'for i in range(100_000):\n    print("spam" * 5, i)\n'  # about 2.6 MB
-
-
-def hostile_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
-    """ps1 submissions: name → (notebook, grade ids expected to score 0; every other test full)."""
-    def reference():
-        return solved(released, source)
-
-    students = {"ref": (reference(), set()), "blank": (released, set(cell_points(source)))}
-
-    # one wrong letter and the padding bug left in (Exercise 2 builds on Exercise 1, so it fails
-    # too); it also prints megabytes of output
-    partial = reference()
-    cell(partial, "ps1-q1").source = 'answer_q1 = "A"\n' + FLOOD
-    cell(partial, "ps1-ex1").source = (
-        "def eos_pool(hidden, attention_mask):\n    return hidden[:, -1]\n")
-    students["partial"] = (partial, {"ps1-q1-test", "ps1-ex1-test", "ps1-ex2-test"})
-
-    # runs forever before setting answer_q5 and calls sys.exit before setting answer_q2; a later
-    # answer is wrong and must not be marked as passed (nbgrader #427)
-    loop = reference()
-    cell(loop, "ps1-q2").source = 'import sys\nsys.exit("bye")\nanswer_q2 = ["B", "C", "D", "A"]'
-    cell(loop, "ps1-q5").source = LOOP + 'answer_q5 = "A"\n'
-    cell(loop, "ps1-ex2").source = "def reward_from_hidden(hidden, attention_mask, weight):\n    return weight\n"
-    students["loop"] = (loop, {"ps1-q2-test", "ps1-q5-test", "ps1-ex2-test"})
-
-    killer = reference()  # kills its own kernel (as the OOM killer would) before answering
-    cell(killer, "ps1-q3").source = 'import os\nos.kill(os.getpid(), 9)\nanswer_q3 = "D"'
-    students["killer"] = (killer, {"ps1-q3-test"})
-
-    tamper = reference()  # wrong answers, with their tests weakened or deleted
-    cell(tamper, "ps1-q3").source = 'answer_q3 = "A"'
-    cell(tamper, "ps1-q3-test").source = "pass  # nothing to see here"
-    cell(tamper, "ps1-ex2").source = "def reward_from_hidden(hidden, attention_mask, weight):\n    return None\n"
-    tamper.cells.remove(cell(tamper, "ps1-ex2-test"))
-    students["tamper"] = (tamper, {"ps1-q3-test", "ps1-ex2-test"})
-
-    # right only for right padding, so the visible checks pass once the library and torch are
-    # rebound to agree with it; the hidden tests hold their own numbers and catch it
-    rebind = reference()
-    cell(rebind, "ps1-ex1").source = (
-        "def eos_pool(hidden, attention_mask):\n"
-        "    return hidden[torch.arange(hidden.shape[0]), attention_mask.sum(1) - 1]\n\n"
-        "rmlearn.pool = lambda hidden, attention_mask, how='eos': eos_pool(hidden, attention_mask)\n"
-        "torch.allclose = lambda *args, **kwargs: True\n"
-        "torch.testing.assert_close = lambda *args, **kwargs: None\n"
-        "torch.equal = lambda *args, **kwargs: True\n")
-    students["rebind"] = (rebind, {"ps1-ex1-test", "ps1-ex2-test"})
-    return students
 
 
 @pytest.mark.slow

@@ -1,0 +1,203 @@
+"""Simulated students: submissions with a known expected grade, to check a grading setup.
+
+The pipeline tests (``tests/test_exercises.py``, ``tests/test_grading_class.py``,
+``tests/test_exchange.py``) and the class benchmark (``benchmarks/bench_class.py``) grade these and
+compare every cell's score with the expectation written here, before any grading ran. An
+instructor can do the same on their own grading machine.
+
+Each builder returns ``name → (notebook, zeros)``: ``zeros`` is the set of test-cell grade ids
+expected to score 0; every other test cell is expected to earn its full points.
+
+    >>> import nbformat
+    >>> from rmlearn.course import exercises_dir
+    >>> source = nbformat.read(exercises_dir() / "source/ps3_bias_and_segments/ps3_bias_and_segments.ipynb", 4)
+    >>> sum(cell_points(source).values())
+    12.0
+    >>> expected_score(source, {"ps3-q1-test"})
+    11.0
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+KINDS = ("honest", "partial", "broken", "malicious", "blank")  # the class benchmark's mix, in turn
+LOOP = "while True:\n    pass\n"
+FLOOD = 'for i in range(100_000):\n    print("spam" * 5, i)\n'  # about 2.6 MB
+TIMESTAMP = "2026-01-15 12:00:00.000000 UTC"
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def cell_points(notebook) -> dict[str, float]:
+    """grade_id → points of every autograded test cell."""
+    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"])
+            for c in notebook.cells if nbgrader_meta(c).get("grade")}
+
+
+def expected_score(source, zeros: set[str]) -> float:
+    """The total a submission earns when exactly the test cells ``zeros`` fail."""
+    return sum(p for grade_id, p in cell_points(source).items() if grade_id not in zeros)
+
+
+def strip_solution_markers(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if line.strip() not in SOLUTION_MARKERS)
+
+
+def solved(released, source) -> nbformat.NotebookNode:
+    """The released notebook with every answer cell filled in from the source (reference) notebook."""
+    answers = {nbgrader_meta(c)["grade_id"]: strip_solution_markers(c.source)
+               for c in source.cells if nbgrader_meta(c).get("solution")}
+    notebook = nbformat.from_dict(json.loads(json.dumps(released)))  # deep copy
+    for c in notebook.cells:
+        if nbgrader_meta(c).get("solution"):
+            c.source = answers[nbgrader_meta(c)["grade_id"]]
+    return notebook
+
+
+def cell(notebook, grade_id: str):
+    """The cell with this nbgrader grade id."""
+    return next(c for c in notebook.cells if nbgrader_meta(c).get("grade_id") == grade_id)
+
+
+def submit(root: Path, student: str, assignment: str, notebook, timestamp: str = TIMESTAMP) -> Path:
+    """What ``nbgrader collect`` leaves behind: ``submitted/<student>/<assignment>/`` + timestamp."""
+    folder = Path(root) / "submitted" / student / assignment
+    folder.mkdir(parents=True)
+    for extra in (Path(root) / "release" / assignment).iterdir():
+        if extra.suffix != ".ipynb":
+            (folder / extra.name).write_bytes(extra.read_bytes())
+    nbformat.write(notebook, folder / f"{assignment}.ipynb")
+    (folder / "timestamp.txt").write_text(timestamp)
+    return folder
+
+
+def _first_letter_question(source) -> tuple[str, str, str]:
+    """(answer cell id, its test cell id, the right letter) of the first ``answer_qN = "X"`` cell."""
+    cells = source.cells
+    for k, c in enumerate(cells):
+        meta = nbgrader_meta(c)
+        found = re.search(r'^(answer_q\d+)\s*=\s*"([A-D])"\s*$', c.source, re.M) if meta.get("solution") else None
+        if found:
+            test = next(nbgrader_meta(t)["grade_id"] for t in cells[k + 1:] if nbgrader_meta(t).get("grade"))
+            return meta["grade_id"], test, found[2]
+    raise ValueError("the notebook has no answer cell of the form answer_qN = \"A\"")
+
+
+def class_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
+    """One submission of each kind in ``KINDS``, for any course assignment.
+
+    - honest: the reference solution (full marks).
+    - partial: the first letter question answered wrongly (loses that question only).
+    - broken: the first letter question's cell kills its own kernel before answering (grading
+      goes on in a fresh kernel; loses that question only).
+    - malicious: a wrong answer with its test cell replaced by ``pass`` and the last test cell
+      deleted (both restored from the gradebook; loses that question only).
+    - blank: the untouched release (every test fails).
+    """
+    question, test, letter = _first_letter_question(source)
+    wrong = "B" if letter == "A" else "A"
+    students = {"honest": (solved(released, source), set()),
+                "blank": (solved(released, released), set(cell_points(source)))}
+
+    partial = solved(released, source)
+    cell(partial, question).source = re.sub(r'^(answer_q\d+\s*=\s*)"[A-D]"', rf'\1"{wrong}"',
+                                            cell(partial, question).source, flags=re.M)
+    students["partial"] = (partial, {test})
+
+    broken = solved(released, source)
+    cell(broken, question).source = "import os\nos.kill(os.getpid(), 9)\n" + cell(broken, question).source
+    students["broken"] = (broken, {test})
+
+    malicious = solved(released, source)
+    cell(malicious, question).source = cell(partial, question).source
+    cell(malicious, test).source = "pass  # nothing to see here"
+    last_test = list(cell_points(source))[-1]
+    if last_test != test:
+        malicious.cells.remove(cell(malicious, last_test))
+    students["malicious"] = (malicious, {test})
+    return {kind: students[kind] for kind in KINDS}
+
+
+def hostile_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
+    """ps1 submissions: name → (notebook, grade ids expected to score 0; every other test full)."""
+    def reference():
+        return solved(released, source)
+
+    students = {"ref": (reference(), set()), "blank": (released, set(cell_points(source)))}
+
+    # one wrong letter and the padding bug left in (Exercise 2 builds on Exercise 1, so it fails
+    # too); it also prints megabytes of output
+    partial = reference()
+    cell(partial, "ps1-q1").source = 'answer_q1 = "A"\n' + FLOOD
+    cell(partial, "ps1-ex1").source = (
+        "def eos_pool(hidden, attention_mask):\n    return hidden[:, -1]\n")
+    students["partial"] = (partial, {"ps1-q1-test", "ps1-ex1-test", "ps1-ex2-test"})
+
+    # runs forever before setting answer_q5 and calls sys.exit before setting answer_q2; a later
+    # answer is wrong and must not be marked as passed (nbgrader #427)
+    loop = reference()
+    cell(loop, "ps1-q2").source = 'import sys\nsys.exit("bye")\nanswer_q2 = ["B", "C", "D", "A"]'
+    cell(loop, "ps1-q5").source = LOOP + 'answer_q5 = "A"\n'
+    cell(loop, "ps1-ex2").source = "def reward_from_hidden(hidden, attention_mask, weight):\n    return weight\n"
+    students["loop"] = (loop, {"ps1-q2-test", "ps1-q5-test", "ps1-ex2-test"})
+
+    killer = reference()  # kills its own kernel (as the OOM killer would) before answering
+    cell(killer, "ps1-q3").source = 'import os\nos.kill(os.getpid(), 9)\nanswer_q3 = "D"'
+    students["killer"] = (killer, {"ps1-q3-test"})
+
+    tamper = reference()  # wrong answers, with their tests weakened or deleted
+    cell(tamper, "ps1-q3").source = 'answer_q3 = "A"'
+    cell(tamper, "ps1-q3-test").source = "pass  # nothing to see here"
+    cell(tamper, "ps1-ex2").source = "def reward_from_hidden(hidden, attention_mask, weight):\n    return None\n"
+    tamper.cells.remove(cell(tamper, "ps1-ex2-test"))
+    students["tamper"] = (tamper, {"ps1-q3-test", "ps1-ex2-test"})
+
+    # right only for right padding, so the visible checks pass once the library and torch are
+    # rebound to agree with it; the hidden tests hold their own numbers and catch it
+    rebind = reference()
+    cell(rebind, "ps1-ex1").source = (
+        "def eos_pool(hidden, attention_mask):\n"
+        "    return hidden[torch.arange(hidden.shape[0]), attention_mask.sum(1) - 1]\n\n"
+        "rmlearn.pool = lambda hidden, attention_mask, how='eos': eos_pool(hidden, attention_mask)\n"
+        "torch.allclose = lambda *args, **kwargs: True\n"
+        "torch.testing.assert_close = lambda *args, **kwargs: None\n"
+        "torch.equal = lambda *args, **kwargs: True\n")
+    students["rebind"] = (rebind, {"ps1-ex1-test", "ps1-ex2-test"})
+    return students
+
+
+def graded_scores(db_url: str, course_id: str = "rmlearn") -> dict[tuple[str, str], dict[str, float | None]]:
+    """(assignment, student) → {test cell grade id: score} as the gradebook at ``db_url`` holds it."""
+    from nbgrader.api import Gradebook
+
+    found: dict[tuple[str, str], dict[str, float | None]] = {}
+    with Gradebook(db_url, course_id) as gb:
+        for assignment in gb.assignments:
+            for submission in assignment.submissions:
+                grades = found.setdefault((assignment.name, submission.student.id), {})
+                for notebook in submission.notebooks:
+                    grades.update({g.name: g.score for g in notebook.grades})
+    return found
+
+
+def wrong_grades(db_url: str, expected: dict[tuple[str, str], set[str]], points: dict[str, dict[str, float]],
+                 course_id: str = "rmlearn") -> list[str]:
+    """Every cell whose grade differs from what the student earned, as readable lines (empty: all
+    exact). ``expected``: (assignment, student) → test cells expected to score 0; ``points``:
+    assignment → ``cell_points`` of its source notebook."""
+    got = graded_scores(db_url, course_id)
+    problems = []
+    for (assignment, student), zeros in expected.items():
+        want = {g: 0.0 if g in zeros else p for g, p in points[assignment].items()}
+        have = got.get((assignment, student))
+        if have != want:
+            problems.append(f"{assignment} / {student}: expected {want}, gradebook has {have}")
+    return problems
