@@ -173,7 +173,10 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 def _idle_cores(window: float = 0.05) -> float:
-    """How many of this process's CPUs were idle over ``window`` seconds (from ``/proc/stat``)."""
+    """How many of this process's CPUs were idle over ``window`` seconds (from ``/proc/stat``).
+
+    Not the load average: it lags by a minute and counts this very process's earlier work.
+    """
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
     def sample() -> dict[int, tuple[int, int]]:
@@ -193,7 +196,7 @@ def _idle_cores(window: float = 0.05) -> float:
     except OSError:  # no /proc (macOS, Windows): assume the machine is shared
         return 1.0
     idle = 0.0
-    for cpu in cpus or after:
+    for cpu in [c for c in (cpus or after) if c in before and c in after]:
         d_idle, d_total = (after[cpu][0] - before[cpu][0]), (after[cpu][1] - before[cpu][1])
         idle += d_idle / d_total if d_total else 1.0
     return idle
