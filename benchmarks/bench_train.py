@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -104,9 +105,18 @@ def worker(impl: str, epochs: int) -> dict:
     return out
 
 
-def _subprocess(impl: str, epochs: int) -> dict:
+TIMEOUT = 600  # seconds per run; a run cut off is recorded at this time (its pairs/s is an upper bound)
+
+
+def _subprocess(impl: str, epochs: int, timeout: int = TIMEOUT) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.bench_train", "--impl", impl, "--epochs", str(epochs)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:  # e.g. TRL on default threads on a busy machine
+        n = PAIRS * epochs
+        return dict(impl=impl, pairs=n, steps=-1, seconds=timeout, cpu_seconds=math.nan, mean_loss=math.nan,
+                    rss_before_mib=math.nan, threads=-1, pairs_per_s=n / TIMEOUT, peak_rss_mib=math.nan,
+                    pairs_per_cpu_s=math.nan, timed_out=True)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -145,7 +155,7 @@ def _summary(runs: list[dict], key: str) -> dict:
     return dict(median=statistics.median(values), min=min(values), max=max(values), values=values)
 
 
-def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=print) -> dict:
+def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=print, timeout: int = TIMEOUT) -> dict:
     """Alternate the runs (each in its own process): ``repeats`` times rmlearn (both thread settings)
     and TRL on one thread, ``slow_repeats`` times TRL with default threads (slow on a busy machine)."""
     runs: dict[str, list[dict]] = {impl: [] for impl in IMPLS}
@@ -153,9 +163,10 @@ def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=pri
         for impl in runs:
             if impl == "trl" and i >= slow_repeats:
                 continue
-            r = _subprocess(impl, epochs)
+            r = _subprocess(impl, epochs, timeout)
             runs[impl].append(r)
-            log(f"  [{i + 1}/{repeats}] {impl:12s} {r['pairs_per_s']:7.1f} pairs/s  {r['seconds']:5.2f} s "
+            cut = f" (cut off after {timeout} s)" if r.get("timed_out") else ""
+            log(f"  [{i + 1}/{repeats}] {impl:12s} {r['pairs_per_s']:7.1f} pairs/s{cut}  {r['seconds']:5.2f} s "
                 f"{r['threads']} thread(s), load {os.getloadavg()[0]:.1f}  "
                 f"({r['cpu_seconds']:5.2f} s CPU)  "
                 f"{r['steps']} steps  peak RSS {r['peak_rss_mib']:.0f} MiB")
@@ -166,6 +177,7 @@ def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=pri
         result[impl]["pairs"] = rs[0]["pairs"]
         result[impl]["mean_loss"] = rs[0]["mean_loss"]
         result[impl]["threads"] = [r["threads"] for r in rs]
+        result[impl]["timed_out"] = sum(r.get("timed_out", False) for r in rs)
     for impl in IMPLS[2:]:  # ratios rmlearn / TRL, for both thread settings of rmlearn
         result[impl]["speedup"] = result["rmlearn"]["pairs_per_s"]["median"] / result[impl]["pairs_per_s"]["median"]
         result[impl]["speedup_auto"] = (result["rmlearn-auto"]["pairs_per_s"]["median"]
@@ -191,6 +203,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--busy", action="store_true", help="also measure with one spinning process per core")
     parser.add_argument("--json-out", help="write the results here after each part")
+    parser.add_argument("--busy-only", action="store_true", help="skip the machine-as-found part")
+    parser.add_argument("--timeout", type=int, default=TIMEOUT, help="seconds per run before it is cut off")
     args = parser.parse_args()
     if args.impl:
         print(json.dumps(worker(args.impl, args.epochs)))
@@ -199,12 +213,13 @@ def main() -> None:
 
     def part(name: str, repeats: int) -> None:
         print(name + ":", flush=True)
-        out[name] = bench(repeats, args.epochs, log=lambda m: print(m, flush=True))
+        out[name] = bench(repeats, args.epochs, log=lambda m: print(m, flush=True), timeout=args.timeout)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(out, indent=1))
 
-    part("as_found", args.repeats)
-    if args.busy:
+    if not args.busy_only:
+        part("as_found", args.repeats)
+    if args.busy or args.busy_only:
         from benchmarks.busy import busy_machine
 
         with busy_machine():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -297,14 +298,22 @@ def test_eval_split_checkpoints_and_too_long_policy(tokenizer, tmp_path):
     assert (len(kept), len(dropped)) == (60, 60 - n_long)
 
 
-def test_threads_setting_is_used_and_restored(tokenizer):
+def test_threads_setting_is_used_and_restored(tokenizer, monkeypatch):
+    import rmlearn.train
+
     before = torch.get_num_threads()
-    history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(16), epochs=1,
+    history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
                                  threads=2, progress=False)
     assert history.threads == 2 and torch.get_num_threads() == before
-    default = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(16), epochs=1,
+    default = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
                                  progress=False)
     assert default.threads == 1  # a small CPU model: one thread, the same numbers on any machine
+    assert 0.0 <= rmlearn.train._idle_cores() <= len(os.sched_getaffinity(0))  # measured from /proc/stat
+    for idle, expected in ((0.3, 1), (1.6, min(2, before))):  # "auto": one thread per idle core
+        monkeypatch.setattr(rmlearn.train, "_idle_cores", lambda idle=idle: idle)
+        auto = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
+                                  threads="auto", progress=False)
+        assert auto.threads == expected
     with pytest.raises(ValueError, match="apply to the reward model"):
         train_value_model(ValueModel(tiny_backbone()), RewardModel(tiny_backbone()), tokenizer,
                           synthetic_preferences(4), loss="listwise")
