@@ -115,7 +115,7 @@ def _subprocess(impl: str, epochs: int, timeout: int = TIMEOUT) -> dict:
     except subprocess.TimeoutExpired:  # e.g. TRL on default threads on a busy machine
         n = PAIRS * epochs
         return dict(impl=impl, pairs=n, steps=-1, seconds=timeout, cpu_seconds=math.nan, mean_loss=math.nan,
-                    rss_before_mib=math.nan, threads=-1, pairs_per_s=n / TIMEOUT, peak_rss_mib=math.nan,
+                    rss_before_mib=math.nan, threads=-1, pairs_per_s=n / timeout, peak_rss_mib=math.nan,
                     pairs_per_cpu_s=math.nan, timed_out=True)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
