@@ -17,7 +17,8 @@ def _spread(s: dict, fmt: str = ".0f") -> str:
 
 def _when(results: dict, part: str) -> str:
     p = results[part]
-    return f"_Measured {p['measured'].replace('T', ' ')}, 1-minute load average {p['load_avg_1min']:.1f}._"
+    note = f" {p['note']}" if p.get("note") else ""
+    return f"_Measured {p['measured'].replace('T', ' ')}, 1-minute load average {p['load_avg_1min']:.1f}._{note}"
 
 
 def _summary(results: dict) -> list[str]:
@@ -27,12 +28,15 @@ def _summary(results: dict) -> list[str]:
             continue
         t = results[part]["result"]
         for impl in ("trl-1thread", "trl"):
+            at_least = "≥ " if t[impl].get("timed_out") else ""
             rows.append(f"| training{where}, pairs/s (median) | {t['rmlearn']['pairs_per_s']['median']:.0f} | "
-                        f"{t[impl]['pairs_per_s']['median']:.0f} ({LABELS[impl]}) | **{t[impl]['speedup']:.2f}×** |")
+                        f"{at_least.replace('≥', '≤')}{t[impl]['pairs_per_s']['median']:.0f} ({LABELS[impl]}) | "
+                        f"**{at_least}{t[impl]['speedup']:.2f}×** |")
         if "rmlearn-auto" in t:
             rows.append(f"| training{where}, pairs/s (median), rmlearn threads=\"auto\" | "
                         f"{t['rmlearn-auto']['pairs_per_s']['median']:.0f} | "
-                        f"{t['trl']['pairs_per_s']['median']:.0f} ({LABELS['trl']}) | **{t['trl']['speedup_auto']:.2f}×** |")
+                        f"{t['trl']['pairs_per_s']['median']:.0f} ({LABELS['trl']}) | "
+                        f"**{'≥ ' if t['trl'].get('timed_out') else ''}{t['trl']['speedup_auto']:.2f}×** |")
         if "cpu_speedup" in t["trl-1thread"] and part == "train":
             paired = t["trl-1thread"]["paired_speedup"]
             rows.append(f"| training{where}, back-to-back runs: pairs/s ratio, median (min–max) | | TRL, 1 thread | "
@@ -42,7 +46,7 @@ def _summary(results: dict) -> list[str]:
                             f"{t['rmlearn']['pairs_per_cpu_s']['median']:.0f} | "
                             f"{t[impl]['pairs_per_cpu_s']['median']:.0f} ({LABELS[impl]}) | "
                             f"**{t[impl]['cpu_speedup']:.2f}×** |")
-        for impl in ("trl-1thread", "trl"):
+        for impl in [i for i in ("trl-1thread", "trl") if not t[i].get("timed_out")]:
             rows.append(f"| training{where}, peak RSS MiB (median) | {t['rmlearn']['peak_rss_mib']['median']:.0f} | "
                         f"{t[impl]['peak_rss_mib']['median']:.0f} ({LABELS[impl]}) | "
                         f"**{t[impl]['memory_ratio']:.2f}×** |")
@@ -77,6 +81,10 @@ def _train_busy(results: dict) -> list[str]:
              "| | pairs/s, median (min–max) | pairs per CPU-second | seconds | peak RSS MiB |", "|---|---|---|---|---|"]
     for impl in [i for i in ("rmlearn", "rmlearn-auto", "trl-1thread", "trl") if i in t]:
         r = t[impl]
+        if r.get("timed_out"):
+            lines.append(f"| {LABELS[impl]} | at most {r['pairs_per_s']['median']:.1f}: cut off after "
+                         f"{r['seconds']['median']:.0f} s | – | > {r['seconds']['median']:.0f} | – |")
+            continue
         lines.append(f"| {LABELS[impl]} | {_spread(r['pairs_per_s'])} | {_spread(r['pairs_per_cpu_s'])} | "
                      f"{r['seconds']['median']:.2f} | {_spread(r['peak_rss_mib'])} |")
     return lines + [""]
