@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -27,8 +28,12 @@ from pathlib import Path
 from benchmarks import common
 
 ROOT = Path(__file__).resolve().parent.parent
-EPOCHS = 1  # 516 pairs / 16 = 33 steps
-IMPLS = ("rmlearn", "trl-1thread", "trl")  # trl = TRL as installed; trl-1thread = after torch.set_num_threads(1)
+EPOCHS = 1  # 2048 pairs / 32 = 64 steps
+PAIRS, BATCH_SIZE, LR = 2048, 32, 1e-4  # synthetic_preferences(2048, seed=0), as in issue 12
+# rmlearn = the library default (one thread for this small model: the same numbers on any machine);
+# rmlearn-auto = threads="auto", what `rmlearn train` uses (one thread per idle core, measured at the start);
+# trl = TRL as installed (torch's default threads); trl-1thread = after torch.set_num_threads(1)
+IMPLS = ("rmlearn", "rmlearn-auto", "trl-1thread", "trl")
 
 
 def _rss_mib() -> float:
@@ -50,37 +55,40 @@ def _warm_up(forward) -> None:
     forward(ids, mask).sum().backward()
 
 
-def run_rmlearn(epochs: int) -> dict:
-    from rmlearn import course_tokenizer, train_reward_model
+def run_rmlearn(epochs: int, threads: int | str | None = None) -> dict:
+    from rmlearn import course_tokenizer, synthetic_preferences, train_reward_model
 
-    tok, data, model = course_tokenizer(), common.preference_data(), common.reward_model()
+    tok, data, model = course_tokenizer(), synthetic_preferences(PAIRS, seed=common.SEED), common.reward_model()
     _warm_up(model)
     model.zero_grad(set_to_none=True)
     rss_before = _rss_mib()
     start, cpu = time.perf_counter(), time.process_time()
-    history = train_reward_model(model, tok, data, epochs=epochs, batch_size=common.BATCH_SIZE,
-                                 lr=common.LR, seed=common.SEED, progress=False)
+    history = train_reward_model(model, tok, data, epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
+                                 seed=common.SEED, threads=threads, progress=False)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     return dict(pairs=len(data) * epochs, steps=len(history), seconds=seconds, cpu_seconds=cpu_seconds,
-                mean_loss=sum(history.loss) / len(history), rss_before_mib=rss_before)
+                mean_loss=sum(history.loss) / len(history), rss_before_mib=rss_before, threads=history.threads)
 
 
 def run_trl(epochs: int) -> dict:
-    from rmlearn import course_tokenizer
+    import torch
+
+    from rmlearn import course_tokenizer, synthetic_preferences
 
     warnings.filterwarnings("ignore")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    tok, data, model = course_tokenizer(), common.preference_data(), common.sequence_classifier()
+    tok, data, model = course_tokenizer(), synthetic_preferences(PAIRS, seed=common.SEED), common.sequence_classifier()
     _warm_up(lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits)
     model.zero_grad(set_to_none=True)
     with tempfile.TemporaryDirectory() as out:
-        trainer = common.trl_trainer(model, data, tok, out, num_train_epochs=epochs)
+        trainer = common.trl_trainer(model, data, tok, out, num_train_epochs=epochs,
+                                     per_device_train_batch_size=BATCH_SIZE, learning_rate=LR)
         rss_before = _rss_mib()
         start, cpu = time.perf_counter(), time.process_time()
         result = trainer.train()
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     return dict(pairs=len(data) * epochs, steps=result.global_step, seconds=seconds, cpu_seconds=cpu_seconds,
-                mean_loss=result.training_loss, rss_before_mib=rss_before)
+                mean_loss=result.training_loss, rss_before_mib=rss_before, threads=torch.get_num_threads())
 
 
 def worker(impl: str, epochs: int) -> dict:
@@ -88,15 +96,27 @@ def worker(impl: str, epochs: int) -> dict:
 
     if impl == "trl-1thread":
         torch.set_num_threads(1)  # the thread setting rmlearn picks for a small CPU model, given to TRL too
-    out = (run_rmlearn if impl == "rmlearn" else run_trl)(epochs)
+    if impl.startswith("rmlearn"):
+        out = run_rmlearn(epochs, "auto" if impl == "rmlearn-auto" else None)
+    else:
+        out = run_trl(epochs)
     out.update(impl=impl, pairs_per_s=out["pairs"] / out["seconds"], peak_rss_mib=_peak_mib(),
                pairs_per_cpu_s=out["pairs"] / out["cpu_seconds"])
     return out
 
 
-def _subprocess(impl: str, epochs: int) -> dict:
+TIMEOUT = 600  # seconds per run; a run cut off is recorded at this time (its pairs/s is an upper bound)
+
+
+def _subprocess(impl: str, epochs: int, timeout: int = TIMEOUT) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.bench_train", "--impl", impl, "--epochs", str(epochs)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:  # e.g. TRL on default threads on a busy machine
+        n = PAIRS * epochs
+        return dict(impl=impl, pairs=n, steps=-1, seconds=timeout, cpu_seconds=math.nan, mean_loss=math.nan,
+                    rss_before_mib=math.nan, threads=-1, pairs_per_s=n / timeout, peak_rss_mib=math.nan,
+                    pairs_per_cpu_s=math.nan, timed_out=True)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -135,17 +155,19 @@ def _summary(runs: list[dict], key: str) -> dict:
     return dict(median=statistics.median(values), min=min(values), max=max(values), values=values)
 
 
-def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=print) -> dict:
-    """Alternate the runs (each in its own process): ``repeats`` times rmlearn and TRL on one thread,
-    ``slow_repeats`` times TRL with default threads (about 10x slower on a busy machine)."""
+def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=print, timeout: int = TIMEOUT) -> dict:
+    """Alternate the runs (each in its own process): ``repeats`` times rmlearn (both thread settings)
+    and TRL on one thread, ``slow_repeats`` times TRL with default threads (slow on a busy machine)."""
     runs: dict[str, list[dict]] = {impl: [] for impl in IMPLS}
     for i in range(repeats):
         for impl in runs:
             if impl == "trl" and i >= slow_repeats:
                 continue
-            r = _subprocess(impl, epochs)
+            r = _subprocess(impl, epochs, timeout)
             runs[impl].append(r)
-            log(f"  [{i + 1}/{repeats}] {impl:11s} {r['pairs_per_s']:7.1f} pairs/s  {r['seconds']:5.2f} s "
+            cut = f" (cut off after {timeout} s)" if r.get("timed_out") else ""
+            log(f"  [{i + 1}/{repeats}] {impl:12s} {r['pairs_per_s']:7.1f} pairs/s{cut}  {r['seconds']:5.2f} s "
+                f"{r['threads']} thread(s), load {os.getloadavg()[0]:.1f}  "
                 f"({r['cpu_seconds']:5.2f} s CPU)  "
                 f"{r['steps']} steps  peak RSS {r['peak_rss_mib']:.0f} MiB")
     keys = ("pairs_per_s", "pairs_per_cpu_s", "seconds", "peak_rss_mib", "rss_before_mib")
@@ -154,8 +176,12 @@ def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=pri
         result[impl]["steps"] = rs[0]["steps"]
         result[impl]["pairs"] = rs[0]["pairs"]
         result[impl]["mean_loss"] = rs[0]["mean_loss"]
-    for impl in IMPLS[1:]:  # ratios rmlearn / TRL
+        result[impl]["threads"] = [r["threads"] for r in rs]
+        result[impl]["timed_out"] = sum(r.get("timed_out", False) for r in rs)
+    for impl in IMPLS[2:]:  # ratios rmlearn / TRL, for both thread settings of rmlearn
         result[impl]["speedup"] = result["rmlearn"]["pairs_per_s"]["median"] / result[impl]["pairs_per_s"]["median"]
+        result[impl]["speedup_auto"] = (result["rmlearn-auto"]["pairs_per_s"]["median"]
+                                        / result[impl]["pairs_per_s"]["median"])
         result[impl]["memory_ratio"] = (result["rmlearn"]["peak_rss_mib"]["median"]
                                         / result[impl]["peak_rss_mib"]["median"])
         result[impl]["cpu_speedup"] = (result["rmlearn"]["pairs_per_cpu_s"]["median"]
@@ -164,6 +190,9 @@ def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=pri
     paired = [a["pairs_per_s"] / b["pairs_per_s"] for a, b in zip(runs["rmlearn"], runs["trl-1thread"], strict=True)]
     result["trl-1thread"]["paired_speedup"] = _summary([{"r": r} for r in paired], "r")
     result["first_step"] = first_step_losses()
+    result["load_avg"] = os.getloadavg()
+    log(f"  rmlearn / TRL (default threads): {result['trl']['speedup']:.2f}x with one thread, "
+        f"{result['trl']['speedup_auto']:.2f}x with threads='auto'; load average {result['load_avg'][0]:.1f}")
     return result
 
 
@@ -172,11 +201,30 @@ def main() -> None:
     parser.add_argument("--impl", choices=IMPLS, help="worker mode: one run, JSON on stdout")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--busy", action="store_true", help="also measure with one spinning process per core")
+    parser.add_argument("--json-out", help="write the results here after each part")
+    parser.add_argument("--busy-only", action="store_true", help="skip the machine-as-found part")
+    parser.add_argument("--timeout", type=int, default=TIMEOUT, help="seconds per run before it is cut off")
     args = parser.parse_args()
     if args.impl:
         print(json.dumps(worker(args.impl, args.epochs)))
-    else:
-        print(json.dumps(bench(args.repeats, args.epochs), indent=1))
+        return
+    out: dict = {}
+
+    def part(name: str, repeats: int) -> None:
+        print(name + ":", flush=True)
+        out[name] = bench(repeats, args.epochs, log=lambda m: print(m, flush=True), timeout=args.timeout)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(out, indent=1))
+
+    if not args.busy_only:
+        part("as_found", args.repeats)
+    if args.busy or args.busy_only:
+        from benchmarks.busy import busy_machine
+
+        with busy_machine():
+            part("busy", max(1, args.repeats // 2))
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

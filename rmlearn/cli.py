@@ -2,7 +2,8 @@
 
     rmlearn demo                       train the tiny reward model and show what it learned (< 1 min)
     rmlearn train DATA.jsonl --out DIR train a reward model on your own preference file
-    rmlearn score DIR --prompt P --response R [--response R2 …]
+    rmlearn score DIR --prompt P --response R [--response R2 …]   or   rmlearn score DIR --jsonl FILE
+    rmlearn eval DIR DATA.jsonl        accuracy, mean gap, length-controlled accuracy
     rmlearn lessons                    open the lessons in JupyterLab
     rmlearn course init DIR            write an nbgrader course directory for instructors
     rmlearn course autograde A [--workers N]   autograde the whole class in parallel
@@ -32,7 +33,7 @@ def _demo(args: argparse.Namespace) -> None:
     history = train_reward_model(model, tokenizer, train, epochs=args.epochs, seed=args.seed)
     metrics = evaluate(model, tokenizer, test)
     print(f"\nHeld-out pairs ranked correctly: {metrics['accuracy']:.1%} of {metrics['num_pairs']} "
-          f"(mean margin r_chosen − r_rejected = {metrics['mean_margin']:.2f})")
+          f"(mean gap r_chosen − r_rejected = {metrics['mean_gap']:.2f})")
     pair = PASSWORD_RESET
     r_chosen, r_rejected = model.score([pair.prompt] * 2, [pair.chosen, pair.rejected], tokenizer).tolist()
     print(f"\nPrompt: {pair.prompt}")
@@ -46,43 +47,66 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"\nTraining curves: {out / 'training.png'}   ({time.perf_counter() - start:.1f} s in all)")
 
 
-def _load_tokenizer(directory: Path | None, backbone: str | None):
-    if directory is not None and (directory / "tokenizer.json").exists():
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+PRETRAINED_LR = 1e-5  # default lr for a pretrained backbone; the tiny course model uses TrainConfig's 3e-3
+
+
+def _saved_tokenizer(directory: Path, tokenizer: str | None = None):
+    """The tokenizer saved with a model (or ``tokenizer``, a path or hub id); never a silent default."""
+    from .backbone import load_tokenizer
+
+    return load_tokenizer(tokenizer or directory)
+
+
+def _train_tokenizer(args: argparse.Namespace):
+    if args.tokenizer or args.backbone:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(directory))
-    if backbone:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(backbone)
+        return AutoTokenizer.from_pretrained(args.tokenizer or args.backbone)
     from . import course_tokenizer
 
     return course_tokenizer()
 
 
+def _train_model(args: argparse.Namespace):
+    import torch
+
+    from . import RewardModel, load_backbone, tiny_backbone
+
+    dtype = getattr(torch, DTYPES[args.dtype])
+    if args.backbone:
+        backbone = load_backbone(args.backbone, dtype=dtype)
+    else:
+        backbone = tiny_backbone(seed=args.seed).to(dtype)
+    return RewardModel(backbone, pooling=args.pooling, seed=args.seed).to(args.device)
+
+
 def _train(args: argparse.Namespace) -> None:
-    from . import (
-        RewardModel,
-        evaluate,
-        load_backbone,
-        load_preferences,
-        split,
-        tiny_backbone,
-        train_reward_model,
-    )
+    from . import evaluate, load_preferences, split, train_reward_model
     from .plots import plot_history
 
     data = load_preferences(args.data)
-    train, test = split(data, args.test_fraction, args.seed) if len(data) >= 5 else (data, [])
-    tokenizer = _load_tokenizer(None, args.backbone)
-    backbone = load_backbone(args.backbone) if args.backbone else tiny_backbone(seed=args.seed)
-    model = RewardModel(backbone, pooling=args.pooling, seed=args.seed)
+    train, test = split(data, args.eval_split, args.seed) if args.eval_split and len(data) >= 5 else (data, [])
+    tokenizer = _train_tokenizer(args)
+    model = _train_model(args)
+    lr = args.lr or (PRETRAINED_LR if args.backbone else None)
     print(f"{len(train)} training and {len(test)} held-out examples from {args.data}")
-    history = train_reward_model(model, tokenizer, train, epochs=args.epochs, batch_size=args.batch_size,
-                                 lr=args.lr, loss=args.loss, margin=args.margin,
-                                 center_coef=args.center_coef, seed=args.seed)
+    history = train_reward_model(
+        model, tokenizer, train, eval_data=test or None, epochs=args.epochs, batch_size=args.batch_size,
+        loss=args.loss, margin=args.margin, center_coef=args.center_coef, seed=args.seed,
+        max_length=args.max_length, too_long=args.too_long, grad_accum=args.grad_accum,
+        max_grad_norm=args.max_grad_norm, lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
+        save_dir=args.out if args.save_every else None, save_every=args.save_every, threads=args.threads,
+        **({"lr": lr} if lr else {}))
+    print(f"lr {history.config['lr']:g}, {history.threads} CPU thread(s), {len(history)} steps in "
+          f"{history.seconds:.1f} s; final loss {history.loss[-1]:.4f}")
+    if history.too_long:
+        print(f"{history.too_long} example(s) longer than max_length: {history.config['too_long']}d")
+    for epoch, accuracy in enumerate(history.eval_accuracy, start=1):
+        print(f"epoch {epoch}: held-out accuracy {accuracy:.1%}")
     out = model.save_pretrained(args.out, tokenizer=tokenizer)
-    metrics = {"train_loss_last": history.loss[-1], "seconds": history.seconds}
+    metrics = {"train_loss_last": history.loss[-1], "seconds": history.seconds, "too_long": history.too_long,
+               "eval_accuracy_per_epoch": history.eval_accuracy}
     if test:
         metrics.update({f"test_{k}": v for k, v in evaluate(model, tokenizer, test).items()})
         print(f"Held-out accuracy: {metrics['test_accuracy']:.1%}")
@@ -91,15 +115,86 @@ def _train(args: argparse.Namespace) -> None:
     print(f"Saved the model, tokenizer, metrics.json and training.png to {out}")
 
 
-def _score(args: argparse.Namespace) -> None:
+def _load_model(args: argparse.Namespace):
     from . import RewardModel
 
     directory = Path(args.model)
     model = RewardModel.from_pretrained(directory)
-    tokenizer = _load_tokenizer(directory, None)
-    scores = model.score(args.prompt, args.response, tokenizer)
-    for value, response in zip(scores.tolist(), args.response):
-        print(f"{value:+.4f}\t{response}")
+    return model.to(args.device), _saved_tokenizer(directory, args.tokenizer)
+
+
+def _score_jsonl(model, tokenizer, path: Path) -> list[dict]:
+    """Each line of ``path`` with its scores: ``score`` for a ``prompt``/``response`` row,
+    ``score_chosen``/``score_rejected`` for a preference pair, ``scores`` (best → worst) for a ranking."""
+    from .data import DataError, PreferencePair, parse_record
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no JSONL file at {path}")
+    rows, items = [], []  # items: (row index, key, prompt, response)
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(path, number, f"invalid JSON ({err.msg} at column {err.colno})") from None
+        row = len(rows)
+        rows.append(record)
+        if isinstance(record, dict) and isinstance(record.get("response"), str):
+            items.append((row, "score", str(record.get("prompt", "")), record["response"]))
+            continue
+        example = parse_record(record, (path, number))
+        if isinstance(example, PreferencePair):
+            items += [(row, "score_chosen", example.prompt, example.chosen),
+                      (row, "score_rejected", example.prompt, example.rejected)]
+        else:
+            items += [(row, ("scores", k), example.prompt, r) for k, r in enumerate(example.responses)]
+    if not items:
+        raise DataError(path, 0, "the file holds nothing to score")
+    scores = model.score([i[2] for i in items], [i[3] for i in items], tokenizer).tolist()
+    for (row, key, _, _), value in zip(items, scores, strict=True):
+        if isinstance(key, tuple):
+            rows[row].setdefault("scores", []).append(value)
+        else:
+            rows[row][key] = value
+    return rows
+
+
+def _score(args: argparse.Namespace) -> None:
+    if bool(args.jsonl) == bool(args.response):
+        raise ValueError("give either --jsonl FILE or --prompt P --response R")
+    if args.response and args.prompt is None:
+        raise ValueError("--response needs --prompt")
+    model, tokenizer = _load_model(args)
+    if args.response:
+        scores = model.score(args.prompt, args.response, tokenizer)
+        for value, response in zip(scores.tolist(), args.response):
+            print(f"{value:+.4f}\t{response}")
+        return
+    rows = _score_jsonl(model, tokenizer, Path(args.jsonl))
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"Scored {len(rows)} lines of {args.jsonl} into {args.out}")
+    else:
+        sys.stdout.write(text)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from . import evaluate, load_preferences
+
+    model, tokenizer = _load_model(args)
+    metrics = evaluate(model, tokenizer, load_preferences(args.data))
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return
+    n_short = metrics["num_shorter_chosen"]
+    print(f"pairs:                          {metrics['num_pairs']}")
+    print(f"accuracy (r_chosen > r_rejected): {metrics['accuracy']:.1%}")
+    print(f"mean gap r_chosen − r_rejected:   {metrics['mean_gap']:+.4f}")
+    print("length-controlled accuracy:       " + (f"{metrics['length_controlled_accuracy']:.1%} on the "
+          f"{n_short} pairs whose chosen response is the shorter one" if n_short else
+          "n/a: in no pair is the chosen response the shorter one"))
 
 
 def _lessons(args: argparse.Namespace) -> None:
@@ -151,6 +246,10 @@ def _add_course_autograde(course_commands) -> None:
     autograde.set_defaults(run=_course_autograde)
 
 
+def _threads(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rmlearn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -166,22 +265,49 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("data", help="JSONL: prompt/chosen/rejected, implicit, conversational or ranked")
     train.add_argument("--out", required=True, help="folder to save the trained model in")
     train.add_argument("--backbone", help="local directory or hub id of a decoder (default: tiny course model)")
+    train.add_argument("--tokenizer", help="tokenizer path or hub id (default: the backbone's, or the course's)")
     train.add_argument("--pooling", choices=["eos", "mean", "last"], default="eos")
     train.add_argument("--loss", choices=["pairwise", "listwise", "plackett_luce"], default="pairwise")
     train.add_argument("--epochs", type=int, default=4)
     train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--lr", type=float, help=f"default: {PRETRAINED_LR:g} with --backbone, 3e-3 for the tiny model")
     train.add_argument("--margin", type=float, default=0.0)
     train.add_argument("--center-coef", type=float, default=0.0)
-    train.add_argument("--test-fraction", type=float, default=0.2)
+    train.add_argument("--max-length", type=int, help="longest sequence in tokens (default: the backbone's)")
+    train.add_argument("--too-long", choices=["truncate", "drop"], default="truncate",
+                       help="what happens to longer pairs (truncate: cut the prompt's start, keep EOS)")
+    train.add_argument("--dtype", choices=list(DTYPES), default="fp32",
+                       help="load the backbone in this dtype; bf16/fp16 train with fp32 master weights")
+    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, …")
+    train.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
+    train.add_argument("--max-grad-norm", type=float, help="clip the gradient norm (default: no clipping)")
+    train.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default="constant")
+    train.add_argument("--warmup-steps", type=int, default=0)
+    train.add_argument("--eval-split", "--test-fraction", type=float, default=0.2, dest="eval_split",
+                       help="fraction held out, evaluated after every epoch (0: none)")
+    train.add_argument("--save-every", type=int, default=0, help="checkpoint every N optimizer steps into --out")
+    train.add_argument("--threads", type=_threads, default="auto",
+                       help="CPU threads: auto (idle cores, fastest; numbers may vary with the load) or N")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train)
 
-    score = commands.add_parser("score", help="score responses with a saved reward model")
+    score = commands.add_parser("score", help="score responses (or a JSONL file) with a saved reward model")
     score.add_argument("model", help="folder written by `rmlearn train` or RewardModel.save_pretrained")
-    score.add_argument("--prompt", required=True)
-    score.add_argument("--response", required=True, action="append", help="repeat for several responses")
+    score.add_argument("--jsonl", help="score every line: prompt/response rows, preference pairs or rankings")
+    score.add_argument("--out", help="with --jsonl: write the scored lines here (default: stdout)")
+    score.add_argument("--prompt")
+    score.add_argument("--response", action="append", help="repeat for several responses")
+    score.add_argument("--tokenizer", help="tokenizer path or hub id (default: the one saved with the model)")
+    score.add_argument("--device", default="cpu")
     score.set_defaults(run=_score)
+
+    evaluation = commands.add_parser("eval", help="accuracy, mean gap and length-controlled accuracy on a file")
+    evaluation.add_argument("model", help="folder written by `rmlearn train` or RewardModel.save_pretrained")
+    evaluation.add_argument("data", help="JSONL preference file (any format `train` reads)")
+    evaluation.add_argument("--tokenizer", help="tokenizer path or hub id (default: the one saved with the model)")
+    evaluation.add_argument("--device", default="cpu")
+    evaluation.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    evaluation.set_defaults(run=_eval)
 
     lessons = commands.add_parser("lessons", help="open the course lessons in JupyterLab")
     lessons.add_argument("--no-browser", action="store_true")

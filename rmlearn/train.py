@@ -8,16 +8,21 @@ only when the progress bar refreshes.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from .data import Example, PreferencePair, RankedExample, as_pairs
+from .data import Example, PreferencePair, RankedExample, as_pairs, split
 from .inputs import SEPARATOR, encode_many, pad_batch, special_ids
 from .losses import (
     centering_penalty,
@@ -30,42 +35,76 @@ from .losses import (
 from .models import RewardModel, ValueModel, cpu_threads_for
 
 LOSSES = ("pairwise", "listwise", "plackett_luce")
+SCHEDULES = ("constant", "linear", "cosine")
+POLICIES = ("truncate", "drop")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of ``train_reward_model``; the defaults train the tiny course model well."""
+    """Hyper-parameters of ``train_reward_model``; the defaults train the tiny course model well.
+
+    The fields after ``max_length`` are what a practitioner expects from TRL's ``RewardConfig``;
+    their defaults switch them off, so the course's numbers do not depend on them.
+    """
 
     epochs: int = 4  # passes over the data
-    batch_size: int = 16  # preference pairs (or rankings) per step
+    batch_size: int = 16  # preference pairs (or rankings) per forward pass
     lr: float = 3e-3  # AdamW learning rate; use ~1e-5 for a real pretrained backbone
     loss: str = "pairwise"  # "pairwise", "listwise" (all K choose 2 pairs) or "plackett_luce"
     margin: float = 0.0  # m in −log σ(r_c − r_r − m): demand a gap of at least m
     center_coef: float = 0.0  # weight of the centering penalty mean((r_c + r_r)²)
     weight_decay: float = 0.0  # AdamW weight decay
     max_length: int | None = None  # longest sequence; None = the backbone's context length
+    too_long: str = "truncate"  # longer pairs: "truncate" (drop tokens from the prompt's start, keep EOS) or "drop"
+    grad_accum: int = 1  # batches whose gradients add up to one optimizer step (effective batch × this)
+    max_grad_norm: float | None = None  # clip the gradient's global L2 norm to this; None = no clipping
+    lr_schedule: str = "constant"  # after warm-up: "constant", "linear" or "cosine" decay to 0
+    warmup_steps: int = 0  # optimizer steps with the lr rising linearly from 0 to lr
+    eval_split: float = 0.0  # fraction of the data held out; its accuracy after each epoch → History
+    precision: str | None = None  # None = follow the model; "fp32", "bf16", "fp16": autocast, fp32 master weights
+    save_dir: str | None = None  # write checkpoints (save_pretrained) to save_dir/checkpoint-<step>
+    save_every: int = 0  # with save_dir: every this many optimizer steps; 0 = at the end of each epoch
+    threads: int | str | None = None  # CPU threads: None = 1 for a small model (same numbers anywhere), "auto" = idle cores
     seed: int = 0  # shuffling and dropout: the same seed gives the same numbers
     progress: bool = True  # show a tqdm progress bar
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "grad_accum"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.center_coef < 0:
             raise ValueError(f"center_coef must be >= 0, got {self.center_coef}")
+        choices = {"too_long": POLICIES, "lr_schedule": SCHEDULES, "precision": (None, *PRECISIONS)}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+        if not 0.0 <= self.eval_split < 1.0:
+            raise ValueError(f"eval_split must be in [0, 1), got {self.eval_split}")
+        if self.warmup_steps < 0 or self.save_every < 0:
+            raise ValueError("warmup_steps and save_every must be >= 0")
+        if not (self.threads in (None, "auto") or (isinstance(self.threads, int) and self.threads >= 1)):
+            raise ValueError(f"threads must be None, 'auto' or a positive integer, got {self.threads!r}")
 
 
 @dataclass
 class History:
-    """Per-step training record: ``loss``, ``accuracy`` (fraction of pairs ranked right), ``epoch``."""
+    """Training record: per batch ``loss``, ``accuracy`` (fraction of pairs ranked right), ``epoch``;
+    per epoch ``eval_accuracy`` on the held-out split (when ``eval_split`` is set)."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     epoch: list[int] = field(default_factory=list)
+    eval_accuracy: list[float] = field(default_factory=list)
+    too_long: int = 0  # examples longer than max_length (truncated or dropped, see config["too_long"])
+    threads: int = 0  # CPU threads torch used
+    checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole run
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -133,16 +172,222 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, disable=not enabled, desc=desc, unit="step")
 
 
+def _idle_cores(window: float = 0.05) -> float:
+    """How many of this process's CPUs were idle over ``window`` seconds (from ``/proc/stat``).
+
+    Not the load average: it lags by a minute and counts this very process's earlier work.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+    def sample() -> dict[int, tuple[int, int]]:
+        out = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *ticks = line.split()
+                if name.startswith("cpu") and name[3:].isdigit():
+                    values = [int(t) for t in ticks]
+                    out[int(name[3:])] = (values[3] + values[4], sum(values[:8]))  # idle + iowait, total
+        return out
+
+    try:
+        before = sample()
+        time.sleep(window)
+        after = sample()
+    except OSError:  # no /proc (macOS, Windows): assume the machine is shared
+        return 1.0
+    idle = 0.0
+    for cpu in [c for c in (cpus or after) if c in before and c in after]:
+        d_idle, d_total = (after[cpu][0] - before[cpu][0]), (after[cpu][1] - before[cpu][1])
+        idle += d_idle / d_total if d_total else 1.0
+    return idle
+
+
+@contextmanager
+def _cpu_threads(model: nn.Module, threads: int | str | None) -> Iterator[int]:
+    """Set torch's CPU thread count for training; yields the count used, restores it afterwards.
+
+    ``None``: ``models.cpu_threads_for`` (one thread for a small CPU model: the same numbers on
+    every machine). ``"auto"``: one thread per idle core, measured now, for speed; the numbers then
+    depend on the load, because float sums split over threads round differently. An int: that many.
+    """
+    if threads is None or next(model.parameters()).device.type != "cpu":
+        with cpu_threads_for(model):
+            yield torch.get_num_threads()
+        return
+    before = torch.get_num_threads()
+    if threads == "auto":
+        threads = max(1, min(before, int(_idle_cores() + 0.5)))
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def _encode_groups(tokenizer: Any, groups: list[tuple[str, tuple[str, ...]]], max_length: int | None,
+                   policy: str) -> tuple[list[list[list[int]]], list[int], int]:
+    """Token ids per example (one list of K id lists each), the indices of the examples kept, and
+    how many examples had a sequence longer than ``max_length`` (truncated or dropped by ``policy``)."""
+    prompts = [prompt for prompt, responses in groups for _ in responses]
+    responses = [r for _, rs in groups for r in rs]
+    flat = encode_many(tokenizer, prompts, responses, None)
+    encoded, at = [], 0  # regroup: one list of K id lists per example
+    for _, rs in groups:
+        encoded.append(flat[at:at + len(rs)])
+        at += len(rs)
+    long = [i for i, seqs in enumerate(encoded) if max_length and max(len(s) for s in seqs) > max_length]
+    keep = list(range(len(groups)))
+    if long and policy == "drop":
+        keep = sorted(set(keep) - set(long))
+        if not keep:
+            raise ValueError(f"every example is longer than max_length={max_length}; nothing left to train on")
+    elif long:  # re-encode: inputs.encode_many decides what truncation keeps
+        flat = encode_many(tokenizer, prompts, responses, max_length)
+        encoded, at = [], 0
+        for _, rs in groups:
+            encoded.append(flat[at:at + len(rs)])
+            at += len(rs)
+    return [encoded[i] for i in keep], keep, len(long)
+
+
+def _mixed_precision(model: nn.Module, precision: str | None) -> torch.dtype | None:
+    """Keep fp32 master weights: upcast fp16/bf16 parameters to fp32, and return the dtype to
+    autocast the forward pass to (None = plain fp32).
+
+    Updates of size lr·1 on a weight w vanish when rounded back to bf16 (8 significant bits) unless
+    |w| < ~256·lr, and fp16 overflows past 65504: so the weights and the optimizer live in fp32 and
+    only the forward's matmuls run in low precision (what ``torch.autocast`` does). ``precision``
+    None follows the model: an fp16/bf16 backbone is trained this way, an fp32 one in plain fp32.
+    """
+    low = [p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)]
+    amp = PRECISIONS[precision] if precision else (low[0] if low else None)
+    if low:
+        model.float()  # the trained model comes back in fp32; .to(dtype) for a low-precision copy
+    return amp
+
+
+def _non_finite(value: float, step: int, epoch: int, cfg: TrainConfig, amp: torch.dtype | None) -> FloatingPointError:
+    """The error for a NaN/inf loss, naming the likely cause."""
+    causes = []
+    if amp == torch.float16:
+        causes.append("fp16 overflow (fp16 stops at 65504): train with precision='bf16' or 'fp32'")
+    if step == 1:
+        causes.append("bad data or a broken model: the weights had not been updated yet, so lr is not "
+                      "the cause; check this batch for empty or extremely long texts")
+    else:
+        causes.append(f"lr too high (lr={cfg.lr:g}): try a 10x smaller lr, or max_grad_norm=1.0")
+        causes.append("bad data in this batch (an empty or extremely long text)")
+    return FloatingPointError(f"the training loss is {value} at step {step} (epoch {epoch + 1}); training "
+                              "stopped there. Likely cause: " + "; or ".join(causes))
+
+
+def _lr_factor(cfg: TrainConfig, total_steps: int):
+    """Multiplier of lr at optimizer step s: linear warm-up, then constant, linear or cosine decay."""
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / (cfg.warmup_steps + 1)
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        done = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)  # 0 → 1
+        return 1.0 - done if cfg.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
+    return factor
+
+
+def _fit(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int], batch_loss: Callable,
+         desc: str, history: History, tokenizer: Any = None, eval_data: Sequence[Example] = ()) -> History:
+    """The one training loop, for both objectives.
+
+    ``batch_loss(batch)`` gets a list of example indices and returns ``(loss, accuracy or None)``.
+    Batches are length-grouped (``_batches``); ``grad_accum`` batches make one optimizer step.
+    """
+    amp = _mixed_precision(model, cfg.precision)
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None  # fp16 gradients underflow
+    rng = random.Random(cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    n_batches = len(_batches(lengths, sizes, cfg.batch_size, random.Random(0)))
+    total = math.ceil(n_batches / cfg.grad_accum) * cfg.epochs  # optimizer steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg, total))
+    losses, accuracies, step = [], [], 0
+    start = time.perf_counter()
+    model.train()
+    with torch.random.fork_rng(devices=[]), _cpu_threads(model, cfg.threads) as history.threads, \
+            _progress(n_batches * cfg.epochs, cfg.progress, desc) as bar:
+        torch.manual_seed(cfg.seed)  # dropout, for backbones that have it
+        for epoch in range(cfg.epochs):
+            batches = _batches(lengths, sizes, cfg.batch_size, rng)
+            for i, batch in enumerate(batches):
+                first = i - i % cfg.grad_accum  # first batch of this optimizer step
+                in_step = min(cfg.grad_accum, len(batches) - first)
+                with autocast:
+                    loss, accuracy = batch_loss(batch)
+                if not torch.isfinite(loss):  # stop before a NaN reaches the weights
+                    raise _non_finite(loss.item(), len(losses) + 1, epoch, cfg, amp)
+                if i == first:
+                    optimizer.zero_grad(set_to_none=True)
+                scaled = loss / in_step if in_step > 1 else loss
+                (scaler.scale(scaled) if scaler else scaled).backward()
+                if i == first + in_step - 1:
+                    step += 1
+                    _optimizer_step(model, optimizer, scaler, cfg.max_grad_norm)
+                    schedule.step()
+                    if cfg.save_dir and cfg.save_every and step % cfg.save_every == 0:
+                        history.checkpoints.append(_checkpoint(model, tokenizer, cfg.save_dir, step))
+                losses.append(loss.detach())
+                if accuracy is not None:
+                    accuracies.append(accuracy)
+                history.epoch.append(epoch)
+                bar.update()
+                if cfg.progress and (bar.n % 10 == 0 or bar.n == bar.total):  # the only host sync
+                    bar.set_postfix(loss=f"{loss.item():.3f}",
+                                    **({"acc": f"{accuracy.item():.2f}"} if accuracy is not None else {}))
+            if eval_data:
+                history.eval_accuracy.append(evaluate(model, tokenizer, eval_data)["accuracy"])
+                model.train()
+            if cfg.save_dir and not cfg.save_every:
+                history.checkpoints.append(_checkpoint(model, tokenizer, cfg.save_dir, step))
+    model.eval()
+    history.loss = torch.stack(losses).float().cpu().tolist()
+    if accuracies:
+        history.accuracy = torch.stack(accuracies).float().cpu().tolist()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _optimizer_step(model: nn.Module, optimizer, scaler, max_grad_norm: float | None) -> None:
+    if scaler:
+        scaler.unscale_(optimizer)  # clip the true gradients
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if scaler:
+        scaler.step(optimizer)  # skips the step when a gradient overflowed
+        scaler.update()
+    else:
+        optimizer.step()
+
+
+def _checkpoint(model: nn.Module, tokenizer: Any, save_dir: str, step: int) -> str:
+    path = Path(save_dir) / f"checkpoint-{step}"
+    model.save_pretrained(path, tokenizer=tokenizer)
+    return str(path)
+
+
 def train_reward_model(
     model: RewardModel,
     tokenizer: Any,
     data: Sequence[Example],
+    eval_data: Sequence[Example] | None = None,
     **config: Any,
 ) -> History:
     """Train ``model`` in place on preference pairs or rankings; returns the per-step ``History``.
 
     Keywords are the fields of ``TrainConfig`` (``epochs``, ``batch_size``, ``lr``, ``loss``,
-    ``margin``, ``center_coef``, ``weight_decay``, ``max_length``, ``seed``, ``progress``).
+    ``margin``, ``center_coef``, ``weight_decay``, ``max_length``, ``seed``, ``progress``, and the
+    practitioner's ``grad_accum``, ``max_grad_norm``, ``lr_schedule``, ``warmup_steps``,
+    ``eval_split``, ``precision``, ``save_dir``, ``save_every``, ``too_long``, ``threads``).
+    ``eval_data`` (or ``eval_split`` of ``data``) is scored after every epoch:
+    ``History.eval_accuracy``.
 
     >>> from rmlearn import RewardModel, tiny_backbone, course_tokenizer, synthetic_preferences
     >>> model = RewardModel(tiny_backbone(seed=0))
@@ -153,68 +398,52 @@ def train_reward_model(
     cfg = TrainConfig(**config)
     if cfg.loss != "pairwise" and cfg.margin:
         raise ValueError("margin is defined for the pairwise loss only")
+    if cfg.eval_split:
+        if eval_data:
+            raise ValueError("give eval_data or eval_split, not both")
+        data, eval_data = split(list(data), cfg.eval_split, cfg.seed)
     _, pad = special_ids(tokenizer)
-    max_length = cfg.max_length or model.max_length
     groups = _groups(data, cfg.loss)
-    prompts = [prompt for prompt, responses in groups for _ in responses]
-    flat = encode_many(tokenizer, prompts, [r for _, responses in groups for r in responses], max_length)
-    encoded, at = [], 0  # regroup: one list of K id lists per example
-    for _, responses in groups:
-        encoded.append(flat[at:at + len(responses)])
-        at += len(responses)
+    encoded, _, n_long = _encode_groups(tokenizer, groups, cfg.max_length or model.max_length, cfg.too_long)
     lengths = [max(len(s) for s in seqs) for seqs in encoded]
     sizes = [len(seqs) for seqs in encoded]
     device = next(model.parameters()).device
 
-    rng = random.Random(cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    history = History(config=asdict(cfg))
-    steps_per_epoch = len(_batches(lengths, sizes, cfg.batch_size, random.Random(0)))
-    losses, accuracies = [], []
-    start = time.perf_counter()
-    model.train()
-    with torch.random.fork_rng(devices=[]), cpu_threads_for(model), \
-            _progress(steps_per_epoch * cfg.epochs, cfg.progress, "reward model") as bar:
-        torch.manual_seed(cfg.seed)  # dropout, for backbones that have it
-        for epoch in range(cfg.epochs):
-            for batch in _batches(lengths, sizes, cfg.batch_size, rng):
-                k = sizes[batch[0]]
-                ids, mask = pad_batch([s for i in batch for s in encoded[i]], pad)  # (B*K, T)
-                scores = model(ids.to(device), mask.to(device)).view(len(batch), k)  # (B, K)
-                loss, accuracy = _group_loss(scores, cfg)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.detach())
-                accuracies.append(accuracy)
-                history.epoch.append(epoch)
-                bar.update()
-                if cfg.progress and (bar.n % 10 == 0 or bar.n == bar.total):  # the only host sync
-                    bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{accuracy.item():.2f}")
-    model.eval()
-    history.loss = torch.stack(losses).float().cpu().tolist()
-    history.accuracy = torch.stack(accuracies).float().cpu().tolist()
-    history.seconds = time.perf_counter() - start
-    if not all(math.isfinite(x) for x in history.loss):
-        raise FloatingPointError("the training loss became NaN or infinite; lower lr")
-    return history
+    def batch_loss(batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        k = sizes[batch[0]]
+        ids, mask = pad_batch([s for i in batch for s in encoded[i]], pad)  # (B*K, T)
+        scores = model(ids.to(device), mask.to(device)).float().view(len(batch), k)  # (B, K)
+        return _group_loss(scores, cfg)
+
+    history = History(config=asdict(cfg), too_long=n_long)
+    return _fit(model, cfg, lengths, sizes, batch_loss, "reward model", history, tokenizer, eval_data or ())
 
 
 def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_size: int = 64) -> dict[str, float]:
-    """Ranking metrics on held-out data (rankings count all their pairs).
+    """Ranking metrics on held-out data (rankings count all their pairs), RewardBench-style.
 
-    Returns ``accuracy`` (fraction of pairs with r_chosen > r_rejected), ``mean_margin``
-    (mean r_chosen − r_rejected), ``mean_chosen``, ``mean_rejected``, ``std_reward`` and ``num_pairs``.
+    Returns ``accuracy`` (fraction of pairs with r_chosen > r_rejected), ``mean_gap`` (mean
+    r_chosen − r_rejected; ``mean_margin`` is the same number under its older name),
+    ``length_controlled_accuracy`` (accuracy on the pairs whose chosen response is the shorter one,
+    in characters: a model that just likes long answers fails these; NaN when there are none) with
+    their count ``num_shorter_chosen``, ``mean_chosen``, ``mean_rejected``, ``std_reward`` and
+    ``num_pairs``.
     """
     pairs = as_pairs(data)
     if not pairs:
         raise ValueError("no evaluation data")
     prompts = [p.prompt for p in pairs]
-    r_chosen = model.score(prompts, [p.chosen for p in pairs], tokenizer, batch_size)
-    r_rejected = model.score(prompts, [p.rejected for p in pairs], tokenizer, batch_size)
+    r_chosen = model.score(prompts, [p.chosen for p in pairs], tokenizer, batch_size)  # (N,)
+    r_rejected = model.score(prompts, [p.rejected for p in pairs], tokenizer, batch_size)  # (N,)
+    right = r_chosen > r_rejected  # (N,)
+    shorter = torch.tensor([len(p.chosen) < len(p.rejected) for p in pairs])  # (N,)
+    gap = (r_chosen - r_rejected).mean().item()
     return {
-        "accuracy": (r_chosen > r_rejected).float().mean().item(),
-        "mean_margin": (r_chosen - r_rejected).mean().item(),
+        "accuracy": right.float().mean().item(),
+        "mean_gap": gap,
+        "mean_margin": gap,
+        "length_controlled_accuracy": right[shorter].float().mean().item() if shorter.any() else math.nan,
+        "num_shorter_chosen": int(shorter.sum()),
         "mean_chosen": r_chosen.mean().item(),
         "mean_rejected": r_rejected.mean().item(),
         "std_reward": torch.cat([r_chosen, r_rejected]).std().item(),
@@ -222,61 +451,52 @@ def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_
     }
 
 
+VALUE_DEFAULTS = {"weight_decay": 0.01}  # torch AdamW's default, which the critic has always trained with
+
+
 def train_value_model(
     value_model: ValueModel,
     reward_model: RewardModel,
     tokenizer: Any,
     data: Sequence[Example],
-    *,
-    epochs: int = 4,
-    batch_size: int = 16,
-    lr: float = 3e-3,
-    seed: int = 0,
-    progress: bool = True,
+    **config: Any,
 ) -> History:
     """Train the critic to predict the reward model's score from every prefix of a response.
 
     With the reward given once, at the end (γ = 1, no per-token penalties), the expected future
     reward at each state is the final score r(x, y), so every state from the end of the prompt to
     EOS gets the target r. Loss: squared error averaged over those states. Every response in
-    ``data`` (chosen and rejected, all ranked ones) is used.
+    ``data`` (chosen and rejected, all ranked ones) is used. Keywords: the fields of
+    ``TrainConfig`` that are not about rankings or evaluation (``epochs``, ``batch_size``, ``lr``,
+    ``seed``, ``progress``, ``grad_accum``, ``precision``, …); ``weight_decay`` defaults to 0.01.
+    The same loop as ``train_reward_model`` runs it, with this objective.
     """
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+    ranking_only = {"loss", "margin", "center_coef", "eval_split"} & set(config)
+    if ranking_only:
+        raise ValueError(f"{sorted(ranking_only)} apply to the reward model, not to the value model")
+    cfg = TrainConfig(**{**VALUE_DEFAULTS, **config})
     texts = sorted({(p.prompt, r) for p in as_pairs(data) for r in (p.chosen, p.rejected)})
-    targets = reward_model.score([t[0] for t in texts], [t[1] for t in texts], tokenizer)  # (N,)
-    max_length = value_model.max_length
-    encoded = encode_many(tokenizer, [p for p, _ in texts], [r for _, r in texts], max_length)
+    groups = [(prompt, (response,)) for prompt, response in texts]
+    encoded, keep, n_long = _encode_groups(tokenizer, groups, cfg.max_length or value_model.max_length, cfg.too_long)
+    texts = [texts[i] for i in keep]
+    encoded = [seqs[0] for seqs in encoded]
+    device = next(value_model.parameters()).device
+    targets = reward_model.score([t[0] for t in texts], [t[1] for t in texts], tokenizer).to(device)  # (N,)
     # states = the last prompt token, every response token, and EOS
-    n_states = [min(len(ids), len(tokenizer(SEPARATOR + r, add_special_tokens=False)["input_ids"]) + 2)
-                for ids, (_, r) in zip(encoded, texts)]
+    separate = tokenizer([SEPARATOR + r for _, r in texts], add_special_tokens=False)["input_ids"]
+    n_states = torch.tensor([min(len(ids), len(sep) + 2) for ids, sep in zip(encoded, separate)], device=device)
     _, pad = special_ids(tokenizer)
-    rng = random.Random(cfg.seed)
-    optimizer = torch.optim.AdamW(value_model.parameters(), lr=cfg.lr, foreach=True)
-    history = History(config=asdict(cfg))
-    losses = []
-    start = time.perf_counter()
-    value_model.train()
+
+    def batch_loss(batch: list[int]) -> tuple[torch.Tensor, None]:
+        ids, mask = pad_batch([encoded[i] for i in batch], pad)  # (B, T)
+        ids, mask = ids.to(device), mask.to(device)
+        lens = mask.sum(1, keepdim=True)  # (B, 1)
+        pos = torch.arange(ids.shape[1], device=device).unsqueeze(0)  # (1, T)
+        states = (pos < lens) & (pos >= lens - n_states[batch].unsqueeze(1))  # (B, T)
+        values = value_model(ids, mask).float()  # (B, T)
+        target = targets[batch].unsqueeze(1).expand_as(values)  # (B, T)
+        return segment_regression_loss(values[states], target[states]), None
+
     lengths = [len(s) for s in encoded]
-    n_batches = len(_batches(lengths, [1] * len(texts), batch_size, random.Random(0)))
-    with torch.random.fork_rng(devices=[]), cpu_threads_for(value_model), \
-            _progress(n_batches * epochs, progress, "value model") as bar:
-        torch.manual_seed(seed)
-        for epoch in range(epochs):
-            for batch in _batches(lengths, [1] * len(texts), batch_size, rng):
-                ids, mask = pad_batch([encoded[i] for i in batch], pad)  # (B, T)
-                lens = mask.sum(1, keepdim=True)  # (B, 1)
-                pos = torch.arange(ids.shape[1]).unsqueeze(0)  # (1, T)
-                states = (pos < lens) & (pos >= lens - torch.tensor([[n_states[i]] for i in batch]))  # (B, T)
-                values = value_model(ids, mask)  # (B, T)
-                target = targets[batch].unsqueeze(1).expand_as(values)  # (B, T)
-                loss = segment_regression_loss(values[states], target[states])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.detach())
-                history.epoch.append(epoch)
-                bar.update()
-    value_model.eval()
-    history.loss = torch.stack(losses).cpu().tolist()
-    history.seconds = time.perf_counter() - start
-    return history
+    history = History(config=asdict(cfg), too_long=n_long)
+    return _fit(value_model, cfg, lengths, [1] * len(texts), batch_loss, "value model", history, tokenizer)

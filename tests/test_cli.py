@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from rmlearn import RewardModel, course_tokenizer, support_pairs, synthetic_preferences
+from rmlearn import RewardModel, course_tokenizer, support_pairs, synthetic_preferences, tiny_backbone
 from rmlearn.cli import main
 
 
@@ -115,3 +116,70 @@ def test_lessons_command_serves_the_lessons_in_jupyterlab():
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and anything it started
         server.wait(timeout=30)
+
+
+def _tiny_backbone_dir(tmp_path):
+    """A local 'pretrained' backbone and tokenizer folder (random init, no hub)."""
+    from rmlearn import tiny_backbone
+
+    folder = tmp_path / "backbone"
+    tiny_backbone(seed=4).save_pretrained(folder)
+    course_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def test_train_with_backbone_dtype_grad_accum_eval_split_then_score_and_eval(tmp_path, capsys):
+    from rmlearn.inputs import encode_many
+
+    pairs = synthetic_preferences(40, seed=1)
+    data = _jsonl(tmp_path / "prefs.jsonl", pairs)
+    main(["train", str(data), "--out", str(tmp_path / "rm"), "--backbone", str(_tiny_backbone_dir(tmp_path)),
+          "--dtype", "bf16", "--device", "cpu", "--grad-accum", "2", "--eval-split", "0.25", "--epochs", "2",
+          "--max-length", "24", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "30 training and 10 held-out examples" in out
+    assert "lr 1e-05, 1 CPU thread(s), 4 steps" in out  # the pretrained default lr; 2 batches per epoch
+    assert "epoch 1: held-out accuracy" in out and "epoch 2: held-out accuracy" in out
+    long_pairs = sum(max(len(a), len(b)) > 24 for a, b in zip(*(
+        encode_many(course_tokenizer(), [p.prompt for p in pairs], texts)
+        for texts in ([p.chosen for p in pairs], [p.rejected for p in pairs]))))
+    metrics = json.loads((tmp_path / "rm" / "metrics.json").read_text())
+    assert len(metrics["eval_accuracy_per_epoch"]) == 2 and metrics["test_num_pairs"] == 10
+    assert 0 < metrics["too_long"] <= long_pairs  # counted among the 30 training pairs
+
+    rows = [{"prompt": "Q?", "response": "An answer."}, {"prompt": "Q?", "chosen": "Yes.", "rejected": "No."},
+            {"prompt": "Q?", "responses": ["a", "b", "c"]}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main(["score", str(tmp_path / "rm"), "--jsonl", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "s.jsonl")])
+    scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    model = RewardModel.from_pretrained(tmp_path / "rm")
+    expected = model.score(["Q?"] * 6, ["An answer.", "Yes.", "No.", "a", "b", "c"], course_tokenizer()).tolist()
+    got = [scored[0]["score"], scored[1]["score_chosen"], scored[1]["score_rejected"], *scored[2]["scores"]]
+    assert got == pytest.approx(expected, abs=1e-5) and scored[1]["chosen"] == "Yes."
+
+    capsys.readouterr()
+    eval_data = _jsonl(tmp_path / "eval.jsonl", pairs[:12])
+    main(["eval", str(tmp_path / "rm"), str(eval_data), "--json"])
+    metrics = json.loads(capsys.readouterr().out)
+    chosen = model.score([p.prompt for p in pairs[:12]], [p.chosen for p in pairs[:12]], course_tokenizer())
+    rejected = model.score([p.prompt for p in pairs[:12]], [p.rejected for p in pairs[:12]], course_tokenizer())
+    shorter = torch.tensor([len(p.chosen) < len(p.rejected) for p in pairs[:12]])
+    assert metrics["accuracy"] == pytest.approx((chosen > rejected).float().mean().item())
+    assert metrics["mean_gap"] == pytest.approx((chosen - rejected).mean().item(), abs=1e-5)
+    assert metrics["num_shorter_chosen"] == int(shorter.sum()) > 0
+    assert metrics["length_controlled_accuracy"] == pytest.approx((chosen > rejected)[shorter].float().mean().item())
+    main(["eval", str(tmp_path / "rm"), str(eval_data)])
+    text = capsys.readouterr().out
+    assert f"mean gap r_chosen − r_rejected:   {metrics['mean_gap']:+.4f}" in text
+    assert f"on the {int(shorter.sum())} pairs whose chosen response is the shorter one" in text
+
+
+def test_score_and_eval_refuse_a_model_folder_without_tokenizer(tmp_path, capsys):
+    RewardModel(tiny_backbone()).save_pretrained(tmp_path / "rm")  # no tokenizer saved
+    (tmp_path / "in.jsonl").write_text('{"prompt": "Q", "response": "A"}\n')
+    for argv in (["score", str(tmp_path / "rm"), "--jsonl", str(tmp_path / "in.jsonl")],
+                 ["eval", str(tmp_path / "rm"), str(tmp_path / "in.jsonl")]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert f"{tmp_path / 'rm'} has no tokenizer" in capsys.readouterr().err

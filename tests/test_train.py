@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 import torch
 
 from rmlearn import (
     RankedExample,
     RewardModel,
+    TrainConfig,
     ValueModel,
     centering_penalty,
     evaluate,
@@ -152,3 +156,164 @@ def test_value_model_learns_the_reward_models_scores(tokenizer):
     targets = reward.score(prompts, responses, tokenizer)
     corr = torch.corrcoef(torch.stack([at_eos, targets]))[0, 1].item()
     assert corr > 0.9
+
+
+# --- precision, the practitioner's training features, one loop for both objectives -----------------
+
+
+def _changed_fraction(dtype, tokenizer, lr=1e-5):
+    """Fraction of all parameters that one epoch on 32 pairs changes, for a backbone loaded in dtype."""
+    model = RewardModel(tiny_backbone(seed=0).to(dtype), seed=0)
+    before = {n: p.detach().float().clone() for n, p in model.named_parameters()}
+    history = train_reward_model(model, tokenizer, synthetic_preferences(32, seed=0), epochs=1, lr=lr,
+                                 progress=False)
+    changed = sum((p.detach() != before[n]).sum().item() for n, p in model.named_parameters())
+    return changed / sum(p.numel() for p in model.parameters()), history, model
+
+
+def test_bf16_backbone_at_lr_1e5_changes_what_fp32_changes(tokenizer):
+    fp32, _, _ = _changed_fraction(torch.float32, tokenizer)
+    bf16, history, model = _changed_fraction(torch.bfloat16, tokenizer)
+    # rounding every update back to bf16 lost most of them (13 % changed); fp32 master weights keep
+    # them all: only embedding rows of unseen tokens and ln_f.bias (no gradient) stay unchanged
+    assert fp32 > 0.5 and bf16 == pytest.approx(fp32, abs=1e-3)
+    assert next(model.parameters()).dtype == torch.float32  # the master weights come back
+    assert all(torch.isfinite(torch.tensor(history.loss)))
+
+
+def test_fp16_backbone_on_cpu_trains_to_a_finite_loss(tokenizer):
+    # before: NaN from step 1 (AdamW's eps=1e-8 is 0 in fp16) and NaN in every parameter
+    _, history, model = _changed_fraction(torch.float16, tokenizer, lr=3e-3)
+    assert all(torch.isfinite(torch.tensor(history.loss)))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert history.loss[-1] != history.loss[0]
+
+
+@pytest.mark.parametrize("bad_step, cause", [(3, "lr too high (lr=0.003)"), (1, "bad data or a broken model")])
+def test_non_finite_loss_stops_at_that_step_naming_the_cause(tokenizer, bad_step, cause):
+    model = RewardModel(tiny_backbone(seed=0), seed=0)
+    calls = []
+
+    def poison(module, args, output):  # the head's output turns NaN in the bad step's forward
+        calls.append(1)
+        return output * float("nan") if len(calls) == bad_step else output
+
+    model.head.register_forward_hook(poison)
+    with pytest.raises(FloatingPointError, match=rf"loss is nan at step {bad_step} \(epoch 1\).*{re.escape(cause)}"):
+        train_reward_model(model, tokenizer, synthetic_preferences(80, seed=0), epochs=1, progress=False)
+    assert len(calls) == bad_step  # it stopped there
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN never reached the weights
+
+
+def test_fp16_overflow_is_named_when_training_in_fp16(tokenizer):
+    model = RewardModel(tiny_backbone(seed=0), seed=0)
+    model.head.register_forward_hook(lambda m, a, out: out * 1e6)  # scores beyond fp16's 65504
+    with pytest.raises(FloatingPointError, match="fp16 overflow"):
+        train_reward_model(model, tokenizer, synthetic_preferences(16, seed=0), epochs=1, precision="fp16",
+                           progress=False)
+
+
+def test_training_twice_gives_identical_weights(tokenizer):
+    data = synthetic_preferences(48, seed=1)
+    weights = []
+    for _ in range(2):
+        reward, value = RewardModel(tiny_backbone(seed=2), seed=2), ValueModel(tiny_backbone(seed=3), seed=3)
+        train_reward_model(reward, tokenizer, data, epochs=1, progress=False)
+        train_value_model(value, reward, tokenizer, data[:16], epochs=1, progress=False)
+        weights.append({**reward.state_dict(), **{f"v.{k}": v for k, v in value.state_dict().items()}})
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def _record_steps(monkeypatch):
+    """Record the learning rate and the gradient norm at every optimizer step."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    seen = []
+
+    def hook(optimizer, args, kwargs):
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        seen.append((optimizer.param_groups[0]["lr"], torch.nn.utils.get_total_norm([p.grad for p in params]).item()))
+
+    handle = register_optimizer_step_pre_hook(hook)
+    return seen, handle
+
+
+def test_gradient_accumulation_equals_the_larger_batch(tokenizer):
+    data = synthetic_preferences(16, seed=0)
+    big, small = RewardModel(tiny_backbone(seed=0), seed=0), RewardModel(tiny_backbone(seed=0), seed=0)
+    one = train_reward_model(big, tokenizer, data, epochs=1, batch_size=16, progress=False)
+    two = train_reward_model(small, tokenizer, data, epochs=1, batch_size=8, grad_accum=2, progress=False)
+    assert len(one) == 1 and len(two) == 2  # two batches, one optimizer step
+    assert sum(two.loss) / 2 == pytest.approx(one.loss[0], rel=1e-5)
+    for (name, p), q in zip(big.named_parameters(), small.parameters(), strict=True):  # the step's gradient
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-7, rtol=1e-4, msg=name)
+
+
+def test_clipping_and_warmup_schedule_shape_every_step(tokenizer, monkeypatch):
+    data = synthetic_preferences(96, seed=0)  # 6 steps of 16
+    seen, handle = _record_steps(monkeypatch)
+    try:
+        train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=1, progress=False)
+        plain = list(seen)
+        seen.clear()
+        train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=1, max_grad_norm=0.05,
+                           lr_schedule="linear", warmup_steps=2, progress=False)
+    finally:
+        handle.remove()
+    assert [lr for lr, _ in plain] == [3e-3] * 6 and max(n for _, n in plain) > 0.05
+    lrs = [lr for lr, _ in seen]
+    assert lrs == pytest.approx([1e-3, 2e-3, 3e-3, 2.25e-3, 1.5e-3, 0.75e-3])  # warm-up, then linear to 0
+    assert max(n for _, n in seen) <= 0.05 + 1e-6
+    cosine = TrainConfig(lr_schedule="cosine")
+    from rmlearn.train import _lr_factor
+
+    assert [round(_lr_factor(cosine, 4)(s), 6) for s in range(5)] == [1.0, 0.853553, 0.5, 0.146447, 0.0]
+
+
+def test_eval_split_checkpoints_and_too_long_policy(tokenizer, tmp_path):
+    from rmlearn.inputs import encode_many
+
+    data = synthetic_preferences(60, seed=0)
+    model = RewardModel(tiny_backbone(seed=0), seed=0)
+    history = train_reward_model(model, tokenizer, data, epochs=2, eval_split=0.2, save_dir=str(tmp_path),
+                                 progress=False)
+    assert len(history.eval_accuracy) == 2 and all(0.0 <= a <= 1.0 for a in history.eval_accuracy)
+    assert len(history) == 2 * 3  # 48 training pairs = 3 batches of 16 per epoch
+    assert [p.rsplit("-", 1)[1] for p in history.checkpoints] == ["3", "6"]
+    loaded = RewardModel.from_pretrained(history.checkpoints[-1])
+    assert torch.equal(loaded.score(data[0].prompt, data[0].chosen, tokenizer),
+                       model.score(data[0].prompt, data[0].chosen, tokenizer))
+
+    lengths = [max(len(a), len(b)) for a, b in zip(*(encode_many(tokenizer, [p.prompt for p in data], texts)
+                                                     for texts in ([p.chosen for p in data], [p.rejected for p in data])))]
+    limit = sorted(lengths)[len(lengths) // 2]  # about half the pairs are longer
+    n_long = sum(n > limit for n in lengths)
+    kept = train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=1, batch_size=1,
+                              max_length=limit, progress=False)
+    dropped = train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=1, batch_size=1,
+                                 max_length=limit, too_long="drop", progress=False)
+    assert 0 < n_long < 60 and kept.too_long == dropped.too_long == n_long
+    assert (len(kept), len(dropped)) == (60, 60 - n_long)
+
+
+def test_threads_setting_is_used_and_restored(tokenizer, monkeypatch):
+    import rmlearn.train
+
+    before = torch.get_num_threads()
+    history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
+                                 threads=2, progress=False)
+    assert history.threads == 2 and torch.get_num_threads() == before
+    default = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
+                                 progress=False)
+    assert default.threads == 1  # a small CPU model: one thread, the same numbers on any machine
+    assert 0.0 <= rmlearn.train._idle_cores() <= len(os.sched_getaffinity(0))  # measured from /proc/stat
+    for idle, expected in ((0.3, 1), (1.6, min(2, before))):  # "auto": one thread per idle core
+        monkeypatch.setattr(rmlearn.train, "_idle_cores", lambda idle=idle: idle)
+        auto = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
+                                  threads="auto", progress=False)
+        assert auto.threads == expected
+    with pytest.raises(ValueError, match="apply to the reward model"):
+        train_value_model(ValueModel(tiny_backbone()), RewardModel(tiny_backbone()), tokenizer,
+                          synthetic_preferences(4), loss="listwise")
