@@ -215,7 +215,7 @@ def _course(args: argparse.Namespace) -> None:
     from .course import init_course, next_steps
 
     try:
-        directory = init_course(Path(args.directory), force=args.force)
+        directory = init_course(Path(args.directory), force=args.force, source=args.source)
     except FileExistsError as err:
         raise FileExistsError(f"{err} (on the command line: --force)") from None
     print(next_steps(directory))
@@ -320,6 +320,8 @@ def _parser() -> argparse.ArgumentParser:
     init = course_commands.add_parser("init", help="write a ready nbgrader course directory")
     init.add_argument("directory")
     init.add_argument("--force", action="store_true", help="write into a non-empty directory")
+    init.add_argument("--from", dest="source", metavar="PATH",
+                      help="the exercises/ folder of the rmlearn repository (default: the checkout's own)")
     init.set_defaults(run=_course)
     _add_course_autograde(course_commands)
     return parser

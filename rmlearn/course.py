@@ -6,6 +6,11 @@ expected answers, compared outside the student's kernel) into ``directory``;
 ``next_steps(directory)`` says which nbgrader commands to run next. ``rmlearn course init DIR``
 calls both.
 
+The instructor materials (``exercises/`` of the repository) are **not** in the wheel: the wheel is
+what students install, and these hold every solution and expected answer. From a checkout
+(editable install) ``init_course`` finds ``exercises/`` beside the package; otherwise pass it
+``source=PATH/TO/exercises`` (``rmlearn course init DIR --from PATH/TO/exercises``).
+
 The course's ``nbgrader_config.py`` grades with the preprocessors of ``rmlearn.grading.scoring``
 (``rmlearn.course.KernelSafeExecute`` still names the same class, for older course configs).
 """
@@ -21,8 +26,8 @@ CONFIG_NAME = "nbgrader_config.py"
 
 
 def course_path(name: str) -> Path:
-    """A shipped course folder (``lessons`` or ``exercises``): inside the wheel, or beside the
-    package in a checkout (editable install)."""
+    """A course folder: ``lessons`` (inside the wheel, or beside the package in a checkout);
+    ``exercises`` only beside the package in a checkout (the wheel ships no instructor materials)."""
     package = Path(__file__).resolve().parent
     candidates = (package / "_course" / name, package.parent / name)
     for candidate in candidates:
@@ -34,24 +39,57 @@ def course_path(name: str) -> Path:
     )
 
 
-def exercises_dir() -> Path:
-    """Where the shipped nbgrader course lives (``course_path("exercises")``), checked complete."""
-    found = course_path("exercises")
-    if not ((found / CONFIG_NAME).is_file() and (found / "source").is_dir()):
-        raise FileNotFoundError(f"{found} lacks {CONFIG_NAME} or source/; reinstall rmlearn")
-    return found
+def _missing_parts(folder: Path) -> list[str]:
+    """What an instructor ``exercises/`` folder lacks (empty when complete)."""
+    needed = [CONFIG_NAME] + [f"source/{a}/{a}.ipynb" for a in ASSIGNMENTS]
+    return [part for part in needed if not (folder / part).is_file()]
 
 
-def init_course(directory: str | Path, force: bool = False) -> Path:
+def exercises_dir(source: str | Path | None = None) -> Path:
+    """The instructor materials: ``nbgrader_config.py``, ``source/`` and ``answers/``, checked complete.
+
+    Args:
+        source: an ``exercises/`` folder (or a repository checkout holding one); default: the
+            ``exercises/`` beside the package in a checkout (editable install). The wheel ships none.
+
+    Raises:
+        FileNotFoundError: naming the folder looked in and, when none is found, where to get one.
+    """
+    if source is not None:
+        found = Path(source).expanduser().resolve()
+        if _missing_parts(found) and not _missing_parts(found / "exercises"):
+            found = found / "exercises"  # a repository checkout
+        missing = _missing_parts(found)
+        if missing:
+            raise FileNotFoundError(
+                f"{found} is not rmlearn's exercises/ folder: it lacks {', '.join(missing)}")
+        return found
+    checkout = Path(__file__).resolve().parent.parent / "exercises"
+    if not _missing_parts(checkout):
+        return checkout
+    raise FileNotFoundError(
+        "rmlearn's instructor materials (the problem sets with solutions, hidden tests and expected "
+        "answers) are not part of the installed package, which students install too; looked in "
+        f"{checkout}. Get the exercises/ folder of the rmlearn source repository (a git checkout) "
+        "and run: rmlearn course init DIR --from PATH/TO/exercises "
+        "(in Python: init_course(DIR, source='PATH/TO/exercises'))")
+
+
+def init_course(directory: str | Path, force: bool = False, source: str | Path | None = None) -> Path:
     """Write a ready nbgrader course directory: ``nbgrader_config.py``, ``source/``, ``answers/``.
 
     Args:
         directory: created if missing; must be empty unless ``force``.
         force: overwrite ``nbgrader_config.py`` and the shipped assignments in a non-empty
             directory (other files there, such as the gradebook, are left alone).
+        source: the instructor ``exercises/`` folder to copy from (``exercises_dir``); default:
+            the one beside the package in a repository checkout.
 
     Returns:
         The course directory as an absolute path.
+
+    Raises:
+        FileNotFoundError: no complete ``exercises/`` folder (a wheel install without ``source``).
 
     >>> import tempfile
     >>> root = init_course(tempfile.mkdtemp())
@@ -63,7 +101,7 @@ def init_course(directory: str | Path, force: bool = False) -> Path:
         raise NotADirectoryError(f"{root} exists and is not a directory")
     if root.exists() and any(root.iterdir()) and not force:
         raise FileExistsError(f"{root} is not empty; choose an empty directory or pass force=True")
-    shipped = exercises_dir()
+    shipped = exercises_dir(source)  # before creating anything: a clear error, no empty folder
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy2(shipped / CONFIG_NAME, root / CONFIG_NAME)
     for assignment in ASSIGNMENTS:
