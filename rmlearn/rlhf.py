@@ -380,6 +380,26 @@ def kl_regularised_curve(samples: Samples, scores: torch.Tensor, betas: Sequence
     return _curve(samples, scores, betas, kl_regularised_weights, kl)
 
 
+BEST_OF = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # the n of best-of-n in lesson 08
+BETAS = (1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01)  # the β of the KL-regularised optimum
+
+
+@dataclass
+class Overoptimization:
+    """Best-of-n and KL-regularised curves of one proxy, with the gold reward alongside."""
+
+    best_of_n: Curve  # x = n
+    kl_regularised: Curve  # x = β
+
+
+def overoptimization_grid(samples: Samples, proxies: dict[float, torch.Tensor],
+                          ns: Sequence[int] = BEST_OF, betas: Sequence[float] = BETAS) -> dict[float, Overoptimization]:
+    """For each proxy's scores (N,) on ``samples``, keyed by its annotators' length bias: the
+    best-of-n curve and the KL-regularised curve. Precomputed, so a widget only looks things up."""
+    return {bias: Overoptimization(best_of_n_curve(samples, scores, ns), kl_regularised_curve(samples, scores, betas))
+            for bias, scores in proxies.items()}
+
+
 # ---------------------------------------------------------------------------------- ensembles
 
 def ensemble_scores(models: Sequence[RewardModel], tokenizer: Any, prompts: Sequence[str],

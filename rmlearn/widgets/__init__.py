@@ -17,6 +17,7 @@ _WHERE = {
     "ranking_explorer": "ranking",
     "length_bias_explorer": "length_bias",
     "segment_explorer": "segments",
+    "overoptimization_explorer": "overoptimization",
 }
 __all__ = sorted(_WHERE)
 
