@@ -15,8 +15,8 @@ LESSONS = sorted((Path(__file__).parents[1] / "lessons").glob("[0-9][0-9]_*.ipyn
 LESSON_BUDGET_S = 60
 
 
-def test_there_are_seven_lessons():
-    assert [p.name[:2] for p in LESSONS] == ["01", "02", "03", "04", "05", "06", "07"]
+def test_there_are_eight_lessons():
+    assert [p.name[:2] for p in LESSONS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
@@ -45,6 +45,8 @@ def test_lesson_executes_headless(path, tmp_path):
     assert seconds < LESSON_BUDGET_S
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    if path.stem in CLAIMS:
+        CLAIMS[path.stem](nb)
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
@@ -54,7 +56,7 @@ def test_lesson_has_slides_and_ends_with_a_quiz_and_its_exercise(path):
     assert len(slides) >= 4, "mark slides with scripts/mark_slides.py (for voila --template=reveal)"
     text = "\n".join(c.source for c in nb.cells)
     assert "quiz(" in text and "Question(" in text
-    assert any(f"ps{n}_" in text for n in range(1, 5)), "point to the matching nbgrader exercise"
+    assert any(f"ps{n}_" in text for n in range(1, 6)), "point to the matching nbgrader exercise"
 
 
 def test_lessons_are_what_the_build_scripts_make(tmp_path, monkeypatch):
@@ -71,5 +73,48 @@ def test_lessons_are_what_the_build_scripts_make(tmp_path, monkeypatch):
         monkeypatch.setattr(module, "LESSONS", tmp_path)
         module.main()
     sys.modules.pop("mark_slides", None)
-    for path in LESSONS:
+    for path in [p for p in LESSONS if p.name[:2] <= "07"]:  # 08 on is edited as a notebook
         assert nbformat.read(tmp_path / path.name, as_version=4) == nbformat.read(path, as_version=4), path.name
+
+
+# ---------------------------------------------------------------------------------- claims
+# What a lesson says about its own output, checked on the executed notebook.
+
+def _printed(nb, cell_id: str) -> str:
+    cell = next(c for c in nb.cells if c.get("id") == cell_id)
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def _numbers(line: str) -> list[float]:
+    import re
+
+    return [float(x) for x in re.findall(r"[-+]?\d+\.?\d*", line)]
+
+
+def check_08(nb) -> None:
+    table = [_numbers(line) for line in _printed(nb, "c05").splitlines()[1:10]]
+    n, proxy, gold, kl, bound = zip(*table)
+    peak = max(range(len(gold)), key=gold.__getitem__)
+    # "The proxy keeps rising with n … gold rises too at first, peaks, and then falls"
+    assert all(b >= a for a, b in zip(proxy, proxy[1:])), proxy
+    assert 0 < peak < len(n) - 1 and gold[peak] > gold[0] + 0.3 and gold[-1] < gold[peak] - 0.2, gold
+    # "an upper bound … the empirical KL is below it at large n"
+    assert all(k <= b + 0.005 for k, b in zip(kl, bound)) and kl[-1] < bound[-1] - 0.05
+    # "With a length-biased proxy, best-of-n picks longer answers"
+    lengths = {line.split(":")[0]: _numbers(line) for line in _printed(nb, "c09").splitlines()}
+    assert lengths["length bias 0.8"][3] > lengths["length bias 0.0"][3] + 3, lengths
+    # RL: "The proxy's score rises, the KL from the reference grows, and the answers get longer …
+    # gold gains far less than the proxy"
+    steps = [_numbers(line) for line in _printed(nb, "c12").splitlines()[1:-1]]
+    _, proxy, gold, kl, words = zip(*steps)
+    first, last = slice(0, 2), slice(-3, None)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    assert mean(proxy[last]) > mean(proxy[first]) + 0.5 and kl[-1] > kl[0] + 1
+    assert mean(words[last]) > mean(words[first]) + 4
+    assert mean(gold[last]) - mean(gold[first]) < (mean(proxy[last]) - mean(proxy[first])) / 2
+    # "The policy and the value model are trained during RL; the reference … and the reward model … stay frozen"
+    assert _printed(nb, "c15").split() == ["policy", "changed", "reference", "frozen", "reward", "frozen",
+                                           "value", "changed"]
+
+
+CLAIMS = {"08_the_reward_model_in_the_loop": check_08}
