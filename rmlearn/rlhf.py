@@ -442,6 +442,15 @@ class PPOConfig:
     max_new_tokens: int = 40  # longest response
     seed: int = 0  # prompts and sampling: the same seed gives the same run
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "ppo_epochs", "max_new_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.beta < 0:
+            raise ValueError(f"beta is a KL penalty, >= 0; got {self.beta}")
+        if not 0 < self.clip < 1:
+            raise ValueError(f"clip is the ε of the ratio clip, in (0, 1); got {self.clip}")
+
 
 @dataclass
 class RLHistory:
@@ -470,6 +479,13 @@ def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel, valu
 
     Each step: sample responses; reward = reward model's score at EOS − β·KL per token; GAE
     advantages from the value model; a few clipped policy-gradient and value steps.
+
+    >>> from rmlearn import RewardModel, ValueModel, course_tokenizer, tiny_backbone
+    >>> policy = tiny_policy()
+    >>> h = ppo(policy, frozen_copy(policy), RewardModel(tiny_backbone()), ValueModel(tiny_backbone()),
+    ...         course_tokenizer(), ["Can I get a refund?"], steps=2, batch_size=4, max_new_tokens=5)
+    >>> len(h.proxy), len(h.gold), len(h.kl), len(h.length)      # one entry per step
+    (2, 2, 2, 2)
     """
     cfg = PPOConfig(**config)
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
