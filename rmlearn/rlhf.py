@@ -35,7 +35,7 @@ Gold = Callable[[str, str], float]  # gold(prompt, response) -> the true quality
 
 def gold_reward(prompt: str, response: str) -> float:
     """The gold reward: the synthetic data's hidden quality rule (what annotators *meant*)."""
-    return float(quality(response))
+    return float(quality(prompt, response))
 
 
 # ---------------------------------------------------------------------------------- the policy

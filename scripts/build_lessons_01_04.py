@@ -792,7 +792,7 @@ def lesson_04() -> list:
     """),
     ("code", """
     after = evaluate(model, tokenizer, test)
-    for key in ["accuracy", "mean_margin", "mean_chosen", "mean_rejected"]:
+    for key in ["accuracy", "mean_gap", "mean_chosen", "mean_rejected"]:
         print(f"{key:14s} before {before[key]:+8.3f}   after {after[key]:+8.3f}")
     """),
     ("md", """
@@ -885,12 +885,12 @@ def lesson_04() -> list:
 
     print("prompt:", prompt)
     for i in rewards.argsort(descending=True).tolist():
-        print(f"{rewards[i]:+6.2f}  quality {quality(candidates[i]):+d}  {candidates[i]}")
+        print(f"{rewards[i]:+6.2f}  quality {quality(prompt, candidates[i]):+.0f}  {candidates[i]}")
     print("\\nbest of", len(candidates), "→", candidates[best])
     """),
     ("code", """
-    colors = ["C2" if quality(c) > 0 else "C7" if quality(c) == 0 else "C3" for c in candidates]
-    plot_scores(rewards, [f"q={quality(c):+d}  {c}" for c in candidates], highlight=best, colors=colors)
+    colors = ["C2" if quality(prompt, c) > 0 else "C7" if quality(prompt, c) == 0 else "C3" for c in candidates]
+    plot_scores(rewards, [f"q={quality(prompt, c):+.0f}  {c}" for c in candidates], highlight=best, colors=colors)
     """),
     ("md", """
     The scores are spread over a range, not split into good/bad, and they follow the hidden quality.

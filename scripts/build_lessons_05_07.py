@@ -94,7 +94,7 @@ import torch
 
 from rmlearn import (RewardModel, course_tokenizer, evaluate, length_probe, support_pairs,
                      synthetic_preferences, tiny_backbone, train_reward_model)
-from rmlearn.data import FILLER, HELPFUL, UNHELPFUL, quality
+from rmlearn.data import FILLER, HELPFUL, SYNTHETIC_PROMPTS, UNHELPFUL, quality
 from rmlearn.plots import plot_score_vs_length
 from rmlearn.widgets.length_bias import by_quality, num_words
 from rmlearn.zoo import course_data, trained_reward_model
@@ -104,7 +104,7 @@ print("helpful (+1):  ", HELPFUL[:3], "...")
 print("unhelpful (-1):", UNHELPFUL[:3], "...")
 print("filler (0):    ", FILLER[:3], "...")
 for text in ("click forgot password.", "thanks for writing, as you may know, click forgot password, kind regards."):
-    print(f"quality {quality(text):+d}, {num_words(text):2d} words: {text}")
+    print(f"quality {quality(SYNTHETIC_PROMPTS[0], text):+.0f}, {num_words(text):2d} words: {text}")
 """),
     md("""
 ## Annotators with a habit
@@ -117,7 +117,7 @@ careful annotators (`b = 0`) with strongly biased ones (`b = 0.9`) on the same 5
 for bias in (0.0, 0.9):
     pairs = synthetic_preferences(500, seed=0, length_bias=bias)
     longer = sum(num_words(p.chosen) > num_words(p.rejected) for p in pairs) / len(pairs)
-    better = sum(quality(p.chosen) > quality(p.rejected) for p in pairs) / len(pairs)
+    better = sum(quality(p.prompt, p.chosen) > quality(p.prompt, p.rejected) for p in pairs) / len(pairs)
     print(f"length_bias {bias}: chosen is longer in {longer:.0%} of pairs, truly better in {better:.0%}")
 """),
     md("""
@@ -189,7 +189,7 @@ colour; one that learned length shows dots climbing to the right whatever their 
 responses = [r for p in held_out for r in (p.chosen, p.rejected)]
 prompts = [p.prompt for p in held_out for _ in range(2)]
 lengths = torch.tensor([num_words(r) for r in responses], dtype=torch.float32)
-true_quality = torch.tensor([quality(r) for r in responses], dtype=torch.float32)
+true_quality = torch.tensor([quality(x, r) for x, r in zip(prompts, responses)], dtype=torch.float32)
 print(f"correlation of TRUE quality with length: {torch.corrcoef(torch.stack([true_quality, lengths]))[0, 1]:+.3f}")
 
 panels = {}
@@ -401,7 +401,7 @@ import torch
 
 from rmlearn import (course_tokenizer, cumulative_scores, pairwise_loss, rank_segments, ranking_to_pairs,
                      segment_regression_loss, segment_scores, support_pairs)
-from rmlearn.data import FILLER, HELPFUL, UNHELPFUL
+from rmlearn.data import phrase_kind
 from rmlearn.plots import plot_segments
 from rmlearn.widgets.segments import split_sentences
 from rmlearn.zoo import trained_reward_model
@@ -473,14 +473,13 @@ credit follows the rule.
 """),
     code("""
 phrases = ["thanks for writing", "click forgot password", "i cannot help", "kind regards",
-           "check your email for the link."]
+           "choose a new password."]
 question = "How do I reset my password?"
 cum = cumulative_scores(model, tokenizer, question, phrases, sep=", ")
 empty = model.score([question], [""], tokenizer)[0].item()
 credit = segment_scores(cum, empty)
-kind = {**{p: "helpful" for p in HELPFUL}, **{p: "unhelpful" for p in UNHELPFUL}, **{p: "filler" for p in FILLER}}
 for k, (phrase, d) in enumerate(zip(phrases, credit.tolist()), 1):
-    print(f"{k}. {d:+7.3f}   {kind[phrase.rstrip('.')]:9s}  {phrase}")
+    print(f"{k}. {d:+7.3f}   {phrase_kind(question, phrase.rstrip('.')):9s}  {phrase}")
 print("order, largest contribution first:", rank_segments(cum, empty))
 """),
     md("""
