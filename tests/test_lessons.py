@@ -4,6 +4,7 @@ and is committed with its outputs cleared."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -86,8 +87,6 @@ def _printed(nb, cell_id: str) -> str:
 
 
 def _numbers(line: str) -> list[float]:
-    import re
-
     return [float(x) for x in re.findall(r"[-+]?\d+\.?\d*", line)]
 
 
@@ -99,21 +98,27 @@ def check_08(nb) -> None:
     assert all(b >= a for a, b in zip(proxy, proxy[1:])), proxy
     assert 0 < peak < len(n) - 1 and gold[peak] > gold[0] + 0.3 and gold[-1] < gold[peak] - 0.2, gold
     # "an upper bound … the empirical KL is below it at large n"
-    assert all(k <= b + 0.005 for k, b in zip(kl, bound)) and kl[-1] < bound[-1] - 0.05
+    assert all(k <= b + 0.005 for k, b in zip(kl, bound)) and kl[-1] < bound[-1] - 0.03
+    # "Past the peak, best-of-n picks more and more off-topic answers … and more garbled ones"
+    shares = {int(_numbers(line)[0]): dict(re.findall(r"([a-z-]+) (\d+)%", line))
+              for line in _printed(nb, "c07").splitlines() if line.strip()}
+    at_peak, at_end = shares[int(n[peak])], shares[int(n[-1])]
+    assert int(at_end["off-topic"]) > int(at_peak["off-topic"]) + 10, shares
+    assert int(at_end["other"]) > int(at_peak["other"]), shares
     # "With a length-biased proxy, best-of-n picks longer answers"
-    lengths = {line.split(":")[0]: _numbers(line) for line in _printed(nb, "c09").splitlines()}
+    lengths = {line.split(":")[0]: _numbers(line) for line in _printed(nb, "c11").splitlines()}
     assert lengths["length bias 0.8"][3] > lengths["length bias 0.0"][3] + 3, lengths
     # RL: "The proxy's score rises, the KL from the reference grows, and the answers get longer …
-    # gold gains far less than the proxy"
-    steps = [_numbers(line) for line in _printed(nb, "c12").splitlines()[1:-1]]
+    # Gold does not rise with the proxy"
+    steps = [_numbers(line) for line in _printed(nb, "c14").splitlines()[1:-1]]
     _, proxy, gold, kl, words = zip(*steps)
     first, last = slice(0, 2), slice(-3, None)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    assert mean(proxy[last]) > mean(proxy[first]) + 0.5 and kl[-1] > kl[0] + 1
+    assert mean(proxy[last]) > mean(proxy[first]) + 0.3 and kl[-1] > kl[0] + 1
     assert mean(words[last]) > mean(words[first]) + 4
     assert mean(gold[last]) - mean(gold[first]) < (mean(proxy[last]) - mean(proxy[first])) / 2
     # "The policy and the value model are trained during RL; the reference … and the reward model … stay frozen"
-    assert _printed(nb, "c15").split() == ["policy", "changed", "reference", "frozen", "reward", "frozen",
+    assert _printed(nb, "c17").split() == ["policy", "changed", "reference", "frozen", "reward", "frozen",
                                            "value", "changed"]
 
 
