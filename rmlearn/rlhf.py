@@ -136,7 +136,7 @@ def sample(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new
     """Sample one response per prompt from ``policy`` (ancestral sampling, KV cache).
 
     >>> tok = __import__("rmlearn").course_tokenizer()
-    >>> out = sample(tiny_policy(), tok, ["Can I get a refund?"] * 2, max_new_tokens=5,
+    >>> out = sample(tiny_policy(), tok, ["I was charged twice."] * 2, max_new_tokens=5,
     ...              generator=torch.Generator().manual_seed(0))
     >>> out.ids.shape[0], out.response_mask.shape            # (B, L), L ≤ max_new_tokens
     (2, torch.Size([2, 5]))
@@ -483,7 +483,7 @@ def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel, valu
     >>> from rmlearn import RewardModel, ValueModel, course_tokenizer, tiny_backbone
     >>> policy = tiny_policy()
     >>> h = ppo(policy, frozen_copy(policy), RewardModel(tiny_backbone()), ValueModel(tiny_backbone()),
-    ...         course_tokenizer(), ["Can I get a refund?"], steps=2, batch_size=4, max_new_tokens=5)
+    ...         course_tokenizer(), ["I was charged twice."], steps=2, batch_size=4, max_new_tokens=5)
     >>> len(h.proxy), len(h.gold), len(h.kl), len(h.length)      # one entry per step
     (2, 2, 2, 2)
     """

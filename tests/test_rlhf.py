@@ -97,9 +97,9 @@ def test_conservative_reward():
 def test_sampling_is_seeded_and_leaves_the_global_rng_alone(tokenizer):
     policy = tiny_policy(seed=0)
     state = torch.get_rng_state()
-    a = sample(policy, tokenizer, ["Can I get a refund?"] * 3, max_new_tokens=6,
+    a = sample(policy, tokenizer, ["I was charged twice."] * 3, max_new_tokens=6,
                generator=torch.Generator().manual_seed(1))
-    b = sample(policy, tokenizer, ["Can I get a refund?"] * 3, max_new_tokens=6,
+    b = sample(policy, tokenizer, ["I was charged twice."] * 3, max_new_tokens=6,
                generator=torch.Generator().manual_seed(1))
     assert a.responses == b.responses and torch.equal(a.ids, b.ids)
     assert torch.equal(torch.get_rng_state(), state)
