@@ -72,7 +72,7 @@ def _summary_html(view: OveroptimizationView) -> str:
     return f"<table class='rm-overopt-table' style='border-spacing: 14px 2px'>{rows}</table>"
 
 
-def default_grid(per_prompt: int = 256, biases: tuple[float, ...] = (0.0, 0.5, 0.8), n_pairs: int = 100):
+def default_grid(per_prompt: int = 256, biases: tuple[float, ...] = (0.0, 0.5, 0.8), n_pairs: int = 300):
     """The lesson's grid: the cached SFT policy's samples, proxies trained on ``n_pairs`` pairs."""
     from ..backbone import course_tokenizer
     from ..data import SYNTHETIC_PROMPTS
