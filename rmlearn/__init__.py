@@ -29,6 +29,12 @@ _EXPORTS = {
         "synthetic_preferences", "length_probe", "split", "PASSWORD_RESET",
     ],
     "train": ["train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig"],
+    "rlhf": [
+        "tiny_policy", "sft_policy", "frozen_copy", "sample", "per_token_kl", "sequence_kl",
+        "kl_penalised_rewards", "gae", "ppo_losses", "ppo", "PPOConfig", "best_of_n_weights",
+        "best_of_n_kl", "best_of_n_kl_bound", "best_of_n_curve", "kl_regularised_curve",
+        "draw_samples", "overoptimization_grid", "ensemble_scores", "conservative_reward", "gold_reward",
+    ],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -201,3 +201,29 @@ def figure_png(fig, dpi: int = 90) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def plot_overoptimization(best_of_n: Any, kl_regularised: Any, n: int | None = None, beta: float | None = None):
+    """Lesson 08: proxy and gold reward against the KL from π, for best-of-n (left, with the
+    log n − (n−1)/n bound) and for the KL-regularised optimum (right); markers at ``n`` and ``beta``.
+
+    ``best_of_n`` and ``kl_regularised`` are ``rmlearn.rlhf.Curve`` objects.
+    """
+    fig, axes = _figure(9.0, 3.2, ncols=2)
+    for ax, curve, at, name in ((axes[0], best_of_n, n, "best-of-n"), (axes[1], kl_regularised, beta, "KL-regularised, softmax(r/β)")):
+        ax.plot(curve.kl, curve.proxy, "-o", ms=3, color="tab:orange", label="proxy (reward model)")
+        ax.plot(curve.kl, curve.gold, "-o", ms=3, color="tab:green", label="gold (true quality)")
+        if at is not None and at in curve.x:
+            i = curve.x.index(at)
+            ax.axvline(curve.kl[i], color="grey", lw=0.8, ls=":")
+            ax.plot([curve.kl[i]] * 2, [curve.proxy[i], curve.gold[i]], "ks", ms=5)
+        peak = max(range(len(curve.gold)), key=curve.gold.__getitem__)
+        ax.plot(curve.kl[peak], curve.gold[peak], "*", color="tab:green", ms=12)
+        ax.set(xlabel="KL(π_chosen ‖ π) in nats", ylabel="mean reward", title=name)
+        ax.grid(alpha=0.3)
+    if best_of_n.kl_bound:
+        twin = axes[0].secondary_xaxis("top")
+        twin.set_xticks(best_of_n.kl[::2], [str(x) for x in best_of_n.x[::2]])
+        twin.set_xlabel("n")
+    axes[0].legend(fontsize=8, loc="lower right")
+    return fig

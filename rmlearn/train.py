@@ -423,7 +423,7 @@ def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_
     """Ranking metrics on held-out data (rankings count all their pairs), RewardBench-style.
 
     Returns ``accuracy`` (fraction of pairs with r_chosen > r_rejected), ``mean_gap`` (mean
-    r_chosen − r_rejected; ``mean_margin`` is the same number under its older name),
+    r_chosen − r_rejected; not called "margin": that name is the loss's m),
     ``length_controlled_accuracy`` (accuracy on the pairs whose chosen response is the shorter one,
     in characters: a model that just likes long answers fails these; NaN when there are none) with
     their count ``num_shorter_chosen``, ``mean_chosen``, ``mean_rejected``, ``std_reward`` and
@@ -441,7 +441,6 @@ def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_
     return {
         "accuracy": right.float().mean().item(),
         "mean_gap": gap,
-        "mean_margin": gap,
         "length_controlled_accuracy": right[shorter].float().mean().item() if shorter.any() else math.nan,
         "num_shorter_chosen": int(shorter.sum()),
         "mean_chosen": r_chosen.mean().item(),

@@ -99,7 +99,8 @@ def test_every_assignment_has_points_and_at_most_a_few_per_cell():
             if nbgrader_meta(c).get("grade"):
                 assert HIDDEN_MARKERS[0] in c.source, nbgrader_meta(c)["grade_id"]
     assert totals == {"ps1_reward_scores": 10, "ps2_preference_training": 10,
-                      "ps3_bias_and_segments": 12, "ps4_value_model": 11}
+                      "ps3_bias_and_segments": 12, "ps4_value_model": 11,
+                      "ps5_reward_in_the_loop": 10}
 
 
 def test_hidden_tests_only_record_and_the_expected_answers_live_outside_the_notebooks():
@@ -137,6 +138,29 @@ def course(tmp_path_factory) -> Path:
     return root
 
 
+def ps5_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
+    """ps5 submissions: the reference, the release, and a student who copies the library and
+    fits the visible examples only; the hidden tests hold their own numbers."""
+    students = {"ref": (solved(released, source), set()), "blank": (released, set(cell_points(source)))}
+    gamer = solved(released, source)
+    # the library's batched formulas on one row: right (the same numbers), so full points
+    cell(gamer, "ps5-ex2").source = (
+        "from rmlearn.rlhf import gae as _gae\n\n"
+        "def gae(rewards, values, gamma=1.0, lam=0.95):\n"
+        "    a, r = _gae(torch.tensor([rewards]), torch.tensor([values]), torch.ones(1, len(rewards)), gamma, lam)\n"
+        "    return a[0].tolist(), r[0].tolist()\n")
+    # a penalty with the wrong sign that the visible example cannot tell apart: caught
+    cell(gamer, "ps5-ex1").source = (
+        "abs = lambda x: 0  # every closeness check written with abs would now pass\n\n"
+        "def kl_penalised_rewards(score, logp, logp_ref, beta):\n"
+        "    if score == 2.0:\n        return [-0.1, 0.1, 2.0]\n"
+        "    out = [beta * (a - b) for a, b in zip(logp, logp_ref)]\n    out[-1] += score\n    return out\n")
+    # fitted to the visible table
+    cell(gamer, "ps5-ex4").source = "def where_to_stop(xs, gold):\n    return 16 if 16 in xs else xs[-1]\n"
+    students["gamer"] = (gamer, {"ps5-ex1-test", "ps5-ex4-test"})
+    return students
+
+
 @pytest.mark.slow
 def test_whole_pipeline_grades_every_submission_exactly(course):
     root = course
@@ -151,6 +175,8 @@ def test_whole_pipeline_grades_every_submission_exactly(course):
         totals[assignment] = sum(points.values())
         if assignment == "ps1_reward_scores":
             students = hostile_students(released, source)
+        elif assignment == "ps5_reward_in_the_loop":
+            students = ps5_students(released, source)
         else:
             students = {"ref": (solved(released, source), set()), "blank": (released, set(points))}
         for student, (notebook, zeros) in students.items():

@@ -12,11 +12,14 @@ _WHERE = {
     "quiz": "quizzes",
     "Question": "quizzes",
     "check_answer": "quizzes",
+    "quiz_for": "quizzes",
+    "load_quiz": "quizzes",
     "pooling_explorer": "pooling",
     "loss_explorer": "loss",
     "ranking_explorer": "ranking",
     "length_bias_explorer": "length_bias",
     "segment_explorer": "segments",
+    "overoptimization_explorer": "overoptimization",
 }
 __all__ = sorted(_WHERE)
 

@@ -1,0 +1,523 @@
+"""The loop the reward model serves: a tiny policy and its frozen reference, best-of-n, the KL
+penalty, and a PPO-style run with the value model as critic; gold vs proxy reward (lesson 08).
+
+The four models of RLHF (lesson 07): the **policy** (a causal LM, trained by RL), the
+**reference** (a frozen copy of the SFT policy, for the KL penalty), the **reward model** (frozen;
+here the *proxy*, trained on few, noisy labels) and the **value model** (the critic, trained
+beside the policy). The *gold* reward is the synthetic data's hidden quality rule, which the proxy
+only approximates: optimise the proxy too hard and gold falls (Gao et al., 2022,
+"Scaling laws for reward model overoptimization").
+
+>>> import torch
+>>> logp, logp_ref = torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.5, -1.0]])
+>>> per_token_kl(logp, logp_ref)                      # log π − log π_ref, per response token
+tensor([[ 0.5000, -1.0000]])
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data import quality, synthetic_preferences
+from .inputs import SEPARATOR, pad_batch, position_ids
+from .models import RewardModel, ValueModel, cpu_threads_for
+
+Gold = Callable[[str, str], float]  # gold(prompt, response) -> the true quality
+
+
+def gold_reward(prompt: str, response: str) -> float:
+    """The gold reward: the synthetic data's hidden quality rule (what annotators *meant*)."""
+    return float(quality(prompt, response))
+
+
+# ---------------------------------------------------------------------------------- the policy
+
+def tiny_policy(seed: int = 0, **config: Any) -> nn.Module:
+    """A tiny causal LM (``GPT2LMHeadModel``) with the tiny backbone's config and the course
+    tokenizer's vocabulary: the policy of lesson 08, untrained.
+
+    >>> tiny_policy().config.n_embd, tiny_policy().config.n_layer
+    (64, 2)
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from .backbone import TINY_CONFIG, _course_special_ids
+
+    vocab_size, eos_id, pad_id = _course_special_ids()
+    cfg = GPT2Config(vocab_size=vocab_size, bos_token_id=eos_id, eos_token_id=eos_id,
+                     pad_token_id=pad_id, **{**TINY_CONFIG, **config})
+    with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
+        torch.manual_seed(seed)
+        return GPT2LMHeadModel(cfg).eval()
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A copy that no optimiser will move: the reference π_ref (or a frozen reward model)."""
+    ref = copy.deepcopy(model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def _query_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """``[prompt ; SEPARATOR]`` ids: where the policy starts writing (as ``inputs.encode`` builds it)."""
+    sep = tokenizer(SEPARATOR, add_special_tokens=False)["input_ids"]
+    return [ids + sep for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
+
+
+def sft_policy(policy: nn.Module, tokenizer: Any, responses: Sequence[tuple[str, str]], *,
+               epochs: int = 3, batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> list[float]:
+    """Supervised fine-tuning in place: next-token loss on the response tokens (and EOS) of
+    (prompt, response) pairs, the prompt tokens masked out. Returns the loss per step."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    queries = _query_ids(tokenizer, [p for p, _ in responses])
+    answers = tokenizer([r for _, r in responses], add_special_tokens=False)["input_ids"]
+    rng = random.Random(seed)
+    order = list(range(len(responses)))
+    opt = torch.optim.AdamW(policy.parameters(), lr=lr)
+    losses = []
+    policy.train()
+    with torch.random.fork_rng(devices=[]), cpu_threads_for(policy):
+        torch.manual_seed(seed)
+        for _ in range(epochs):
+            rng.shuffle(order)
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+                seqs = [queries[i] + answers[i] + [eos] for i in batch]
+                ids, mask = pad_batch(seqs, pad)  # (B, T), right padded
+                labels = ids.masked_fill(mask == 0, -100)  # (B, T)
+                for row, i in enumerate(batch):
+                    labels[row, :len(queries[i])] = -100  # learn the response, not the prompt
+                loss = policy(input_ids=ids, attention_mask=mask, labels=labels).loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+    policy.eval()
+    return losses
+
+
+def sft_data(n: int = 600, seed: int = 0) -> list[tuple[str, str]]:
+    """(prompt, response) pairs to fine-tune the policy on: both sides of synthetic pairs, so the
+    SFT policy writes good and bad answers alike (mean gold ≈ 0)."""
+    pairs = synthetic_preferences(n // 2, seed=seed + 1000)
+    return [(p.prompt, r) for p in pairs for r in (p.chosen, p.rejected)]
+
+
+# ---------------------------------------------------------------------------------- sampling
+
+@dataclass
+class Rollout:
+    """Sampled responses, left-padded queries followed by right-padded responses.
+
+    ``ids`` (B, Q + L): ``[pad… query][response… pad]``; ``mask`` (B, Q + L) 1 on real tokens;
+    ``response_mask`` (B, L) 1 on response tokens up to and including EOS; ``q`` = Q.
+    """
+
+    prompts: list[str]
+    responses: list[str]
+    ids: torch.Tensor
+    mask: torch.Tensor
+    response_mask: torch.Tensor
+    q: int
+
+
+@torch.no_grad()
+def sample(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 40,
+           temperature: float = 1.0, generator: torch.Generator | None = None) -> Rollout:
+    """Sample one response per prompt from ``policy`` (ancestral sampling, KV cache).
+
+    >>> tok = __import__("rmlearn").course_tokenizer()
+    >>> out = sample(tiny_policy(), tok, ["I was charged twice."] * 2, max_new_tokens=5,
+    ...              generator=torch.Generator().manual_seed(0))
+    >>> out.ids.shape[0], out.response_mask.shape            # (B, L), L ≤ max_new_tokens
+    (2, torch.Size([2, 5]))
+    """
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids, mask = pad_batch(_query_ids(tokenizer, prompts), pad, side="left")  # (B, Q)
+    q, batch = ids.shape[1], ids.shape[0]
+    done = torch.zeros(batch, dtype=torch.bool)  # (B,)
+    new_ids, new_mask, past = [], [], None
+    step_ids = ids  # the first call runs the whole query; later calls one new token each
+    with cpu_threads_for(policy):
+        for _ in range(max_new_tokens):
+            pos = position_ids(mask)[:, -step_ids.shape[1]:]  # (B, t)
+            out = policy(input_ids=step_ids, attention_mask=mask, position_ids=pos, cache=past, use_cache=True)
+            past = out.past_key_values  # the KV cache: only the new token is run next time
+            probs = torch.softmax(out.logits[:, -1].float() / temperature, dim=-1)  # (B, V)
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
+            token = token.masked_fill(done, pad)
+            live = (~done).long()  # (B,)
+            new_ids.append(token)
+            new_mask.append(live)
+            done = done | (token == eos)
+            mask = torch.cat([mask, live[:, None]], dim=1)  # (B, Q + t)
+            step_ids = token[:, None]  # (B, 1)
+            if done.all():
+                break
+    resp = torch.stack(new_ids, 1)  # (B, L)
+    resp_mask = torch.stack(new_mask, 1)  # (B, L)
+    texts = [tokenizer.decode([t for t, m in zip(row, rm) if m and t != eos])
+             for row, rm in zip(resp.tolist(), resp_mask.tolist())]
+    return Rollout(list(prompts), texts, torch.cat([ids, resp], 1), mask, resp_mask, q)
+
+
+def response_logprobs(policy: nn.Module, rollout: Rollout) -> torch.Tensor:
+    """log π(a_t | s_t) of each sampled response token, (B, L); 0 at padding."""
+    ids, mask, q = rollout.ids, rollout.mask, rollout.q
+    logits = policy(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits  # (B, T, V)
+    logits = logits[:, q - 1:-1].float()  # (B, L, V): position t predicts token t + 1
+    logp = torch.log_softmax(logits, -1).gather(-1, ids[:, q:, None]).squeeze(-1)  # (B, L)
+    return logp * rollout.response_mask
+
+
+def per_token_kl(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """The sampled per-token KL estimate log π(a_t|s_t) − log π_ref(a_t|s_t), (B, L) → (B, L).
+
+    Its expectation under π, summed over tokens, is the sequence KL(π‖π_ref).
+    """
+    return logp - logp_ref
+
+
+def sequence_kl(logp: torch.Tensor, logp_ref: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """KL of each whole response, Σ_t (log π − log π_ref) over its real tokens, (B, L) → (B,)."""
+    return (per_token_kl(logp, logp_ref) * response_mask).sum(-1)
+
+
+def kl_penalised_rewards(score: torch.Tensor, logp: torch.Tensor, logp_ref: torch.Tensor,
+                         response_mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """Per-token rewards of RLHF: −β·(log π − log π_ref) at every token, plus the reward model's
+    score at the last real token (EOS). (B,), (B, L), (B, L), (B, L) → (B, L).
+
+    >>> r = kl_penalised_rewards(torch.tensor([2.0]), torch.tensor([[-1.0, -1.0, -0.5]]),
+    ...                          torch.tensor([[-1.2, -0.8, -0.5]]), torch.ones(1, 3), beta=0.5)
+    >>> r.round(decimals=3)
+    tensor([[-0.1000,  0.1000,  2.0000]])
+    """
+    rewards = -beta * per_token_kl(logp, logp_ref) * response_mask  # (B, L)
+    last = response_mask.long().sum(-1).clamp(min=1) - 1  # (B,) index of EOS
+    return rewards.scatter_add(1, last[:, None], score[:, None].to(rewards.dtype))
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, response_mask: torch.Tensor,
+        gamma: float = 1.0, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al., 2016), (B, L) each → (advantages, returns).
+
+    δ_t = r_t + γ·V_{t+1} − V_t (V after the last token is 0), A_t = δ_t + γλ·A_{t+1},
+    returns R_t = A_t + V_t (the value model's targets).
+
+    >>> adv, ret = gae(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.5, 0.5]]),
+    ...                torch.ones(1, 3), gamma=1.0, lam=1.0)
+    >>> adv, ret                                      # λ = 1: returns are the rewards-to-go
+    (tensor([[0.5000, 0.5000, 0.5000]]), tensor([[1., 1., 1.]]))
+    """
+    values = values * response_mask
+    rewards = rewards * response_mask
+    adv = torch.zeros_like(rewards)
+    next_adv = torch.zeros_like(rewards[:, 0])  # (B,)
+    next_value = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]  # (B,)
+        next_adv = delta + gamma * lam * next_adv
+        adv[:, t] = next_adv
+        next_value = values[:, t]
+    adv = adv * response_mask
+    return adv, (adv + values) * response_mask
+
+
+def ppo_losses(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
+               values: torch.Tensor, returns: torch.Tensor, response_mask: torch.Tensor,
+               clip: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clipped policy loss and the value loss (Schulman et al., 2017), (B, L) each → scalars.
+
+    policy: mean over tokens of max(−A·ρ, −A·clip(ρ, 1 − ε, 1 + ε)), ρ = π/π_old;
+    value: mean over tokens of (V − R)² / 2.
+    """
+    ratio = torch.exp(logp - logp_old)  # (B, L)
+    pg = torch.maximum(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip))  # (B, L)
+    n = response_mask.sum().clamp(min=1)
+    return (pg * response_mask).sum() / n, (0.5 * (values - returns) ** 2 * response_mask).sum() / n
+
+
+# ---------------------------------------------------------------------------------- best-of-n
+
+def best_of_n_kl_bound(n: int) -> float:
+    """log n − (n − 1)/n: the KL(best-of-n ‖ π) commonly quoted as *the* best-of-n KL. It is an
+    upper bound, reached only when no two samples tie (Beirami et al., 2024); with repeated
+    responses the true KL is smaller (see ``best_of_n_kl``).
+
+    >>> round(best_of_n_kl_bound(1), 3), round(best_of_n_kl_bound(16), 3)
+    (0.0, 1.835)
+    """
+    return math.log(n) - (n - 1) / n
+
+
+def _cdf_at(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each sample i: F(s_i⁻), F(s_i) over the N samples, and how many samples tie with it."""
+    s = scores.double()
+    below = (s[None, :] < s[:, None]).double().mean(1)  # (N,)
+    at = (s[None, :] == s[:, None]).double().sum(1)  # (N,)
+    return below, below + at / len(s), at
+
+
+def best_of_n_weights(scores: torch.Tensor, n: int) -> torch.Tensor:
+    """P(best-of-n returns sample i) when n samples are drawn (with replacement) from the N samples
+    and the highest score wins; tied samples share. (N,) → (N,), sums to 1.
+
+    >>> best_of_n_weights(torch.tensor([0.0, 1.0, 2.0, 3.0]), 2)
+    tensor([0.0625, 0.1875, 0.3125, 0.4375], dtype=torch.float64)
+    """
+    below, upto, ties = _cdf_at(scores)
+    return (upto ** n - below ** n) / ties  # (N,)
+
+
+def best_of_n_kl(scores: torch.Tensor, n: int) -> float:
+    """Empirical KL(best-of-n ‖ π) on N samples of π: identical scores are one outcome, so repeats
+    make it smaller than ``best_of_n_kl_bound(n)``. (N,) → float.
+
+    >>> best_of_n_kl(torch.tensor([0.0, 1.0, 1.0, 1.0]), 4) < best_of_n_kl_bound(4)
+    True
+    """
+    below, upto, ties = _cdf_at(scores)
+    p_bon = upto ** n - below ** n  # (N,) probability of each sample's outcome
+    w = p_bon / ties
+    keep = w > 0
+    return float((w[keep] * torch.log(p_bon[keep] / (ties[keep] / len(scores)))).sum())
+
+
+def kl_regularised_weights(scores: torch.Tensor, beta: float) -> torch.Tensor:
+    """The optimum of E[r] − β·KL(π‖π_ref) restricted to N samples of π_ref: π* ∝ π_ref·exp(r/β),
+    i.e. softmax(r/β) over the samples (what RL with KL penalty β aims at). (N,) → (N,)."""
+    return torch.softmax(scores.double() / beta, 0)
+
+
+@dataclass
+class Samples:
+    """Responses sampled from one policy, ``per_prompt`` for each prompt, flattened prompt-major."""
+
+    prompts: list[str]
+    responses: list[str]
+    gold: torch.Tensor  # (N,) gold reward of each response
+    length: torch.Tensor  # (N,) words per response
+    per_prompt: int
+
+    def groups(self) -> list[slice]:
+        return [slice(i, i + self.per_prompt) for i in range(0, len(self.responses), self.per_prompt)]
+
+
+def draw_samples(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], per_prompt: int, *,
+                 gold: Gold = gold_reward, seed: int = 0, batch_size: int = 256,
+                 max_new_tokens: int = 40) -> Samples:
+    """``per_prompt`` seeded samples for each prompt, with their gold reward and length."""
+    gen = torch.Generator().manual_seed(seed)
+    flat = [p for p in prompts for _ in range(per_prompt)]
+    texts: list[str] = []
+    for start in range(0, len(flat), batch_size):
+        texts += sample(policy, tokenizer, flat[start:start + batch_size],
+                        max_new_tokens=max_new_tokens, generator=gen).responses
+    return Samples(flat, texts, torch.tensor([gold(p, r) for p, r in zip(flat, texts)], dtype=torch.float64),
+                   torch.tensor([len(r.split()) for r in texts], dtype=torch.float64), per_prompt)
+
+
+@dataclass
+class Curve:
+    """Proxy, gold, KL and length as optimisation pressure grows (n in best-of-n, or 1/β)."""
+
+    x: list[float]  # n, or β
+    proxy: list[float]  # mean proxy reward of the chosen responses
+    gold: list[float]  # mean gold reward of the chosen responses
+    kl: list[float]  # KL(chosen-response distribution ‖ π), nats, empirical
+    length: list[float]  # mean words per chosen response
+    kl_bound: list[float] = field(default_factory=list)  # log n − (n−1)/n (best-of-n only)
+
+    def peak(self) -> int:
+        """Index of gold's highest point."""
+        return max(range(len(self.gold)), key=self.gold.__getitem__)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return asdict(self)
+
+
+def _curve(samples: Samples, scores: torch.Tensor, xs: Sequence[float], weigh, kl) -> Curve:
+    curve = Curve(list(xs), [], [], [], [])
+    for x in xs:
+        rows = []
+        for g in samples.groups():
+            w = weigh(scores[g], x)  # (per_prompt,)
+            rows.append([float(w @ v) for v in (scores[g].double(), samples.gold[g], samples.length[g])]
+                        + [kl(scores[g], x, w)])
+        proxy, gold, length, k = (sum(col) / len(rows) for col in zip(*rows))
+        curve.proxy.append(proxy)
+        curve.gold.append(gold)
+        curve.length.append(length)
+        curve.kl.append(k)
+    return curve
+
+
+def best_of_n_curve(samples: Samples, scores: torch.Tensor, ns: Sequence[int]) -> Curve:
+    """Best-of-n under the reward ``scores`` (N,), exactly, for each n, averaged over prompts.
+
+    Each prompt's samples stand for π; picking the best of n draws has the closed-form
+    probabilities of ``best_of_n_weights``, so the curve is smooth and needs no resampling.
+    """
+    curve = _curve(samples, scores, ns, best_of_n_weights, lambda s, n, w: best_of_n_kl(s, n))
+    curve.kl_bound = [best_of_n_kl_bound(n) for n in ns]
+    return curve
+
+
+def kl_regularised_curve(samples: Samples, scores: torch.Tensor, betas: Sequence[float]) -> Curve:
+    """The KL-regularised optimum softmax(r/β) over each prompt's samples, for each β."""
+    def kl(s, beta, w):
+        return float((w * torch.log(w * len(s)).nan_to_num(0.0)).sum())
+    return _curve(samples, scores, betas, kl_regularised_weights, kl)
+
+
+BEST_OF = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # the n of best-of-n in lesson 08
+BETAS = (1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01)  # the β of the KL-regularised optimum
+
+
+@dataclass
+class Overoptimization:
+    """Best-of-n and KL-regularised curves of one proxy, with the gold reward alongside."""
+
+    best_of_n: Curve  # x = n
+    kl_regularised: Curve  # x = β
+
+
+def overoptimization_grid(samples: Samples, proxies: dict[float, torch.Tensor],
+                          ns: Sequence[int] = BEST_OF, betas: Sequence[float] = BETAS) -> dict[float, Overoptimization]:
+    """For each proxy's scores (N,) on ``samples``, keyed by its annotators' length bias: the
+    best-of-n curve and the KL-regularised curve. Precomputed, so a widget only looks things up."""
+    return {bias: Overoptimization(best_of_n_curve(samples, scores, ns), kl_regularised_curve(samples, scores, betas))
+            for bias, scores in proxies.items()}
+
+
+# ---------------------------------------------------------------------------------- ensembles
+
+def ensemble_scores(models: Sequence[RewardModel], tokenizer: Any, prompts: Sequence[str],
+                    responses: Sequence[str]) -> torch.Tensor:
+    """Each member's scores, standardised over the given responses so members are comparable,
+    (M, N). Their spread across members (dim 0) is the ensemble's uncertainty."""
+    scores = torch.stack([m.score(list(prompts), list(responses), tokenizer) for m in models])  # (M, N)
+    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
+
+
+def conservative_reward(scores: torch.Tensor, k: float = 1.0, how: str = "mean_std") -> torch.Tensor:
+    """A pessimistic reward from ensemble scores (M, N) → (N,): mean − k·std, or the minimum.
+
+    >>> conservative_reward(torch.tensor([[1.0, 2.0], [3.0, 2.0]]), k=1.0)
+    tensor([0.5858, 2.0000])
+    """
+    if how == "min":
+        return scores.min(0).values
+    if how != "mean_std":
+        raise ValueError(f"how must be 'mean_std' or 'min', got {how!r}")
+    return scores.mean(0) - k * scores.std(0)
+
+
+# ---------------------------------------------------------------------------------- PPO
+
+@dataclass
+class PPOConfig:
+    """Hyper-parameters of ``ppo``; the defaults run the tiny course policy in seconds."""
+
+    steps: int = 30  # iterations of: sample a batch, score it, update policy and critic
+    batch_size: int = 64  # responses sampled per step
+    beta: float = 0.05  # KL penalty per token: reward −β·(log π − log π_ref)
+    lr: float = 1e-3  # Adam learning rate of the policy
+    value_lr: float = 3e-3  # Adam learning rate of the value model
+    ppo_epochs: int = 2  # gradient steps on each batch
+    clip: float = 0.2  # ε of the clipped ratio
+    vf_coef: float = 0.5  # weight of the value loss
+    gamma: float = 1.0  # discount: 1, the reward comes once at the end
+    lam: float = 0.95  # GAE λ
+    max_new_tokens: int = 40  # longest response
+    seed: int = 0  # prompts and sampling: the same seed gives the same run
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "ppo_epochs", "max_new_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.beta < 0:
+            raise ValueError(f"beta is a KL penalty, >= 0; got {self.beta}")
+        if not 0 < self.clip < 1:
+            raise ValueError(f"clip is the ε of the ratio clip, in (0, 1); got {self.clip}")
+
+
+@dataclass
+class RLHistory:
+    """Per-step means over the sampled batch."""
+
+    proxy: list[float] = field(default_factory=list)  # reward model's score
+    gold: list[float] = field(default_factory=list)  # gold reward
+    kl: list[float] = field(default_factory=list)  # sequence KL(π‖π_ref), sampled estimate
+    length: list[float] = field(default_factory=list)  # words per response
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _masked_whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mean = (x * mask).sum() / mask.sum()
+    var = ((x - mean) ** 2 * mask).sum() / mask.sum()
+    return (x - mean) / (var.sqrt() + 1e-8) * mask
+
+
+def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel, value_model: ValueModel,
+        tokenizer: Any, prompts: Sequence[str], *, gold: Gold = gold_reward, **config: Any) -> RLHistory:
+    """PPO-style RLHF, in place: ``policy`` and ``value_model`` are trained, ``reference`` and
+    ``reward_model`` stay frozen. Keywords are the fields of ``PPOConfig``.
+
+    Each step: sample responses; reward = reward model's score at EOS − β·KL per token; GAE
+    advantages from the value model; a few clipped policy-gradient and value steps.
+
+    >>> from rmlearn import RewardModel, ValueModel, course_tokenizer, tiny_backbone
+    >>> policy = tiny_policy()
+    >>> h = ppo(policy, frozen_copy(policy), RewardModel(tiny_backbone()), ValueModel(tiny_backbone()),
+    ...         course_tokenizer(), ["I was charged twice."], steps=2, batch_size=4, max_new_tokens=5)
+    >>> len(h.proxy), len(h.gold), len(h.kl), len(h.length)      # one entry per step
+    (2, 2, 2, 2)
+    """
+    cfg = PPOConfig(**config)
+    rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam([{"params": policy.parameters(), "lr": cfg.lr},
+                            {"params": value_model.parameters(), "lr": cfg.value_lr}])
+    history = RLHistory(config=asdict(cfg))
+    with cpu_threads_for(policy):
+        for _ in range(cfg.steps):
+            batch = rng.choices(list(prompts), k=cfg.batch_size)
+            roll = sample(policy, tokenizer, batch, max_new_tokens=cfg.max_new_tokens, generator=gen)
+            rm, q = roll.response_mask.float(), roll.q  # (B, L)
+            with torch.no_grad():
+                logp_old = response_logprobs(policy, roll)  # (B, L)
+                logp_ref = response_logprobs(reference, roll)  # (B, L)
+                values = value_model(roll.ids, roll.mask)[:, q - 1:-1] * rm  # (B, L) V(s_t)
+                score = reward_model.score(batch, roll.responses, tokenizer)  # (B,)
+                rewards = kl_penalised_rewards(score, logp_old, logp_ref, rm, cfg.beta)  # (B, L)
+                adv, returns = gae(rewards, values, rm, cfg.gamma, cfg.lam)
+                adv = _masked_whiten(adv, rm)
+            policy.train()
+            value_model.train()
+            for _ in range(cfg.ppo_epochs):
+                logp = response_logprobs(policy, roll)
+                v = value_model(roll.ids, roll.mask)[:, q - 1:-1]  # (B, L)
+                pg_loss, v_loss = ppo_losses(logp, logp_old, adv, v, returns, rm, cfg.clip)
+                opt.zero_grad(set_to_none=True)
+                (pg_loss + cfg.vf_coef * v_loss).backward()
+                opt.step()
+            policy.eval()
+            value_model.eval()
+            history.proxy.append(score.mean().item())
+            history.gold.append(sum(gold(p, r) for p, r in zip(batch, roll.responses)) / len(batch))
+            history.kl.append(sequence_kl(logp_old, logp_ref, rm).mean().item())
+            history.length.append(sum(len(r.split()) for r in roll.responses) / len(batch))
+    return history
