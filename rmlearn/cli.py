@@ -111,6 +111,10 @@ def _lessons(args: argparse.Namespace) -> None:
         command.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # e.g. a container: Jupyter refuses root otherwise
         command.append("--allow-root")
+    # the students' server: nbgrader's authoring UI off (rmlearn/assets/jupyter_lessons/README.md)
+    student_config = Path(__file__).resolve().parent / "assets" / "jupyter_lessons"
+    config_path = [str(student_config), *filter(None, os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep))]
+    os.environ["JUPYTER_CONFIG_PATH"] = os.pathsep.join(config_path)
     print("Opening", lessons, "in JupyterLab (Ctrl+C to stop)", flush=True)
     os.execv(sys.executable, command)  # become JupyterLab: no child process to leave behind
 
