@@ -121,7 +121,7 @@ def test_lessons_command_serves_the_lessons_in_jupyterlab():
 def _assert_no_nbgrader_authoring_ui(base: str, token: str) -> None:
     """The students' JupyterLab: nbgrader's lab extension (menu, panels, the "No nbgrader_config.py
     found" notice) is disabled in the page config and the extension manager, its server extensions
-    are not loaded, and the other extensions (widgets, slides) still are."""
+    are not loaded, and the widgets extension still is."""
     import re
     import urllib.error
     import urllib.request
@@ -134,7 +134,7 @@ def _assert_no_nbgrader_authoring_ui(base: str, token: str) -> None:
     with urllib.request.urlopen(f"{base}/lab/api/extensions?token={token}", timeout=10) as response:
         enabled = {e["name"]: e["enabled"] for e in json.load(response)}  # names normalised by the manager
     assert enabled["jupyter-nbgrader"] is False
-    assert enabled["jupyter-widgets-jupyterlab-manager"] and enabled["jupyterlab-rise"]
+    assert enabled["jupyter-widgets-jupyterlab-manager"]  # widgets stay
     with pytest.raises(urllib.error.HTTPError) as not_found:
         urllib.request.urlopen(f"{base}/formgrader?token={token}", timeout=10)
     assert not_found.value.code == 404
