@@ -85,6 +85,13 @@ def test_course_init_writes_a_course_and_refuses_to_overwrite(tmp_path, capsys):
     assert exit_info.value.code == 2 and "--force" in capsys.readouterr().err
 
 
+def test_lessons_slides_names_the_lessons_when_the_number_matches_none(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lessons", "--slides", "99"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "'99' names no single lesson" in err and "03_learning_from_comparisons" in err
+
+
 @pytest.mark.slow
 def test_lessons_command_serves_the_lessons_in_jupyterlab():
     import socket
