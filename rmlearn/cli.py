@@ -19,26 +19,37 @@ from pathlib import Path
 
 def _demo(args: argparse.Namespace) -> None:
     from . import PASSWORD_RESET, RewardModel, course_tokenizer, evaluate, tiny_backbone, train_reward_model
+    from .data import HELPFUL_FOR
     from .plots import plot_history
-    from .zoo import course_data
+    from .zoo import N_PAIRS, course_data
 
     start = time.perf_counter()
     tokenizer = course_tokenizer()
-    train, test = course_data(n_pairs=args.pairs, seed=args.seed)
+    train, test = course_data(n_pairs=args.pairs or N_PAIRS, seed=args.seed)
     model = RewardModel(tiny_backbone(seed=args.seed), seed=args.seed)
     print(f"Training a {sum(p.numel() for p in model.parameters()):,}-parameter reward model "
           f"on {len(train)} preference pairs (seed {args.seed})")
     history = train_reward_model(model, tokenizer, train, epochs=args.epochs, seed=args.seed)
     metrics = evaluate(model, tokenizer, test)
     print(f"\nHeld-out pairs ranked correctly: {metrics['accuracy']:.1%} of {metrics['num_pairs']} "
-          f"(mean margin r_chosen − r_rejected = {metrics['mean_margin']:.2f})")
+          f"(mean gap r_chosen − r_rejected = {metrics['mean_gap']:.2f})")
     pair = PASSWORD_RESET
     r_chosen, r_rejected = model.score([pair.prompt] * 2, [pair.chosen, pair.rejected], tokenizer).tolist()
     print(f"\nPrompt: {pair.prompt}")
     print(f"  {r_chosen:+.3f}  {pair.chosen}")
     print(f"  {r_rejected:+.3f}  {pair.rejected}")
     verdict = "prefers" if r_chosen > r_rejected else "does NOT prefer"
-    print(f"The model {verdict} the fuller answer (the one annotators chose).")
+    print(f"The model {verdict} the answer the annotators chose.")
+    own, other = HELPFUL_FOR[pair.prompt][0], HELPFUL_FOR["The app keeps crashing."][0]
+    answers = [f"{own}, kind regards.", f"{other}, kind regards."]
+    r_own, r_other = model.score([pair.prompt] * 2, answers, tokenizer).tolist()
+    print("\nThe same prompt, a good answer to it and a good answer to another question:")
+    print(f"  {r_own:+.3f}  {answers[0]}")
+    print(f"  {r_other:+.3f}  {answers[1]}")
+    if r_own > r_other:
+        print("The model reads the question: the answer to this question scores higher.")
+    else:
+        print("The model does NOT read the question: the answer to another question scores as high.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot_history(history).savefig(out / "training.png", dpi=120)
@@ -147,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train the tiny reward model and show its scores")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=int, default=4)
-    demo.add_argument("--pairs", type=int, default=500, help="synthetic preference pairs to generate")
+    demo.add_argument("--pairs", type=int, default=None,
+                      help="synthetic preference pairs to generate (default: the course model's 1500)")
     demo.add_argument("--out", default="rmlearn-demo", help="folder for the training plot")
     demo.set_defaults(run=_demo)
 

@@ -203,8 +203,8 @@ def train_reward_model(
 def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_size: int = 64) -> dict[str, float]:
     """Ranking metrics on held-out data (rankings count all their pairs).
 
-    Returns ``accuracy`` (fraction of pairs with r_chosen > r_rejected), ``mean_margin``
-    (mean r_chosen − r_rejected), ``mean_chosen``, ``mean_rejected``, ``std_reward`` and ``num_pairs``.
+    Returns ``accuracy`` (fraction of pairs with r_chosen > r_rejected), ``mean_gap``
+    (mean r_chosen − r_rejected; not "margin", which names the loss's m), ``mean_chosen``, ``mean_rejected``, ``std_reward`` and ``num_pairs``.
     """
     pairs = as_pairs(data)
     if not pairs:
@@ -214,7 +214,7 @@ def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_
     r_rejected = model.score(prompts, [p.rejected for p in pairs], tokenizer, batch_size)
     return {
         "accuracy": (r_chosen > r_rejected).float().mean().item(),
-        "mean_margin": (r_chosen - r_rejected).mean().item(),
+        "mean_gap": (r_chosen - r_rejected).mean().item(),
         "mean_chosen": r_chosen.mean().item(),
         "mean_rejected": r_rejected.mean().item(),
         "std_reward": torch.cat([r_chosen, r_rejected]).std().item(),

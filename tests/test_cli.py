@@ -70,7 +70,8 @@ def test_demo_trains_and_prints_scores(tmp_path):
     line = next(x for x in result.stdout.splitlines() if x.startswith("Held-out pairs ranked correctly"))
     accuracy = float(line.split(":")[1].split("%")[0]) / 100
     assert accuracy >= 0.95
-    assert "prefers the fuller answer" in result.stdout
+    assert "The model prefers the answer the annotators chose." in result.stdout
+    assert "The model reads the question" in result.stdout
     assert (tmp_path / "training.png").stat().st_size > 1000
     assert "reward model: 100%" in result.stderr  # the tqdm progress bar ran to the end
 

@@ -15,7 +15,17 @@ from rmlearn import (
     support_pairs,
     synthetic_preferences,
 )
-from rmlearn.data import length_probe, quality, split
+from rmlearn.data import (
+    HELPFUL,
+    HELPFUL_FOR,
+    SYNTHETIC_PROMPTS,
+    UNHELPFUL,
+    length_probe,
+    phrase_kind,
+    prompt_swap_probe,
+    quality,
+    split,
+)
 
 
 def _write(tmp_path, *lines: str):
@@ -100,10 +110,47 @@ def test_support_pairs_start_with_the_password_reset_example():
     assert all(p.chosen != p.rejected for p in pairs)
 
 
+def _quality_gap(pair):
+    return quality(pair.prompt, pair.chosen) - quality(pair.prompt, pair.rejected)
+
+
+def test_quality_depends_on_the_prompt():
+    answer = "click forgot password, kind regards."
+    assert quality("How do I reset my password?", answer) == 1.0
+    assert quality("The app keeps crashing.", answer) == 0.0  # a good answer, to another question
+    assert quality("The app keeps crashing.", "I cannot help, update the app, update the app.") == 0.0
+    assert quality("The app keeps crashing.", "any text at all, even 123") == 0.0
+    assert phrase_kind("The app keeps crashing.", "update the app") == "helpful"
+    assert phrase_kind("I was charged twice.", "update the app") == "off-topic"
+    with pytest.raises(ValueError, match="'Hi' is not a synthetic prompt"):
+        quality("Hi", answer)
+
+
+def test_helpful_and_unhelpful_phrases_have_the_same_lengths():
+    lengths = sorted(len(p.split()) for p in UNHELPFUL)
+    for prompt in SYNTHETIC_PROMPTS:  # one phrase of 3, 4 and 5 words each
+        assert [len(p.split()) for p in HELPFUL_FOR[prompt]] == [3, 4, 5]
+    assert lengths == [3, 3, 4, 4, 5, 5] and len(set(HELPFUL)) == len(HELPFUL) == 18
+
+
 def test_synthetic_preferences_follow_the_quality_rule_without_bias():
     pairs = synthetic_preferences(300, seed=0)
-    assert all(quality(p.chosen) > quality(p.rejected) for p in pairs)
+    assert all(_quality_gap(p) > 0 for p in pairs)
     assert synthetic_preferences(300, seed=0) == pairs and synthetic_preferences(300, seed=1) != pairs
+    # a third of the pairs are a good answer to this question against a good answer to another one
+    swaps = sum(quality(p.prompt, p.chosen) == 1 and quality(p.prompt, p.rejected) == 0 for p in pairs)
+    assert swaps > 100
+
+
+def test_quality_and_length_are_uncorrelated():
+    import torch
+
+    pairs = synthetic_preferences(2000, seed=0)
+    q = [quality(p.prompt, r) for p in pairs for r in (p.chosen, p.rejected)]
+    n = [len(r.split()) for p in pairs for r in (p.chosen, p.rejected)]
+    corr = torch.corrcoef(torch.tensor([q, n], dtype=torch.float64))[0, 1].item()
+    print(f"correlation of quality with length over {len(q)} responses: {corr:+.3f}")
+    assert abs(corr) < 0.05
 
 
 def test_length_bias_makes_annotators_prefer_longer_answers():
@@ -113,13 +160,24 @@ def test_length_bias_makes_annotators_prefer_longer_answers():
     unbiased, biased = synthetic_preferences(1000, 0, 0.0), synthetic_preferences(1000, 0, 0.9)
     assert 0.4 < longer_rate(unbiased) < 0.6  # length is independent of quality
     assert longer_rate(biased) > 0.9  # 90 % by length + half of the rest by chance
-    assert sum(quality(p.chosen) < quality(p.rejected) for p in biased) > 300  # labels now contradict quality
+    assert sum(_quality_gap(p) < 0 for p in biased) > 300  # labels now contradict quality
 
 
 def test_length_probe_pairs_are_better_but_shorter():
     for p in length_probe(100):
-        assert quality(p.chosen) > quality(p.rejected)
+        assert _quality_gap(p) > 0
         assert len(p.chosen.split()) < len(p.rejected.split())
+
+
+def test_prompt_swap_probe_pairs_answer_this_question_or_another_equally_well():
+    pairs = prompt_swap_probe(100, seed=2)
+    assert pairs == prompt_swap_probe(100, seed=2) and len({p.prompt for p in pairs}) == 6
+    for p in pairs:
+        assert quality(p.prompt, p.chosen) == 1 and quality(p.prompt, p.rejected) == 0
+        assert len(p.chosen.split()) == len(p.rejected.split())
+        other = [q for q in SYNTHETIC_PROMPTS if q != p.prompt and quality(q, p.rejected) == 1]
+        assert len(other) == 1  # the rejected answer is a good answer to exactly one other prompt
+        assert p.chosen.split(",")[1:] == p.rejected.split(",")[1:]  # the same filler
 
 
 def test_bad_arguments_are_named():
@@ -127,5 +185,7 @@ def test_bad_arguments_are_named():
         synthetic_preferences(10, length_bias=1.5)
     with pytest.raises(ValueError, match="positive number of pairs, got 0"):
         synthetic_preferences(0)
+    with pytest.raises(ValueError, match="positive number of pairs, got 0"):
+        prompt_swap_probe(0)
     with pytest.raises(ValueError, match="between 0 and 1, got 1.0"):
         split([1, 2, 3], 1.0)

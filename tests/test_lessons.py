@@ -51,25 +51,71 @@ def test_lesson_executes_headless(path, tmp_path):
 def test_lesson_has_slides_and_ends_with_a_quiz_and_its_exercise(path):
     nb = nbformat.read(path, as_version=4)
     slides = [c for c in nb.cells if c.metadata.get("slideshow", {}).get("slide_type") == "slide"]
-    assert len(slides) >= 4, "mark slides with scripts/mark_slides.py (for voila --template=reveal)"
+    assert len(slides) >= 4, "mark slides with scripts/tidy_notebooks.py (for voila --template=reveal)"
     text = "\n".join(c.source for c in nb.cells)
-    assert "quiz(" in text and "Question(" in text
+    assert f'quiz_for("{path.name[:2]}")' in text, "render the lesson's own quiz from lessons/quizzes/"
     assert any(f"ps{n}_" in text for n in range(1, 5)), "point to the matching nbgrader exercise"
 
 
-def test_lessons_are_what_the_build_scripts_make(tmp_path, monkeypatch):
-    """The notebooks are generated; an edit made only in a notebook would be lost on rebuild."""
-    import importlib.util
-    import sys
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_quiz_is_data_beside_the_lesson_and_the_notebook_shows_no_answer(path):
+    from rmlearn.widgets.quizzes import load_quiz, quiz_file
 
-    scripts = Path(__file__).parents[1] / "scripts"
-    monkeypatch.syspath_prepend(str(scripts))
-    for name in ("build_lessons_01_04", "build_lessons_05_07"):
-        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        monkeypatch.setattr(module, "LESSONS", tmp_path)
-        module.main()
-    sys.modules.pop("mark_slides", None)
-    for path in LESSONS:
-        assert nbformat.read(tmp_path / path.name, as_version=4) == nbformat.read(path, as_version=4), path.name
+    questions = load_quiz(quiz_file(path.name[:2]))
+    assert len(questions) >= 3
+    text = "\n".join(c.source for c in nb_cells(path))
+    assert "answer=" not in text and "why=" not in text and "Question(" not in text
+    for q in questions:  # neither an explanation nor the question list is copied into the notebook
+        assert q.text not in text and not any(why in text for why in q.why)
+
+
+def nb_cells(path):
+    return nbformat.read(path, as_version=4).cells
+
+
+def _tidy_module():
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "scripts" / "tidy_notebooks.py"
+    spec = importlib.util.spec_from_file_location("tidy_notebooks", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_is_tidy(path, tmp_path):
+    """The notebooks are the source; scripts/tidy_notebooks.py run on them changes nothing."""
+    copy = tmp_path / path.name
+    copy.write_bytes(path.read_bytes())
+    assert not _tidy_module().tidy_file(copy), f"run: python scripts/tidy_notebooks.py {path}"
+    assert copy.read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_every_heading_starts_its_own_cell_and_slide(path):
+    split = _tidy_module().split_at_headings
+    for cell in nb_cells(path):
+        if cell.cell_type == "markdown":
+            assert len(split(cell.source)) == 1, f"{path.name} cell {cell.id}: a heading in the middle of a cell"
+            if cell.source.startswith("#"):
+                assert cell.metadata["slideshow"]["slide_type"] == "slide"
+
+
+def test_tidy_clears_outputs_splits_headings_and_keeps_ids(tmp_path):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    tidy = _tidy_module()
+    nb = new_notebook(cells=[new_markdown_cell("# Title\nintro\n## Part two\ntext\n```\n# not a heading\n```"),
+                             new_code_cell("x = 1", execution_count=3, outputs=[new_output("stream", text="1")])])
+    nb.cells[0].id, nb.cells[1].id = "c00", "0c9d6a2e-8b1f-4a7e-9f5a-3c2b1d0e9f8a"  # a JupyterLab uuid
+    nb.cells[1].metadata["execution"] = {"iopub.status.busy": "2026-01-01"}
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(nb, path)
+    assert tidy.tidy_file(path) and not tidy.tidy_file(path)  # a second run changes nothing
+    cells = nbformat.read(path, as_version=4).cells
+    assert [c.source.split("\n")[0] for c in cells] == ["# Title", "## Part two", "x = 1"]
+    assert [c.id for c in cells] == ["c00", "c01", "c02"]
+    assert [c.metadata["slideshow"]["slide_type"] for c in cells] == ["slide", "slide", "-"]
+    assert cells[2].outputs == [] and cells[2].execution_count is None and "execution" not in cells[2].metadata
+    assert tidy.main(["--check", str(path)]) == 0

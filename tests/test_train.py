@@ -11,9 +11,7 @@ from rmlearn import (
     ValueModel,
     centering_penalty,
     evaluate,
-    length_probe,
     pairwise_loss,
-    split,
     synthetic_preferences,
     tiny_backbone,
     train_reward_model,
@@ -21,37 +19,7 @@ from rmlearn import (
 )
 from rmlearn.inputs import encode_batch
 
-
-def _trained(tokenizer, length_bias, seed=0):
-    train, test = split(synthetic_preferences(600, seed=seed, length_bias=length_bias), 0.2, seed)
-    model = RewardModel(tiny_backbone(seed=seed), seed=seed)
-    history = train_reward_model(model, tokenizer, train, seed=seed, progress=False)
-    return model, history, test
-
-
-def _prefers_longer(model, tokenizer, pairs):
-    longer = [p.rejected for p in pairs]  # in the probe the better answer is the shorter one
-    shorter = [p.chosen for p in pairs]
-    prompts = [p.prompt for p in pairs]
-    return (model.score(prompts, longer, tokenizer) > model.score(prompts, shorter, tokenizer)).float().mean().item()
-
-
-def test_tiny_model_learns_the_quality_rule(tokenizer):
-    model, history, _ = _trained(tokenizer, length_bias=0.0)
-    held_out = synthetic_preferences(300, seed=123)  # a different seed: pairs never seen in training
-    metrics = evaluate(model, tokenizer, held_out)
-    print(f"held-out accuracy {metrics['accuracy']:.3f} after {history.seconds:.1f} s")
-    assert metrics["accuracy"] >= 0.95
-    assert metrics["mean_margin"] > 0 and metrics["num_pairs"] == 300
-    assert sum(history.loss[-10:]) / 10 < sum(history.loss[:10]) / 10 / 3
-    assert _prefers_longer(model, tokenizer, length_probe(200)) < 0.2
-
-
-def test_strong_length_bias_is_learned(tokenizer):
-    model, _, _ = _trained(tokenizer, length_bias=0.9)
-    rate = _prefers_longer(model, tokenizer, length_probe(200))
-    print(f"biased model prefers the longer answer on {rate:.1%} of probe pairs")
-    assert rate > 0.7
+# The course model's accuracy, prompt reading and length bias are tested in tests/test_zoo.py.
 
 
 def test_same_seed_gives_identical_numbers(tokenizer):
@@ -104,11 +72,12 @@ def test_rankings_train_with_listwise_and_plackett_luce(tokenizer, loss):
     from rmlearn.data import _synthetic_response
 
     rng, rankings = random.Random(0), []
+    prompt = "How do I reset my password?"
     while len(rankings) < 240:  # rankings of 3 synthetic answers with distinct quality, best first
-        trio = [_synthetic_response(rng) for _ in range(3)]
+        trio = [_synthetic_response(rng, prompt) for _ in range(3)]
         if len({q for _, q, _ in trio}) == 3:
             ordered = sorted(trio, key=lambda t: -t[1])
-            rankings.append(RankedExample("How do I reset my password?", tuple(t for t, _, _ in ordered)))
+            rankings.append(RankedExample(prompt, tuple(t for t, _, _ in ordered)))
     train, test = rankings[:200], rankings[200:]
     model = RewardModel(tiny_backbone(seed=0), seed=0)
     history = train_reward_model(model, tokenizer, train, loss=loss, progress=False)
@@ -138,11 +107,12 @@ def test_bad_settings_are_named(tokenizer):
 
 
 def test_value_model_learns_the_reward_models_scores(tokenizer):
-    data = synthetic_preferences(48, seed=0)
+    # one prompt, so the critic has to learn the scores of the answers, not which prompt goes with which
+    data = [p for p in synthetic_preferences(400, seed=0) if p.prompt == "How do I reset my password?"][:48]
     reward = RewardModel(tiny_backbone(seed=0), seed=0)
     train_reward_model(reward, tokenizer, data, epochs=2, progress=False)
     value = ValueModel(tiny_backbone(seed=1), seed=1)
-    history = train_value_model(value, reward, tokenizer, data, epochs=12, progress=False)
+    history = train_value_model(value, reward, tokenizer, data, epochs=20, progress=False)
     # early prefixes cannot know the final score, so the loss has a floor well above zero
     assert sum(history.loss[-5:]) / 5 < history.loss[0] / 2
     prompts, responses = [p.prompt for p in data], [p.chosen for p in data]

@@ -1,6 +1,6 @@
 """The length-bias explorer (lesson 05): the report against the library, and the widget's numbers.
 
-Models are trained on 120 pairs (about a second each) instead of the lessons' 500.
+Models are trained on 120 pairs (about a second each) instead of the lessons' 1500.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ def test_snap_bias_rounds_to_tenths_and_rejects_non_probabilities():
 
 
 def test_by_quality_puts_the_truly_better_answer_first():
-    pair = PreferencePair("p", "thanks for writing, i cannot help.", "click forgot password.")
+    prompt = "How do I reset my password?"
+    pair = PreferencePair(prompt, "i cannot help, thanks for writing.", "click forgot password.")
     (fixed,) = by_quality([pair])
-    assert fixed == PreferencePair("p", "click forgot password.", "thanks for writing, i cannot help.")
+    assert fixed == PreferencePair(prompt, "click forgot password.", "i cannot help, thanks for writing.")
     assert by_quality([fixed]) == [fixed]
-    assert all(quality(p.chosen) > quality(p.rejected) for p in by_quality(course_data(60, 1.0)[1]))
+    assert all(quality(p.prompt, p.chosen) > quality(p.prompt, p.rejected) for p in by_quality(course_data(60, 1.0)[1]))
 
 
 def test_report_numbers_are_the_library_metrics():

@@ -19,6 +19,8 @@ _WHERE = {
     "quiz": "quizzes",
     "Question": "quizzes",
     "check_answer": "quizzes",
+    "quiz_for": "quizzes",
+    "load_quiz": "quizzes",
     "pooling_explorer": "pooling",
     "loss_explorer": "loss",
     "ranking_explorer": "ranking",

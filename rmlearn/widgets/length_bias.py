@@ -51,8 +51,8 @@ def snap_bias(length_bias: float) -> float:
 
 def by_quality(pairs: list[PreferencePair]) -> list[PreferencePair]:
     """The same pairs, relabelled so that ``chosen`` is the one with the higher true quality."""
-    return [p if quality(p.chosen) > quality(p.rejected) else PreferencePair(p.prompt, p.rejected, p.chosen)
-            for p in pairs]
+    return [p if quality(p.prompt, p.chosen) > quality(p.prompt, p.rejected)
+            else PreferencePair(p.prompt, p.rejected, p.chosen) for p in pairs]
 
 
 def num_words(text: str) -> int:
@@ -64,12 +64,16 @@ def num_words(text: str) -> int:
     return len(text.split())
 
 
-def length_bias_report(length_bias: float, seed: int = 0, n_pairs: int = 500, n_probe: int = 200) -> LengthBiasReport:
-    """Train (or reuse) ``trained_reward_model(length_bias, seed, n_pairs=n_pairs)`` and measure it."""
+def length_bias_report(length_bias: float, seed: int = 0, n_pairs: int | None = None, n_probe: int = 200) -> LengthBiasReport:
+    """Train (or reuse) ``trained_reward_model(length_bias, seed, n_pairs=n_pairs)`` and measure it.
+
+    ``n_pairs=None`` means the course model's own number of pairs (``rmlearn.zoo.N_PAIRS``).
+    """
     from ..backbone import course_tokenizer
     from ..train import evaluate
-    from ..zoo import course_data, trained_reward_model
+    from ..zoo import N_PAIRS, course_data, trained_reward_model
 
+    n_pairs = N_PAIRS if n_pairs is None else n_pairs
     bias = snap_bias(length_bias)
     model = trained_reward_model(length_bias=bias, seed=seed, n_pairs=n_pairs)  # shared with the lesson
     tokenizer = course_tokenizer()
@@ -86,7 +90,7 @@ def length_bias_report(length_bias: float, seed: int = 0, n_pairs: int = 500, n_
         correlation=torch.corrcoef(torch.stack([scores, lengths]))[0, 1].item(),
         lengths=lengths,
         scores=scores,
-        quality=torch.tensor([quality(r) for r in responses]),
+        quality=torch.tensor([quality(p.prompt, r) for p in test for r in (p.chosen, p.rejected)]),
     )
 
 
@@ -102,8 +106,8 @@ def _summary_html(report: LengthBiasReport) -> str:
     return f"<table class='rm-length-bias'>{body}</table>"
 
 
-def length_bias_explorer(length_bias: float = 0.0, seed: int = 0, n_pairs: int = 500):
-    """Slide the annotators' length bias; the model is retrained (about 4 s, cached per 0.1 step).
+def length_bias_explorer(length_bias: float = 0.0, seed: int = 0, n_pairs: int | None = None):
+    """Slide the annotators' length bias; the model is retrained (about 8 s, cached per 0.1 step).
 
     Returns an ipywidgets ``VBox``; ``.controls`` names its controls, ``.summary`` is the HTML
     with the numbers, ``.image`` the plot and ``.report`` holds the latest ``LengthBiasReport``.

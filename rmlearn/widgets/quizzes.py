@@ -1,12 +1,25 @@
 """A small self-check quiz: pick an option, press Check, read why it is right or wrong.
 
 Used at the end of every lesson. Practice questions only: graded questions live in exercises/.
+The questions are data, kept beside the lessons in ``lessons/quizzes/NN.json`` so that the
+notebook shows neither the answers nor the explanations; a lesson renders its quiz with
+``quiz_for("NN")``. The file is a list of questions::
+
+    [{"text": "…", "options": ["…", "…"], "answer": 1, "why": ["…", "…"]}, …]
+
+``answer`` is the index of the right option; ``why[i]`` explains option ``i``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+
+class QuizError(ValueError):
+    """A quiz file is malformed; the message names the file, the question and the problem."""
 
 
 @dataclass(frozen=True)
@@ -19,10 +32,12 @@ class Question:
     why: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "options", tuple(self.options))
+        object.__setattr__(self, "why", tuple(self.why))
         if len(self.options) < 2 or len(self.why) != len(self.options):
             raise ValueError(f"{self.text!r}: need >= 2 options and one explanation per option")
-        if not 0 <= self.answer < len(self.options):
-            raise ValueError(f"{self.text!r}: answer index {self.answer} out of range")
+        if not (isinstance(self.answer, int) and 0 <= self.answer < len(self.options)):
+            raise ValueError(f"{self.text!r}: answer index {self.answer!r} out of range")
 
 
 def check_answer(question: Question, choice: int | None) -> tuple[bool, str]:
@@ -33,6 +48,44 @@ def check_answer(question: Question, choice: int | None) -> tuple[bool, str]:
         raise ValueError(f"choice {choice} out of range for {len(question.options)} options")
     correct = choice == question.answer
     return correct, ("Right. " if correct else "Not quite. ") + question.why[choice]
+
+
+FIELDS = {"text": str, "options": list, "answer": int, "why": list}
+
+
+def load_quiz(path: str | Path) -> list[Question]:
+    """The questions of one quiz file; raises ``QuizError`` (``file: question N: problem``)."""
+    path = Path(path)
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise QuizError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    if not isinstance(records, list) or not records:
+        raise QuizError(f"{path}: expected a non-empty list of questions")
+    questions = []
+    for number, record in enumerate(records, start=1):
+        where = f"{path}: question {number}"
+        if not isinstance(record, dict) or set(record) != set(FIELDS):
+            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise QuizError(f"{where}: needs exactly the keys {sorted(FIELDS)}, got {keys}")
+        for key, kind in FIELDS.items():
+            if not isinstance(record[key], kind) or isinstance(record[key], bool):
+                raise QuizError(f"{where}: {key!r} must be a {kind.__name__}, got {record[key]!r}")
+        for key in ("options", "why"):
+            if not all(isinstance(item, str) and item.strip() for item in record[key]):
+                raise QuizError(f"{where}: every item of {key!r} must be a non-empty string")
+        try:
+            questions.append(Question(record["text"], record["options"], record["answer"], record["why"]))
+        except ValueError as err:
+            raise QuizError(f"{where}: {err}") from None
+    return questions
+
+
+def quiz_file(lesson: str) -> Path:
+    """Where lesson ``lesson``'s quiz lives (``lessons/quizzes/NN.json``, also inside the wheel)."""
+    from ..course import course_path
+
+    return course_path("lessons") / "quizzes" / f"{lesson}.json"
 
 
 def quiz(questions: Sequence[Question]):
@@ -54,3 +107,8 @@ def quiz(questions: Sequence[Question]):
         button.on_click(on_click)
         blocks.append(w.VBox([w.HTML(f"<b>{number}. {q.text}</b>"), options, button, feedback]))
     return w.VBox(blocks)
+
+
+def quiz_for(lesson: str):
+    """The quiz widget of lesson ``lesson`` (e.g. ``"01"``), read from ``lessons/quizzes/``."""
+    return quiz(load_quiz(quiz_file(lesson)))
