@@ -45,6 +45,10 @@ def test_lesson_executes_headless(path, tmp_path):
     assert seconds < LESSON_BUDGET_S
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    from claims_05_07 import CLAIMS  # what the lesson says about its own outputs (05-07)
+
+    if path.stem in CLAIMS:
+        CLAIMS[path.stem](nb)
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
