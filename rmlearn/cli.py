@@ -212,14 +212,29 @@ def _lessons(args: argparse.Namespace) -> None:
     from .course import course_path
 
     lessons = course_path("lessons")
+    assets = Path(__file__).resolve().parent / "assets"
     extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
-    command = [sys.executable, "-m", "jupyter", "lab", str(lessons), *extra]
+
+    def add_path(variable: str, folder: Path) -> None:  # for the server we start, and its kernels
+        os.environ[variable] = os.pathsep.join([str(folder), *filter(None, os.environ.get(variable, "").split(os.pathsep))])
+
+    if args.slides:  # Voila's reveal slides with every asset served locally (docs/voila.md)
+        found = sorted(lessons.glob(f"{args.slides}*.ipynb")) if args.slides[:2].isdigit() else []
+        if len(found) != 1:
+            names = ", ".join(p.stem for p in sorted(lessons.glob("[0-9][0-9]_*.ipynb")))
+            raise ValueError(f"--slides {args.slides!r} names no single lesson; use a number or a name: {names}")
+        add_path("JUPYTER_PATH", assets / "jupyter_share")  # the rmlearn-reveal Voila template
+        command = [sys.executable, "-m", "voila", str(found[0]), "--template=rmlearn-reveal", *extra]
+        print("Presenting", found[0].name, "as slides with Voila (Ctrl+C to stop)", flush=True)
+    else:
+        command = [sys.executable, "-m", "jupyter", "lab", str(lessons), *extra]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # e.g. a container: Jupyter refuses root otherwise
+            command.append("--allow-root")
+        add_path("JUPYTER_CONFIG_PATH", assets / "jupyter_lessons")  # nbgrader's authoring UI off
+        print("Opening", lessons, "in JupyterLab (Ctrl+C to stop)", flush=True)
     if args.no_browser:
         command.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # e.g. a container: Jupyter refuses root otherwise
-        command.append("--allow-root")
-    print("Opening", lessons, "in JupyterLab (Ctrl+C to stop)", flush=True)
-    os.execv(sys.executable, command)  # become JupyterLab: no child process to leave behind
+    os.execv(sys.executable, command)  # become the server: no child process to leave behind
 
 
 def _course(args: argparse.Namespace) -> None:
@@ -323,6 +338,8 @@ def _parser() -> argparse.ArgumentParser:
 
     lessons = commands.add_parser("lessons", help="open the course lessons in JupyterLab")
     lessons.add_argument("--no-browser", action="store_true")
+    lessons.add_argument("--slides", metavar="LESSON",
+                         help="present one lesson as slides (Voila, works offline), e.g. --slides 05")
     lessons.add_argument("jupyter_args", nargs=argparse.REMAINDER,
                          help="passed on to `jupyter lab` (after --), e.g. -- --port=8890")
     lessons.set_defaults(run=_lessons)

@@ -87,6 +87,13 @@ def test_course_init_writes_a_course_and_refuses_to_overwrite(tmp_path, capsys):
     assert exit_info.value.code == 2 and "--force" in capsys.readouterr().err
 
 
+def test_lessons_slides_names_the_lessons_when_the_number_matches_none(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lessons", "--slides", "99"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "'99' names no single lesson" in err and "03_learning_from_comparisons" in err
+
+
 @pytest.mark.slow
 def test_lessons_command_serves_the_lessons_in_jupyterlab():
     import socket
@@ -114,6 +121,7 @@ def test_lessons_command_serves_the_lessons_in_jupyterlab():
         assert [n for n in names if n.endswith(".ipynb")][:2] == ["01_text_to_one_number.ipynb",
                                                                    "02_which_hidden_state.ipynb"]
         assert len([n for n in names if n.endswith(".ipynb")]) == 7
+        _assert_no_nbgrader_authoring_ui(f"http://127.0.0.1:{port}", "rmlearn-test")
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and anything it started
         server.wait(timeout=30)
@@ -184,3 +192,25 @@ def test_score_and_eval_refuse_a_model_folder_without_tokenizer(tmp_path, capsys
             main(argv)
         assert exit_info.value.code == 2
         assert f"{tmp_path / 'rm'} has no tokenizer" in capsys.readouterr().err
+
+
+def _assert_no_nbgrader_authoring_ui(base: str, token: str) -> None:
+    """The students' JupyterLab: nbgrader's lab extension (menu, panels, the "No nbgrader_config.py
+    found" notice) is disabled in the page config and the extension manager, its server extensions
+    are not loaded, and the widgets extension still is."""
+    import re
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=10) as response:
+        page = response.read().decode()
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  page, re.S).group(1))
+    assert "@jupyter/nbgrader" in config["disabledExtensions"]
+    with urllib.request.urlopen(f"{base}/lab/api/extensions?token={token}", timeout=10) as response:
+        enabled = {e["name"]: e["enabled"] for e in json.load(response)}  # names normalised by the manager
+    assert enabled["jupyter-nbgrader"] is False
+    assert enabled["jupyter-widgets-jupyterlab-manager"]  # widgets stay
+    with pytest.raises(urllib.error.HTTPError) as not_found:
+        urllib.request.urlopen(f"{base}/formgrader?token={token}", timeout=10)
+    assert not_found.value.code == 404

@@ -70,3 +70,16 @@ def test_explorer_shows_the_report_for_the_slider_value():
     assert f"<td class='rm-prefers-longer'>{report.probe_prefers_longer:.3f}</td>" in box.summary.value
     assert f"<td class='rm-acc-quality'>{report.accuracy_quality:.3f}</td>" in box.summary.value
     assert f"<td class='rm-correlation'>{report.correlation:.3f}</td>" in box.summary.value
+
+
+def test_explorer_draws_its_plot_as_a_png_image_and_has_no_output_widget():
+    """An Output widget written during a cell made headless runs hang (rmlearn.widgets docstring)."""
+    import ipywidgets as w
+
+    box = length_bias_explorer(0.0, n_pairs=N_PAIRS)
+    widgets = [box, *box.children]
+    assert not [x for x in widgets if isinstance(x, w.Output)]
+    before = box.image.value
+    assert before[:8] == b"\x89PNG\r\n\x1a\n"
+    box.controls["length_bias"].value = 0.9
+    assert box.image.value != before  # redrawn for the new model

@@ -73,3 +73,22 @@ def test_explorer_shows_the_models_contributions_for_the_picked_response(reward_
     assert_close(part.view.scores, expected)
     for s in expected.tolist():
         assert f"{s:+.4f}" in part.summary.value
+
+
+def _all_widgets(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _all_widgets(child)
+
+
+def test_explorer_draws_plots_as_png_images_and_has_no_output_widget(reward_model, tokenizer):
+    """An Output widget written during a cell made headless runs hang (rmlearn.widgets docstring)."""
+    import ipywidgets as w
+
+    tab = segment_explorer(reward_model, tokenizer)
+    assert not [x for x in _all_widgets(tab) if isinstance(x, w.Output)]
+    for part in (tab.own, tab.model_part):
+        assert part.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    before = tab.own.image.value
+    tab.own.controls["cumulative"].value = "0.1, 0.2, 2.0"
+    assert tab.own.image.value != before  # redrawn

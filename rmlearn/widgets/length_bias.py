@@ -110,20 +110,22 @@ def length_bias_explorer(length_bias: float = 0.0, seed: int = 0, n_pairs: int |
     """Slide the annotators' length bias; the model is retrained (about 8 s, cached per 0.1 step).
 
     Returns an ipywidgets ``VBox``; ``.controls`` names its controls, ``.summary`` is the HTML
-    with the numbers and ``.report`` holds the latest ``LengthBiasReport``.
+    with the numbers, ``.image`` the plot and ``.report`` holds the latest ``LengthBiasReport``.
+
+    The plot is an ``Image`` widget, not an ``Output`` (why: the ``rmlearn.widgets`` docstring).
     """
     import ipywidgets as w
 
-    from ..plots import plot_score_vs_length
+    from ..plots import figure_png, plot_score_vs_length
 
     slider = w.FloatSlider(value=snap_bias(length_bias), min=0.0, max=1.0, step=STEP, readout_format=".1f",
                            continuous_update=False, description="Length bias")
     status = w.Label(value="")
     summary = w.HTML()
-    out = w.Output()
-    box = w.VBox([slider, status, summary, out])
+    image = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))  # natural size
+    box = w.VBox([slider, status, summary, image])
     box.controls = dict(length_bias=slider)
-    box.summary = summary
+    box.summary, box.image = summary, image
 
     def redraw(_=None):
         status.value = f"training with length bias {slider.value:.1f} (a few seconds the first time)…"
@@ -131,12 +133,8 @@ def length_bias_explorer(length_bias: float = 0.0, seed: int = 0, n_pairs: int |
         box.report = report
         summary.value = _summary_html(report)
         status.value = ""
-        with out:
-            from IPython.display import display
-
-            out.clear_output(wait=True)
-            title = f"length bias {report.length_bias:.1f}: correlation {report.correlation:.2f}"
-            display(plot_score_vs_length({title: (report.lengths, report.scores, report.quality)}))
+        title = f"length bias {report.length_bias:.1f}: correlation {report.correlation:.2f}"
+        image.value = figure_png(plot_score_vs_length({title: (report.lengths, report.scores, report.quality)}))
 
     slider.observe(redraw, names="value")
     redraw()

@@ -98,24 +98,21 @@ def _table_html(view: SegmentView, css: str) -> str:
     )
 
 
-def _show(out: Any, fig: Any) -> None:
-    from IPython.display import display
-
-    with out:
-        out.clear_output(wait=True)
-        display(fig)
+def _image(w: Any):
+    """An empty PNG ``Image`` for the plot (not an ``Output``: see the ``rmlearn.widgets`` docstring)."""
+    return w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))  # natural size
 
 
 def _own_numbers_part(w: Any):
-    from ..plots import plot_segments
+    from ..plots import figure_png, plot_segments
 
     cumulative = w.Text(value="0.3, 1.0, 0.6, 1.4", description="Cumulative", layout=w.Layout(width="60%"),
                         continuous_update=False)
     baseline = w.FloatText(value=0.0, step=0.1, description="Baseline")
-    summary, out = w.HTML(), w.Output()
-    part = w.VBox([cumulative, baseline, summary, out])
+    summary, image = w.HTML(), _image(w)
+    part = w.VBox([cumulative, baseline, summary, image])
     part.controls = dict(cumulative=cumulative, baseline=baseline)
-    part.summary = summary
+    part.summary, part.image = summary, image
 
     def redraw(_=None):
         try:
@@ -125,7 +122,7 @@ def _own_numbers_part(w: Any):
             return
         part.view = view
         summary.value = _table_html(view, "rm-segments-own")
-        _show(out, plot_segments(view.cumulative, view.baseline))
+        image.value = figure_png(plot_segments(view.cumulative, view.baseline))
 
     for control in (cumulative, baseline):
         control.observe(redraw, names="value")
@@ -134,16 +131,16 @@ def _own_numbers_part(w: Any):
 
 
 def _model_part(w: Any, model: Any, tokenizer: Any):
-    from ..plots import plot_segments
+    from ..plots import figure_png, plot_segments
 
     options = [(f"{i + 1}. {p.prompt} → {label}", (p.prompt, text))
                for i, p in enumerate(support_pairs()) for label, text in (("chosen", p.chosen), ("rejected", p.rejected))]
     response = w.Dropdown(options=options, description="Response", layout=w.Layout(width="95%"))
     text = w.HTML()
-    summary, out = w.HTML(), w.Output()
-    part = w.VBox([response, text, summary, out])
+    summary, image = w.HTML(), _image(w)
+    part = w.VBox([response, text, summary, image])
     part.controls = dict(response=response)
-    part.summary = summary
+    part.summary, part.image = summary, image
 
     def redraw(_=None):
         prompt, reply = response.value
@@ -151,7 +148,7 @@ def _model_part(w: Any, model: Any, tokenizer: Any):
         part.view = view
         text.value = f"<p><b>{html.escape(prompt)}</b><br>{html.escape(reply)}</p>"
         summary.value = _table_html(view, "rm-segments-model")
-        _show(out, plot_segments(view.cumulative, view.baseline, labels=view.segments))
+        image.value = figure_png(plot_segments(view.cumulative, view.baseline, labels=view.segments))
 
     response.observe(redraw, names="value")
     redraw()

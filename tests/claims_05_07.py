@@ -1,0 +1,115 @@
+"""What lessons 05–07 say about their own outputs, checked on the executed notebook.
+
+``tests/test_lessons.py`` executes each lesson once and calls ``CLAIMS[stem](nb)``. Each check reads
+the numbers the lesson printed (or the Markdown its code displayed) and asserts the sentence that the
+lesson's prose builds on them. Numbers in the prose itself are written by the lessons' code.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def cell_text(nb, marker: str) -> str:
+    """Everything the one code cell whose source contains ``marker`` printed or displayed as text."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
+    assert len(cells) == 1, f"{len(cells)} code cells contain {marker!r}"
+    parts = []
+    for out in cells[0].outputs:
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif "data" in out:
+            parts.append(out["data"].get("text/markdown", ""))
+    return "\n".join(parts)
+
+
+def numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+|[-+]?\d+(?=\s*%)", text)]
+
+
+def check_05(nb) -> None:
+    labels = cell_text(nb, "pairs = synthetic_preferences(500, seed=0, length_bias=bias)")
+    rates = [(int(a), int(b)) for a, b in re.findall(r"longer in (\d+)% of pairs, truly better in (\d+)%", labels)]
+    (careful_longer, _), (biased_longer, biased_better) = rates
+    # "longer about half the time … the label mostly tracks length … only a little more than half still say"
+    assert 40 <= careful_longer <= 60 and biased_longer >= 80 and 50 <= biased_better <= 65, labels
+
+    table = cell_text(nb, 'print("model trained with    vs annotators')
+    (careful_annotators, careful_truth), (biased_annotators, biased_truth) = [
+        (float(a), float(b)) for a, b in re.findall(r"^length_bias \S+\s+(\d\.\d{3})\s+(\d\.\d{3})", table, re.M)]
+    # "agrees with its (biased) annotators on most pairs … yet gets fewer true-quality pairs right"
+    assert biased_annotators > 0.5 and biased_truth < careful_truth, table
+
+    probe = cell_text(nb, "probe = length_probe(200, seed=1)")
+    careful_longer, biased_longer = [int(x) for x in re.findall(r"on (\d+)% of probe pairs", probe)]
+    assert biased_longer > careful_longer, probe  # the biased model prefers the longer answer more often
+
+    corr = cell_text(nb, "correlation of TRUE quality with length")
+    true_corr, careful_corr, biased_corr = [float(x) for x in re.findall(r"[-+]\d\.\d{3}", corr)]
+    assert abs(true_corr) < 0.1 and abs(careful_corr) < 0.1, corr  # "not tied … about as little as true quality"
+    assert biased_corr > careful_corr + 0.5, corr  # "the biased model's reward follows length far more"
+
+    penalty = cell_text(nb, "class LengthPenalised:")
+    before, after = [float(x) for x in re.findall(r"accuracy (\d\.\d{3})", penalty)][:2]
+    verdict = re.search(r"true-quality accuracy went from (\d\.\d{3}) to (\d\.\d{3})", penalty)
+    assert verdict and (float(verdict[1]), float(verdict[2])) == (before, after), penalty
+
+    rebalanced = cell_text(nb, "pool = synthetic_preferences(3000")
+    rows = dict(re.findall(r"^(careful labels|biased, rebalanced|biased)\s+probe prefers longer (\d+)%", rebalanced,
+                           re.M))
+    assert int(rows["biased, rebalanced"]) < int(rows["biased"]), rebalanced  # rebalancing lowers the probe rate
+    truth = dict(re.findall(r"^(careful labels|biased, rebalanced|biased)\s+probe.*accuracy (\d\.\d{3})", rebalanced, re.M))
+    assert float(truth["biased, rebalanced"]) < float(truth["careful labels"]), rebalanced  # "does not get back"
+    kept, pool = [int(x) for x in re.search(r"(\d+) of (\d+) labels", rebalanced).groups()]
+    assert kept < pool / 2, rebalanced  # "we threw away most of the labels"
+
+    support = cell_text(nb, "support = support_pairs()")
+    assert re.search(r"longer one: 100%", support), support  # the 100 % confound the lesson connects back
+    assert "its chosen answer is the longer one" in support and "prefers the fuller answer" in support, support
+
+
+def check_06(nb) -> None:
+    sums = cell_text(nb, "scores = segment_scores(cumulative)")
+    total, final = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", sums.splitlines()[1])]
+    assert abs(total - final) < 1e-6, sums  # "the differences telescope"
+
+    order = cell_text(nb, 'print("order, largest contribution first:", rank_segments(cumulative))')
+    assert order.strip().endswith("3]"), order  # "Segment 3 lowered the score, so it comes last"
+
+    shifted = cell_text(nb, "shifted = target + 0.5")
+    assert "same order? True" in shifted and float(shifted.split("regression loss:")[1]) > 0  # "yet the loss is not zero"
+    pairwise = cell_text(nb, "for name, pred in ((\"targets\", target)")
+    first, second = re.findall(r": (\d\.\d{4})", pairwise)
+    assert first == second, pairwise  # "shifting every score by the same amount changes nothing"
+
+    regression = cell_text(nb, "per_segment = segment_regression_loss(pred, target")
+    rows = re.findall(r"squared error (\d\.\d{3})\s+gradient ([-+]\d\.\d{3})", regression)
+    errors, grads = [float(e) for e, _ in rows], [float(g) for _, g in rows]
+    worst = errors.index(max(errors))
+    assert max(range(4), key=lambda k: abs(grads[k])) == worst  # the largest miss gets the largest gradient
+    assert f"Segment {worst + 1} holds" in regression
+    share = re.search(r"\((\d+)% of the loss\)", regression)
+    assert share and abs(int(share[1]) - 100 * errors[worst] / sum(errors)) < 1, regression
+
+
+def check_07(nb) -> None:
+    assert "identical hidden states: True" in cell_text(nb, "same = torch.equal(")
+    losses = cell_text(nb, "history = train_value_model(value_model")
+    first, last = [float(x) for x in re.search(r"loss (\d+\.\d+) -> (\d+\.\d+)", losses).groups()]
+    assert last < first and last > 0.05 * first, losses  # "falls but stays well above zero"
+
+    values = cell_text(nb, "paths = {}")
+    starts = re.findall(r"value at the first state ([-+]\d\.\d{3})", values)
+    assert len(starts) == 2 and starts[0] == starts[1], values  # the same first state for both responses
+
+    compare = cell_text(nb, "fresh = ValueModel(tiny_backbone(seed=0))")
+    (corr_rm, mse_rm), (corr_fresh, mse_fresh) = [
+        (float(c), float(m)) for c, m in re.findall(r"correlation (\d\.\d{3})\s+mean squared error (\d+\.\d+)", compare)]
+    assert corr_rm > corr_fresh and mse_rm < mse_fresh, compare  # starting from the reward model predicts better
+
+
+CLAIMS = {
+    "05_learning_the_wrong_thing": check_05,
+    "06_segment_scores": check_06,
+    "07_the_critic": check_07,
+}
