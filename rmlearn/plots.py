@@ -91,7 +91,8 @@ def plot_token_scores(tokens, token_scores, reads: dict, scores: dict | None = N
                 ax.axhline(scores[how], color="C2", ls="--", lw=1.2, label=f"{label} (average of real tokens)")
             continue
         colour, marker = styles.get(how, ("k", "o"))
-        y = 0.0 if torch.isnan(values[at]) else values[at].item()
+        # each marker sits at the reward its pooling gives (a PAD position has no bar of its own)
+        y = scores[how] if scores and how in scores else values[at].nan_to_num(0.0).item()
         ax.plot([at], [y], marker, color=colour, ms=11, mew=2, label=f"{label} (reads position {at})")
     for n, at in enumerate((~real).nonzero().flatten().tolist()):
         ax.axvspan(at - 0.5, at + 0.5, color="lightgrey", alpha=0.6, lw=0, label=None if n else "padding (no score)")
