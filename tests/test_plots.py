@@ -26,3 +26,27 @@ def test_figures_display_as_png_in_ipython_without_matplotlib_inline():
     shell = InteractiveShell.instance()
     data, _ = shell.display_formatter.format(plot_pairwise_loss())
     assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rlhf_loop_names_every_model_and_highlights_one():
+    import pytest
+
+    from rmlearn.plots import RLHF_BOXES, plot_rlhf_loop
+
+    fig = plot_rlhf_loop()
+    texts = {t.get_gid(): t for t in fig.axes[0].texts if t.get_gid()}
+    assert {f"rlhf-{name}" for name in RLHF_BOXES} <= set(texts)
+    for words in ("SFT", "reference", "reward model", "PPO", "KL", "value model"):
+        assert any(words in t.get_text() for t in texts.values()), words
+    assert texts["rlhf-reward"].get_bbox_patch().get_facecolor() != texts["rlhf-sft"].get_bbox_patch().get_facecolor()
+    with pytest.raises(ValueError, match="highlight must be one of"):
+        plot_rlhf_loop("critic")
+
+
+def test_prompt_swap_plot_shows_the_grid_it_is_given():
+    from rmlearn.plots import plot_prompt_swap
+
+    grid = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+    fig = plot_prompt_swap(grid, ["q1", "q2"])
+    assert_close(torch.tensor(fig.axes[0].images[0].get_array().tolist(), dtype=torch.float64), grid.double())
+    assert [t.get_text() for t in fig.axes[0].texts] == ["2.0", "-1.0", "0.5", "3.0"]
