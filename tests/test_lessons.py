@@ -82,7 +82,10 @@ def claims_02(nb):
     assert len(rows) == 5, "the prompt-length table"
     assert [int(r[0]) for r in rows] == [0, 1, 2, 4, 8]
     assert rows[0][3] == rows[0][4] == "100"  # both gaps start at 100 %
-    assert all(float(r[1]) > 0 and float(r[2]) > 0 for r in rows)  # "both gaps shrink", neither flips
+    mean_left = [int(r[4]) for r in rows]
+    assert mean_left == sorted(mean_left, reverse=True) and 0 <= mean_left[-1] < 10  # fades towards zero
+    assert all(float(r[2]) > 0 for r in rows)  # ... without changing sign
+    assert float(rows[0][1]) > 0 and float(rows[-1][1]) < 0  # the EOS preference changes sign in the longest rows
 
 
 def claims_03(nb):
