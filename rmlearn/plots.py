@@ -91,7 +91,8 @@ def plot_token_scores(tokens, token_scores, reads: dict, scores: dict | None = N
                 ax.axhline(scores[how], color="C2", ls="--", lw=1.2, label=f"{label} (average of real tokens)")
             continue
         colour, marker = styles.get(how, ("k", "o"))
-        y = 0.0 if torch.isnan(values[at]) else values[at].item()
+        # each marker sits at the reward its pooling gives (a PAD position has no bar of its own)
+        y = scores[how] if scores and how in scores else values[at].nan_to_num(0.0).item()
         ax.plot([at], [y], marker, color=colour, ms=11, mew=2, label=f"{label} (reads position {at})")
     for n, at in enumerate((~real).nonzero().flatten().tolist()):
         ax.axvspan(at - 0.5, at + 0.5, color="lightgrey", alpha=0.6, lw=0, label=None if n else "padding (no score)")
@@ -226,4 +227,80 @@ def plot_overoptimization(best_of_n: Any, kl_regularised: Any, n: int | None = N
         twin.set_xticks(best_of_n.kl[::2], [str(x) for x in best_of_n.x[::2]])
         twin.set_xlabel("n")
     axes[0].legend(fontsize=8, loc="lower right")
+
+
+RLHF_BOXES = {  # name: (x, y, text) in axes coordinates; the reward model is the course's subject
+    "sft": (0.13, 0.62, "SFT policy\n(the model after\nsupervised fine-tuning)"),
+    "reference": (0.13, 0.22, "reference model\n(a frozen copy\nof the SFT policy)"),
+    "reward": (0.50, 0.62, "reward model\nr(x, y): one number\n(lessons 01–07)"),
+    "value": (0.50, 0.22, "value model (critic)\nV(prefix)\n(lesson 07)"),
+    "rl": (0.86, 0.42, "RL step (PPO)\nraise  r − β·KL\n(lesson 08)"),
+}
+RLHF_ARROWS = (  # (from, to, label)
+    ("sft", "reward", "prompt x, sampled answer y"),
+    ("reward", "rl", "reward r(x, y)"),
+    ("reference", "rl", "KL(policy ‖ reference)"),
+    ("value", "rl", "baseline V"),
+    ("rl", "sft", "updated policy"),
+)
+
+
+def plot_rlhf_loop(highlight: str | None = "reward"):
+    """The RLHF loop that the reward model serves (lessons 01 and 08), as a diagram.
+
+    The policy (starting from the SFT model) answers prompts; the reward model scores each answer;
+    PPO raises the reward minus β times the KL divergence from the frozen reference, with the value
+    model as its baseline; the updated policy answers again. ``highlight`` names the box drawn in
+    colour (one of ``RLHF_BOXES``, or ``None``).
+    """
+    if highlight is not None and highlight not in RLHF_BOXES:
+        raise ValueError(f"highlight must be one of {sorted(RLHF_BOXES)} or None, got {highlight!r}")
+    fig, ax = _figure(9.0, 4.2)
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    for name, (x, y, text) in RLHF_BOXES.items():
+        colour = "#ffd59e" if name == highlight else "#e8eef7"
+        ax.text(x, y, text, ha="center", va="center", fontsize=9, gid=f"rlhf-{name}",
+                bbox=dict(boxstyle="round,pad=0.5", fc=colour, ec="#456"))
+    half_w, half_h = 0.105, 0.095  # half the size of a box, in axes coordinates
+
+    def edge(x0, y0, x1, y1):  # where the straight line from (x0, y0) to (x1, y1) leaves the box
+        t = min(half_w / abs(x1 - x0) if x1 != x0 else 1.0, half_h / abs(y1 - y0) if y1 != y0 else 1.0)
+        return x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+
+    for start, end, label in RLHF_ARROWS:
+        (x0, y0, _), (x1, y1, _) = RLHF_BOXES[start], RLHF_BOXES[end]
+        if start == "rl":  # the way back to the policy runs above the boxes
+            tail, head, style = (x0, y0 + half_h), (x1, y1 + half_h), "arc3,rad=0.3"
+            where = ((x0 + x1) / 2, 0.88)
+        else:
+            tail, head, style = edge(x0, y0, x1, y1), edge(x1, y1, x0, y0), "arc3"
+            where = ((x0 + x1) / 2, (y0 + y1) / 2 + 0.04)
+        ax.annotate("", xy=head, xytext=tail, arrowprops=dict(arrowstyle="-|>", color="#456", connectionstyle=style))
+        ax.text(*where, label, ha="center", fontsize=8, color="#345", gid=f"rlhf-arrow-{start}-{end}")
+    return fig
+
+
+def plot_prompt_swap(scores, prompts, answers=None):
+    """Mean reward of good answers to each prompt (columns) when asked each prompt (rows) (lesson 04).
+
+    ``scores`` is (P, P): ``scores[i, j]`` = mean reward of good answers to prompt ``j`` given prompt
+    ``i``. A model that reads the question has its largest value of each row on the diagonal.
+    """
+    scores = torch.as_tensor(scores, dtype=torch.float64)  # (P, P)
+    if scores.ndim != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] != len(prompts):
+        raise ValueError(f"scores must be ({len(prompts)}, {len(prompts)}), got {tuple(scores.shape)}")
+    answers = answers or [f"answers to {i + 1}" for i in range(len(prompts))]
+    fig, ax = _figure(7.5, 4.2)
+    image = ax.imshow(scores.tolist(), cmap="RdYlGn")
+    ax.set_xticks(range(len(prompts)), answers, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(prompts)), [_shorten(p, 34) for p in prompts], fontsize=8)
+    for i in range(len(prompts)):
+        for j in range(len(prompts)):
+            ax.text(j, i, f"{scores[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                    fontweight="bold" if i == j else "normal")
+    ax.set_xlabel("good answer to …")
+    ax.set_ylabel("question asked")
+    fig.colorbar(image, ax=ax, label="mean reward")
     return fig

@@ -236,16 +236,18 @@ def test_loss_explorer_shows_rmlearn_pairwise_loss_as_sliders_move(page, voila):
 
 def _pooling_expectations():
     """What the pooling explorer must show, computed here with the library."""
-    from rmlearn import RewardModel, course_tokenizer, support_pairs, tiny_backbone
-    from rmlearn.widgets.pooling import filler_words, pooling_view
+    from rmlearn import RewardModel, course_tokenizer, tiny_backbone
+    from rmlearn.inputs import encode
+    from rmlearn.widgets.pooling import PAD_DEMO, filler_words, pooling_view
 
     with kernel_threads():  # the same seeded model as the dashboard notebook builds
         model, tok = RewardModel(tiny_backbone(seed=0), seed=0).eval(), course_tokenizer()
-        first = support_pairs()[0]  # what the explorer shows first
+        first = PAD_DEMO  # what the explorer shows first: its chosen answer, padded as in its pair's batch
+        in_batch = len(encode(tok, first.prompt, first.rejected)) - len(encode(tok, first.prompt, first.chosen))
         views = {
-            "start": pooling_view(model, tok, first.prompt, first.chosen),
-            "padded": pooling_view(model, tok, first.prompt, first.chosen, pad=5, side="right"),
-            "longer": pooling_view(model, tok, first.prompt, first.chosen, filler=7, pad=5, side="right"),
+            "start": pooling_view(model, tok, first.prompt, first.chosen, pad=in_batch, side="right"),
+            "unpadded": pooling_view(model, tok, first.prompt, first.chosen),
+            "longer": pooling_view(model, tok, first.prompt, first.chosen, filler=7),
         }
         # EOS pooling is what RewardModel.score uses: an independent path to the same number
         eos_longer = model.score([first.prompt], [f"{first.chosen} {filler_words(7)}"], tok)[0].item()
@@ -262,9 +264,10 @@ def test_pooling_explorer_shows_library_rewards_as_sliders_move(page, voila):
     for how in ("eos", "mean", "last"):
         expect_text(page, f".rm-score-{how}", shown["start"][how])
 
-    set_slider(page, "Padding", 5)  # right padding: the naive last column now reads a pad token
-    expect_text(page, ".rm-score-last", shown["padded"]["last"])
-    assert shown["padded"]["last"] != shown["start"]["last"]
+    set_slider(page, "Padding", 0)  # no padding: the naive last column reads EOS again
+    expect_text(page, ".rm-score-last", shown["unpadded"]["last"])
+    assert shown["unpadded"]["last"] != shown["start"]["last"]
+    assert shown["unpadded"]["last"] == shown["unpadded"]["eos"]
     expect_text(page, ".rm-score-eos", shown["start"]["eos"])  # EOS is immune to padding
 
     set_slider(page, "Filler words", 7)

@@ -71,6 +71,7 @@ def test_explorer_shows_the_library_numbers_after_a_control_changes(reward_model
     box = pooling_explorer(reward_model, tokenizer)
     c = box.controls
     assert all(control.description for control in c.values())
+    c["pad"].value = 0  # no padding: the last column is EOS
     before, image = _shown(box, "last"), bytes(box.image.value)
     assert image.startswith(b"\x89PNG")
     c["pad"].value = 3  # right padding: the last column is now PAD
@@ -80,7 +81,40 @@ def test_explorer_shows_the_library_numbers_after_a_control_changes(reward_model
     assert "&lt;|pad|&gt;" in box.summary.value
     c["side"].value = "left"
     assert _shown(box, "last") == _shown(box, "eos") == pytest.approx(expected.scores["eos"], abs=5e-5)
-    c["example"].value = c["example"].options[3][1]  # pair 2, rejected
+    c["example"].value = c["example"].options[5][1]  # support pair 2, rejected
     assert c["response"].value == "Passwords cannot be reset. Please create a new account."
+    assert c["pad"].value == 24  # what it gets in a batch with its chosen answer
     assert box.view.scores == pooling_view(reward_model, tokenizer, c["prompt"].value, c["response"].value,
-                                           pad=3, side="left").scores
+                                           pad=24, side="left").scores
+
+
+def test_default_view_shows_last_pooling_prefer_the_wrong_answer_under_right_padding(tokenizer):
+    """The explorer opens on PAD_DEMO with the trained course model: in one right-padded batch,
+    EOS pooling prefers the chosen answer and the naive [:, -1] the rejected one."""
+    from rmlearn.widgets.pooling import PAD_DEMO, pair_rewards
+    from rmlearn.zoo import trained_reward_model
+
+    box = pooling_explorer()
+    assert box.controls["response"].value == PAD_DEMO.chosen and box.controls["side"].value == "right"
+    rewards = pair_rewards(trained_reward_model(), tokenizer, PAD_DEMO, "right")
+    (eos_c, eos_r), (last_c, last_r) = rewards["eos"], rewards["last"]
+    print(f"eos {eos_c:.2f} vs {eos_r:.2f}; last {last_c:.2f} vs {last_r:.2f}")
+    assert eos_c > eos_r + 1.0 and last_c < last_r - 0.5  # a clear win turned into a clear loss
+    assert "<td class='rm-prefers-eos'>chosen ✓</td>" in box.summary.value
+    assert "<td class='rm-prefers-last'>rejected ✗</td>" in box.summary.value
+    assert _shown(box, "last") == pytest.approx(last_c, abs=5e-4)  # the padded row as in the batch
+    assert box.view.read_token("last") == tokenizer.pad_token
+    left = pair_rewards(trained_reward_model(), tokenizer, PAD_DEMO, "left")
+    assert left["last"] == pytest.approx(left["eos"], abs=1e-4)  # left padding: the last column is EOS
+
+
+def test_every_marker_is_drawn_at_its_own_reward(reward_model, tokenizer):
+    from rmlearn.plots import plot_token_scores
+
+    view = pooling_view(reward_model, tokenizer, P.prompt, P.rejected, pad=4, side="right")
+    fig = plot_token_scores(view.tokens, view.token_scores, view.reads, view.scores)
+    lines = {line.get_label().split(":")[0]: line for line in fig.axes[0].get_lines() if ":" in line.get_label()}
+    for how in ("eos", "last"):
+        (y,) = lines[how].get_ydata()
+        assert y == pytest.approx(view.scores[how]), how
+    assert lines["last"].get_xdata()[0] == view.reads["last"]

@@ -11,11 +11,30 @@ from typing import Any
 
 import torch
 
-from ..data import FILLER, support_pairs
-from ..inputs import encode, pad_batch, special_ids
+from ..data import FILLER, PreferencePair, support_pairs
+from ..inputs import encode, encode_batch, pad_batch, special_ids
 from ..pooling import POOLINGS, last_token_index, pool
 
 SIDES = ("right", "left")
+
+# The explorer's first example: a short good answer batched with a long answer to another
+# question. Right padding fills the short one with PAD, and the naive [:, -1] reads it there.
+PAD_DEMO = PreferencePair(
+    "My order has not arrived yet.",
+    "tracking link below, let me explain.",
+    "click forgot password, as you may know, in many cases, please note, we value you, we value you.",
+)
+
+
+def pair_rewards(model: Any, tokenizer: Any, pair: PreferencePair, side: str = "right") -> dict[str, tuple[float, float]]:
+    """(r_chosen, r_rejected) of ``pair`` under every pooling, both scored in one batch padded on
+    ``side`` (the shorter answer gets the padding, as in training and evaluation)."""
+    if side not in SIDES:
+        raise ValueError(f"padding side must be one of {SIDES}, got {side!r}")
+    ids, mask = encode_batch(tokenizer, [pair.prompt] * 2, [pair.chosen, pair.rejected], side=side)  # (2, T)
+    with torch.no_grad():
+        hidden = model.hidden(ids, mask)  # (2, T, D)
+        return {how: tuple(model.head(pool(hidden, mask, how)).squeeze(-1).tolist()) for how in POOLINGS}
 
 
 @dataclass
@@ -90,6 +109,19 @@ def pooling_view(
     )
 
 
+def _pair_html(pair: PreferencePair, rewards: dict[str, tuple[float, float]], side: str) -> str:
+    rows = "".join(
+        f"<tr><td>{how}</td><td>{rc:.3f}</td><td>{rr:.3f}</td>"
+        f"<td class='rm-prefers-{how}'>{'chosen ✓' if rc > rr else 'rejected ✗'}</td></tr>"
+        for how, (rc, rr) in rewards.items()
+    )
+    return (
+        f"<p>The pair in one batch, padded on the {side} (the shorter answer gets the padding):</p>"
+        "<table class='rm-pair' style='border-spacing: 14px 2px'><tr><th>pooling</th><th>r_chosen</th>"
+        f"<th>r_rejected</th><th>prefers</th></tr>{rows}</table>"
+    )
+
+
 def _summary_html(view: PoolingView) -> str:
     rows = "".join(
         f"<tr><td>{how}</td><td class='rm-score-{how}'>{view.scores[how]:.4f}</td>"
@@ -109,8 +141,18 @@ def _escape(text: str) -> str:
     return html.escape(repr(text)[1:-1])
 
 
+def _pad_in_batch(tokenizer: Any, pair: PreferencePair, label: str) -> int:
+    """How many PAD tokens the ``label`` answer gets when batched with the other answer of ``pair``."""
+    lengths = {k: len(encode(tokenizer, pair.prompt, getattr(pair, k))) for k in ("chosen", "rejected")}
+    return max(lengths.values()) - lengths[label]
+
+
 def pooling_explorer(model: Any = None, tokenizer: Any = None):
     """Pick a prompt/response, add filler words and padding, and watch what each pooling reads.
+
+    An example is one answer of a preference pair; its padding starts at what it gets in a batch
+    with the other answer, and the summary shows which answer each pooling prefers in that batch.
+    The first example (``PAD_DEMO``) is one where the naive ``last`` pooling prefers the wrong one.
 
     Defaults: the trained course model (``rmlearn.zoo.trained_reward_model()``) and
     ``course_tokenizer()``. Returns an ipywidgets ``VBox``; ``.controls`` names its controls,
@@ -128,15 +170,16 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
         from ..backbone import course_tokenizer
 
         tokenizer = course_tokenizer()
-    pairs = support_pairs()
-    options = [(f"{i + 1}. {p.prompt} → {label}", (p.prompt, text))
-               for i, p in enumerate(pairs) for label, text in (("chosen", p.chosen), ("rejected", p.rejected))]
+    pairs = [PAD_DEMO, *support_pairs()]
+    options = [(f"{i}. {p.prompt} → {label}", (p, label))
+               for i, p in enumerate(pairs) for label in ("chosen", "rejected")]
     example = w.Dropdown(options=options, description="Example", layout=w.Layout(width="95%"))
     wide = w.Layout(width="95%")
-    prompt = w.Text(value=pairs[0].prompt, description="Prompt", continuous_update=False, layout=wide)
-    response = w.Textarea(value=pairs[0].chosen, description="Response", continuous_update=False, layout=wide)
+    prompt = w.Text(value=PAD_DEMO.prompt, description="Prompt", continuous_update=False, layout=wide)
+    response = w.Textarea(value=PAD_DEMO.chosen, description="Response", continuous_update=False, layout=wide)
     filler = w.IntSlider(value=0, min=0, max=40, description="Filler words", continuous_update=False)
-    pad = w.IntSlider(value=0, min=0, max=12, description="Padding", continuous_update=False)
+    pad = w.IntSlider(value=_pad_in_batch(tokenizer, PAD_DEMO, "chosen"), min=0, max=40, description="Padding",
+                      continuous_update=False)
     side = w.ToggleButtons(options=list(SIDES), value="right", description="Pad side")
     summary = w.HTML()
     image = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))  # natural size
@@ -155,13 +198,16 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
             summary.value = f"<span style='color:#b00'>{_escape(str(err))}</span>"
             return
         box.view = view
-        summary.value = _summary_html(view)
+        pair, _ = example.value
+        summary.value = _summary_html(view) + _pair_html(pair, pair_rewards(model, tokenizer, pair, side.value), side.value)
         image.value = figure_png(plot_token_scores(view.tokens, view.token_scores, view.reads, view.scores))
 
     def pick(change):
         picking.append(True)
         try:
-            prompt.value, response.value = change["new"]
+            pair, label = change["new"]
+            prompt.value, response.value = pair.prompt, getattr(pair, label)
+            pad.value = _pad_in_batch(tokenizer, pair, label)
         finally:
             picking.clear()
         redraw()  # once, with both fields set
