@@ -13,6 +13,7 @@ import torch
 
 from rmlearn import RewardModel, course_tokenizer, support_pairs, synthetic_preferences, tiny_backbone
 from rmlearn.cli import main
+from rmlearn.course import ASSIGNMENTS, course_path
 
 
 def _jsonl(path, pairs):
@@ -81,7 +82,7 @@ def test_course_init_writes_a_course_and_refuses_to_overwrite(tmp_path, capsys):
     main(["course", "init", str(tmp_path / "course")])
     assert "nbgrader generate_assignment" in capsys.readouterr().out
     assert (tmp_path / "course" / "nbgrader_config.py").exists()
-    assert len(list((tmp_path / "course" / "source").glob("ps*/ps*.ipynb"))) == 4
+    assert len(list((tmp_path / "course" / "source").glob("ps*/ps*.ipynb"))) == len(ASSIGNMENTS)
     with pytest.raises(SystemExit) as exit_info:
         main(["course", "init", str(tmp_path / "course")])
     assert exit_info.value.code == 2 and "--force" in capsys.readouterr().err
@@ -120,7 +121,7 @@ def test_lessons_command_serves_the_lessons_in_jupyterlab():
         assert names is not None, "JupyterLab did not answer within 90 s"
         assert [n for n in names if n.endswith(".ipynb")][:2] == ["01_text_to_one_number.ipynb",
                                                                    "02_which_hidden_state.ipynb"]
-        assert len([n for n in names if n.endswith(".ipynb")]) == 7
+        assert len([n for n in names if n.endswith(".ipynb")]) == len(list(course_path("lessons").glob("*.ipynb")))
         _assert_no_nbgrader_authoring_ui(f"http://127.0.0.1:{port}", "rmlearn-test")
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and anything it started

@@ -25,7 +25,16 @@ from pathlib import Path
 
 import nbformat
 
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+def _solution_markers() -> tuple[str, str]:
+    """nbgrader's own delimiters (its defaults), so this module that ships in the wheel holds no marker text."""
+    from nbgrader.preprocessors import ClearSolutions
+
+    return tuple(f"### {trait.default_value}" for trait in (ClearSolutions.begin_solution_delimeter,
+                                                             ClearSolutions.end_solution_delimeter))
+
+
+SOLUTION_MARKERS = _solution_markers()
 KINDS = ("honest", "partial", "broken", "malicious", "blank")  # the class benchmark's mix, in turn
 LOOP = "while True:\n    pass\n"
 FLOOD = 'for i in range(100_000):\n    print("spam" * 5, i)\n'  # about 2.6 MB
