@@ -9,6 +9,7 @@ exported; the exported CSV and the gradebook must hold exactly the expected scor
 from __future__ import annotations
 
 import csv
+import json
 import re
 import subprocess
 import sys
