@@ -231,19 +231,20 @@ def plot_overoptimization(best_of_n: Any, kl_regularised: Any, n: int | None = N
 
 
 RLHF_BOXES = {  # name: (x, y, text) in axes coordinates; the reward model is the course's subject
-    "sft": (0.13, 0.62, "SFT policy\n(the model after\nsupervised fine-tuning)"),
+    "sft": (0.13, 0.62, "policy π\n(starts as the SFT model:\nsupervised fine-tuning)"),
     "reference": (0.13, 0.22, "reference model\n(a frozen copy\nof the SFT policy)"),
     "reward": (0.50, 0.62, "reward model\nr(x, y): one number\n(lessons 01–07)"),
     "value": (0.50, 0.22, "value model (critic)\nV(prefix)\n(lesson 07)"),
     "rl": (0.86, 0.42, "RL step (PPO)\nraise  r − β·KL\n(lesson 08)"),
 }
 RLHF_ARROWS = (  # (from, to, label)
-    ("sft", "reward", "prompt x, sampled answer y"),
+    ("sft", "reward", "prompt x,\nsampled answer y"),
     ("reward", "rl", "reward r(x, y)"),
     ("reference", "rl", "KL(policy ‖ reference)"),
     ("value", "rl", "baseline V"),
     ("rl", "sft", "updated policy"),
 )
+RLHF_LABEL_AT = {("sft", "reward"): (0.285, 0.645), ("reference", "rl"): (0.36, 0.33), ("value", "rl"): (0.70, 0.25)}  # clear of the other lines
 
 
 def plot_rlhf_loop(highlight: str | None = "reward"):
@@ -277,7 +278,7 @@ def plot_rlhf_loop(highlight: str | None = "reward"):
             where = ((x0 + x1) / 2, 0.88)
         else:
             tail, head, style = edge(x0, y0, x1, y1), edge(x1, y1, x0, y0), "arc3"
-            where = ((x0 + x1) / 2, (y0 + y1) / 2 + 0.04)
+            where = RLHF_LABEL_AT.get((start, end), ((x0 + x1) / 2, (y0 + y1) / 2 + 0.04))
         ax.annotate("", xy=head, xytext=tail, arrowprops=dict(arrowstyle="-|>", color="#456", connectionstyle=style))
         ax.text(*where, label, ha="center", fontsize=8, color="#345", gid=f"rlhf-arrow-{start}-{end}")
     return fig

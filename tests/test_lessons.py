@@ -70,54 +70,137 @@ def claims_01(nb):
     import re
 
     text = _text(nb)
+    untrained = _numbers(_output_text(nb, "c14"))
+    assert untrained and all(abs(x) < 1 for x in untrained)  # "arbitrary small values"
+    assert _printed(nb, "c10").strip().endswith("True")  # EOS state = last column without padding
+    reward, direct = [_numbers(line.split("(B,)")[-1].split(":")[-1]) for line in _printed(nb, "c12").splitlines()[1:3]]
+    assert reward == direct  # "Calling the model ... gives the same number"
+    r_c, r_r = (float(x) for x in re.findall(r"r\((?:chosen|rejected)\)\s+= ([-+][\d.]+)", _printed(nb, "c16")))
+    said = re.search(r"trained on (\d+) pairs; the detailed answer scores (higher|lower) .* by (-?[\d.]+)", _printed(nb, "c16"))
+    assert said and (said.group(2) == "higher") == (r_c > r_r) and r_c - r_r > 1  # "clearly higher"
     found = re.search(r"(All|Not all) (\d+) preferred answers score above all \d+ others.*?preferred (-?[\d.]+) … "
                       r"(-?[\d.]+), others (-?[\d.]+) … (-?[\d.]+)", text)
     assert found, "lesson 01's sentence on the support-set scores"
-    verdict, _, c_lo, c_hi, r_lo, r_hi = found.groups()
+    verdict, n, c_lo, c_hi, r_lo, r_hi = found.groups()
     assert (verdict == "All") == (float(c_lo) > float(r_hi))
     assert float(c_hi) - float(c_lo) > 1.0 and float(r_hi) - float(r_lo) > 1.0  # "each gets its own value"
+    longer, of = map(int, re.search(r"in (\d+) of the (\d+) pairs the preferred answer is also the longer one", text).groups())
+    assert of == int(n) and longer == of  # "from these pairs alone a model could have learned 'longer is better'"
+    assert int(said.group(1)) > 4 * of  # the support pairs are a small part of the training data
     assert any("image/png" in o.get("data", {}) for o in nb.cells[2].get("outputs", []))  # the RLHF loop figure
 
 
 def claims_02(nb):
     import re
 
-    rows = re.findall(r"^\s*(\d+)\s+\d+\s+\d+%\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?\d+)%\s+(-?\d+)%$", _text(nb), re.M)
+    # causal attention: positions before the edit do not move, the edit and everything after it do
+    changes = [float(x) for x in re.findall(r"max \|h_a - h_b\| = ([\d.]+)", _printed(nb, "c03"))]
+    moved = [c > 0 for c in changes]
+    first = moved.index(True)
+    assert first > 0 and all(moved[first:]) and not any(moved[:first]), changes
+    rows = re.findall(r"^\s*(\d+)\s+\d+\s+(\d+)%\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?\d+)%\s+(-?\d+)%\s+(-?\d+)%$",
+                      _printed(nb, "c07"), re.M)
     assert len(rows) == 5, "the prompt-length table"
     assert [int(r[0]) for r in rows] == [0, 1, 2, 4, 8]
-    assert rows[0][3] == rows[0][4] == "100"  # both gaps start at 100 %
-    mean_left = [int(r[4]) for r in rows]
+    assert rows[0][4] == rows[0][5] == rows[0][6] == "100"  # every gap starts at 100 %
+    mean_left = [int(r[5]) for r in rows]
     assert mean_left == sorted(mean_left, reverse=True) and 0 <= mean_left[-1] < 10  # fades towards zero
-    assert all(float(r[2]) > 0 for r in rows)  # ... without changing sign
-    assert float(rows[0][1]) > 0 and float(rows[-1][1]) < 0  # the EOS preference changes sign in the longest rows
+    assert all(float(r[3]) > 0 for r in rows)  # ... without changing sign
+    said = re.search(r"response is (\d+)% of the average instead of (\d+)%, so dilution alone would leave about (\d+)% "
+                     r"of the mean gap. It keeps (-?\d+)%, and the response-only average, which no prompt dilutes, "
+                     r"keeps only (-?\d+)%\. So most of the fade here is not dilution.*?at most (\d+) tokens.*?"
+                     r"changes sign at k = ([\d, ]+)\.", _text(nb))
+    assert said, "lesson 02's sentence under the prompt-length table"
+    share, share0, dilution, kept, response_kept, longest, flips = said.groups()
+    assert (share, share0, kept, response_kept) == (rows[-1][1], rows[0][1], rows[-1][5], rows[-1][6])
+    assert abs(int(dilution) - 100 * int(share) / int(share0)) <= 1
+    assert int(kept) < int(dilution) / 2 and int(response_kept) < int(dilution) / 2  # "most of the fade is not dilution"
+    assert [int(k) for k in flips.split(", ")] == [int(r[0]) for r in rows if float(r[2]) < 0]
+    assert float(rows[0][2]) > 0 and float(rows[-1][2]) < 0  # the EOS preference changes sign in the longest rows
+    tokens = [int(_numbers(line)[1]) for line in _printed(nb, "c07").splitlines()[1:3]]
+    assert 2 * int(longest) < tokens[1] - tokens[0]  # one extra sentence alone is far longer than any trained prompt
+    # the padding bug: under right padding hidden[:, -1] reads the chosen answer's PAD and flips the preference
+    bug = _printed(nb, "c09")
+    assert "last column holds: ['<|pad|>', '<|endoftext|>']" in bug
+    alone, eos, naive = (_numbers(bug.split(label)[1].splitlines()[0])
+                         for label in ("scored one at a time:", "EOS pooling in batch:", "hidden[:, -1]       :"))
+    assert alone == eos and eos[0] > eos[1] and naive[0] < naive[1] and naive[1] == eos[1]
+    assert "EOS pooling prefers the **chosen** answer; `hidden[:, -1]` prefers the **rejected** one" in _text(nb)
+    left = [_numbers(line.rsplit(":", 1)[1]) for line in _printed(nb, "c11").splitlines()[1:3]]
+    assert left[0] == left[1] == eos  # with left padding the shortcut happens to work
+    # PAD = EOS: the classifier reads the token before EOS; with a separate PAD it reads EOS
+    pad_eos = _printed(nb, "c13").splitlines()
+    classifier, before, at_eos = (_numbers(line.split(":")[1])[0] for line in pad_eos)
+    assert classifier == before != at_eos and _numbers(pad_eos[2])[-1] == at_eos
+    assert _numbers(_printed(nb, "c15").split(":")[1]) == [at_eos]
 
 
 def claims_03(nb):
+    import math
     import re
 
     text = _text(nb)
-    means = re.findall(r"start: mean = (-?[\d.]+)\s+→\s+center_coef = ([\d.]+): scores A..D = \[(.*?)\], mean = (-?[\d.]+)", text)
+    per_pair = _numbers(_printed(nb, "c04").splitlines()[0])
+    assert per_pair.index(max(per_pair)) == 2  # "the pair with the smallest gap (1.8 vs 0.9) costs the most"
+    sigma, back = (_numbers(line.split(":")[1]) for line in _printed(nb, "c06").splitlines())
+    assert sigma == back  # exp(−loss) gives the probability back
+    shifted, scaled = (_numbers(line.split(":")[1])[0] for line in _printed(nb, "c08").splitlines())
+    assert shifted == _numbers(_printed(nb, "c04").splitlines()[1])[0] and scaled < shifted
+    grads = re.findall(r"Δ = ([-+]\d+):  ∂loss/∂r_c = ([-+][\d.]+)   ∂loss/∂r_r = ([-+][\d.]+)", _printed(nb, "c12"))
+    for gap, g_c, g_r in grads:  # equal and opposite, σ(−Δ)
+        assert float(g_c) == -float(g_r) and abs(-float(g_c) - 1 / (1 + math.exp(float(gap)))) < 1e-4
+    sizes = [-float(g) for _, g, _ in grads]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < 0.001 and sizes[0] > 0.95
+    assert all(0.5 <= s < 1 for (gap, _, _), s in zip(grads, sizes) if float(gap) <= 0)  # wrong pairs: 0.5 … 1
+    margin = dict(re.findall(r"m = ([\d.]+): loss at Δ = 1 is ([\d.]+)", _printed(nb, "c14")))
+    assert abs(float(margin["1.0"]) - math.log(2)) < 1e-4  # with m = Δ the loss is log 2, a tie
+    means = re.findall(r"start: mean = (-?[\d.]+)\s+→\s+center_coef = ([\d.]+): scores A..D = \[(.*?)\], mean = (-?[\d.]+), "
+                       r"pairwise loss = ([\d.]+)", text)
     assert len(means) == 2
-    (start0, _, free, end0), (_, _, centred, end1) = means
+    (start0, _, free, end0, loss0), (_, _, centred, end1, loss1) = means
     assert float(start0) == float(end0)  # without the penalty the mean stays exactly where it started
     assert abs(float(end1)) < 0.5  # with it the scores settle around 0
     a, b, c, d = map(float, free.split(", "))
     a2, b2, c2, d2 = map(float, centred.split(", "))
     assert a > b and a > c and b > d and c > d and a2 > b2 and a2 > c2 and b2 > d2 and c2 > d2  # both rank right
     assert a2 - d2 < a - d  # the penalty shrinks the gaps
+    assert float(loss1) > float(loss0)  # "It trades ranking loss for scores on a fixed level"
+    # quiz 03's explanations quote these numbers
+    assert abs(float(margin["0.0"]) - 0.313) < 5e-4 and abs(sizes[-1] - 0.0003) < 5e-5
 
 
 def claims_04(nb):
+    import math
     import re
 
     text = _text(nb)
+    before = re.search(r"'accuracy': ([\d.]+).*'num_pairs': (\d+)", _printed(nb, "c03"))
+    accuracy, pairs = float(before.group(1)), int(before.group(2))
+    assert abs(accuracy - 0.5) < 2 * math.sqrt(0.25 / pairs)  # "at chance level": within 2 standard errors
+    first, last = map(float, re.search(r"loss ([\d.]+) at the first step, ([\d.]+) over the last ten", _printed(nb, "c05")).groups())
+    assert abs(first - math.log(2)) < 0.1 and last < first / 10  # "starts at log 2 ≈ 0.69 ... and falls"
+    table = {line.split()[0]: _numbers(line) for line in _printed(nb, "c08").splitlines()}
+    assert table["accuracy"][1] > 0.9 and table["accuracy"][1] > table["accuracy"][0]
+    assert abs(table["mean_gap"][1] - (table["mean_chosen"][1] - table["mean_rejected"][1])) < 0.01
     accuracy = int(re.search(r"prefers the answer to its own question \*\*(\d+)%\*\*", text).group(1))
     assert accuracy >= 90
     own, total = map(int, re.search(r"In \*\*(\d) of (\d)\*\* rows", text).groups())
     assert own == total == 6
+    assert "9: 36}" in _printed(nb, "c10")  # "one ranking of 9 gives 36 pairs"
+    losses = {line[:28].strip(): _numbers(line[28:]) for line in _printed(nb, "c12").splitlines()[2:6]}
+    for i in (0, 1):  # lowest in the people's order, highest reversed
+        assert losses["same numbers, human order"][i] == min(v[i] for v in losses.values())
+        assert losses["same numbers, reversed"][i] == max(v[i] for v in losses.values())
+    assert abs(losses["all equal"][0] - math.log(2)) < 1e-3 and abs(losses["all equal"][1] - math.log(24)) < 1e-3
+    against = int(re.search(r"the model orders (\d+) of 6 pairs against the people", _printed(nb, "c12")).group(1))
+    assert (against > 0) == (losses["model's scores"][0] > losses["same numbers, human order"][0])
     assert re.search(r"Best-of-8 picked an answer of quality \*\*\+1\*\*", text)
     means = dict(re.findall(r"quality ([+-]\d): (-?[\d.+]+) \(", text))
     assert float(means["+1"]) > float(means.get("+0", "-inf")) > float(means.get("-1", "-inf"))
+    rewards = re.findall(r"^\s*([-+][\d.]+)  quality ([-+]\d)", _printed(nb, "c16"), re.M)
+    for q in {q for _, q in rewards}:  # "spread over a range within each quality"
+        within = [float(r) for r, q2 in rewards if q2 == q]
+        assert len(within) < 2 or max(within) - min(within) > 0.3, within
 
 
 CLAIMS_01_04 = {"01": claims_01, "02": claims_02, "03": claims_03, "04": claims_04}
@@ -203,6 +286,11 @@ def test_tidy_clears_outputs_splits_headings_and_keeps_ids(tmp_path):
 def _printed(nb, cell_id: str) -> str:
     cell = next(c for c in nb.cells if c.get("id") == cell_id)
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def _output_text(nb, cell_id: str) -> str:
+    cell = next(c for c in nb.cells if c.get("id") == cell_id)
+    return "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.outputs)
 
 
 def _numbers(line: str) -> list[float]:
