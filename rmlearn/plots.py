@@ -227,6 +227,7 @@ def plot_overoptimization(best_of_n: Any, kl_regularised: Any, n: int | None = N
         twin.set_xticks(best_of_n.kl[::2], [str(x) for x in best_of_n.x[::2]])
         twin.set_xlabel("n")
     axes[0].legend(fontsize=8, loc="lower right")
+    return fig
 
 
 RLHF_BOXES = {  # name: (x, y, text) in axes coordinates; the reward model is the course's subject
