@@ -38,14 +38,25 @@ def check_05(nb) -> None:
     (careful_annotators, careful_truth), (biased_annotators, biased_truth) = [
         (float(a), float(b)) for a, b in re.findall(r"^length_bias \S+\s+(\d\.\d{3})\s+(\d\.\d{3})", table, re.M)]
     # "agrees with its (biased) annotators on most pairs … yet gets fewer true-quality pairs right"
-    assert biased_annotators > 0.5 and biased_truth < careful_truth, table
+    assert biased_annotators > 0.5 and biased_truth < careful_truth - 0.2, table
+    said = re.search(r"annotators on (\d+)% .* it gets (\d+)% right(, barely better than a coin flip)?, far below the "
+                     r"careful model's (\d+)%.* only (\d+)% of the pairs", table, re.S)
+    assert said, table
+    assert [int(said[i]) for i in (1, 2, 4, 5)] == [round(100 * x) for x in (biased_annotators, biased_truth,
+                                                                            careful_truth, careful_annotators)], table
+    assert (said[3] is not None) == (biased_truth < 0.6), table
+    assert careful_annotators < biased_annotators, table  # "the careful model looks *worse* by the usual check"
 
     probe = cell_text(nb, "probe = length_probe(200, seed=1)")
     careful_longer, biased_longer = [int(x) for x in re.findall(r"on (\d+)% of probe pairs", probe)]
     assert biased_longer > careful_longer, probe  # the biased model prefers the longer answer more often
 
     corr = cell_text(nb, "correlation of TRUE quality with length")
-    true_corr, careful_corr, biased_corr = [float(x) for x in re.findall(r"[-+]\d\.\d{3}", corr)]
+    (true_corr,) = [float(x) for x in re.findall(r"TRUE quality with length: ([-+]\d\.\d{3})", corr)]
+    careful_corr, biased_corr = [float(x) for x in re.findall(r"reward with length ([-+]\d\.\d{3})", corr)]
+    careful_within, biased_within = [float(x) for x in re.findall(r"mean correlation with length ([-+]\d\.\d{3})", corr)]
+    # "within one colour, that is at equal quality, its dots climb to the right"; the careful model's bands do not
+    assert biased_within > 0.5 and abs(careful_within) < 0.3, corr
     assert abs(true_corr) < 0.1 and abs(careful_corr) < 0.1, corr  # "not tied … about as little as true quality"
     assert biased_corr > careful_corr + 0.5, corr  # "the biased model's reward follows length far more"
 
@@ -62,6 +73,10 @@ def check_05(nb) -> None:
     assert float(truth["biased, rebalanced"]) < float(truth["careful labels"]), rebalanced  # "does not get back"
     kept, pool = [int(x) for x in re.search(r"(\d+) of (\d+) labels", rebalanced).groups()]
     assert kept < pool / 2, rebalanced  # "we threw away most of the labels"
+    shorter_right, longer_right = [int(x) for x in re.findall(r"names the truly better answer in (\d+)%", rebalanced)]
+    # "in the half where the longer answer won … names the better answer about as often as a coin would"
+    assert 35 <= longer_right <= 65 and shorter_right > longer_right + 20, rebalanced
+    assert "held-out pairs also among the kept pairs: 0" in rebalanced  # "so no held-out pair is trained on"
 
     support = cell_text(nb, "support = support_pairs()")
     assert re.search(r"longer one: 100%", support), support  # the 100 % confound the lesson connects back
@@ -82,7 +97,24 @@ def check_06(nb) -> None:
     first, second = re.findall(r": (\d\.\d{4})", pairwise)
     assert first == second, pairwise  # "shifting every score by the same amount changes nothing"
 
+    sentence = cell_text(nb, "example = support_pairs()[3]")
+    baseline = float(re.search(r"baseline \(empty response\): ([-+]?\d+\.\d+)", sentence)[1])
+    whole = float(re.search(r"score of the whole response: ([-+]?\d+\.\d+)", sentence)[1])
+    assert ("even higher than the good answer's" in sentence) == (baseline > whole), sentence
+
+    phrase_rows = re.findall(r"^\d\.\s+([-+]\d+\.\d{3})\s+(\w+)", cell_text(nb, "phrases = ["), re.M)
+    credit = {}
+    for value, kind in phrase_rows:
+        credit.setdefault(kind, []).append(float(value))
+    # "Only the unhelpful phrase is credited as the rule says": a clear loss; helpful phrases get no clear gain,
+    # and a filler is not worth zero
+    assert max(credit["unhelpful"]) < -1 and max(credit["helpful"]) < 0.5, credit
+    assert max(abs(c) for c in credit["filler"]) > 0.5, credit
+
     regression = cell_text(nb, "per_segment = segment_regression_loss(pred, target")
+    # "here the miss of 0.5 also breaks the order … costs 0.25, exactly what each segment cost in the shifted example"
+    assert "same order as the targets? False" in regression and "squared error 0.250" in regression, regression
+    assert float(shifted.split("regression loss:")[1]) == 0.25, shifted
     rows = re.findall(r"squared error (\d\.\d{3})\s+gradient ([-+]\d\.\d{3})", regression)
     errors, grads = [float(e) for e, _ in rows], [float(g) for _, g in rows]
     worst = errors.index(max(errors))

@@ -298,6 +298,12 @@ def _numbers(line: str) -> list[float]:
 
 
 def check_08(nb) -> None:
+    figure = next(c for c in nb.cells if c.get("id") == "c22")
+    assert 'plot_rlhf_loop(highlight="rl")' in figure.source  # lesson 01's loop figure, the RL step highlighted
+    assert any("image/png" in o.get("data", {}) for o in figure.outputs)
+    proxy_pairs, course_pairs = map(int, re.search(r"the proxy (\d+), the course reward model (\d+)",
+                                                   _printed(nb, "c02")).groups())
+    assert 3 * proxy_pairs < course_pairs  # "a proxy trained on far fewer labelled pairs"
     table = [_numbers(line) for line in _printed(nb, "c05").splitlines()[1:10]]
     n, proxy, gold, kl, bound = zip(*table)
     peak = max(range(len(gold)), key=gold.__getitem__)
@@ -315,6 +321,17 @@ def check_08(nb) -> None:
     # "With a length-biased proxy, best-of-n picks longer answers"
     lengths = {line.split(":")[0]: _numbers(line) for line in _printed(nb, "c11").splitlines()}
     assert lengths["length bias 0.8"][3] > lengths["length bias 0.0"][3] + 3, lengths
+    # the length-biased proxy's selection: gold creeps up (or peaks and falls), and stays below the fair proxy's peak
+    said = "".join(o.data.get("text/markdown", "") for o in next(c for c in nb.cells if c.get("id") == "c11").outputs
+                   if "data" in o)
+    hacked_peak_n, hacked_last_n = lengths["length bias 0.8"][4], 256
+    assert ("keeps creeping up instead of falling" in said) == (hacked_peak_n == hacked_last_n), said
+    below, fair_peak = map(float, re.search(r"gold is (-?[\d.]+), below the (-?[\d.]+) that", said).groups())
+    assert below < fair_peak and fair_peak == gold[peak] and below == lengths["length bias 0.8"][5], said
+    # "A larger β keeps the KL, and so the over-optimization, bounded"
+    beta_peak, kl_peak, gold_peak, beta_min, kl_min, gold_min = _numbers(
+        _printed(nb, "c11").split("KL-regularised optimum, unbiased proxy:")[1])
+    assert beta_peak > beta_min and kl_min > kl_peak + 1 and gold_min < gold_peak - 0.05
     # RL: "The proxy's score rises, the KL from the reference grows, and the answers get longer …
     # Gold does not rise with the proxy"
     steps = [_numbers(line) for line in _printed(nb, "c14").splitlines()[1:-1]]
