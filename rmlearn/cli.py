@@ -137,18 +137,10 @@ def _load_model(args: argparse.Namespace):
 def _score_jsonl(model, tokenizer, path: Path) -> list[dict]:
     """Each line of ``path`` with its scores: ``score`` for a ``prompt``/``response`` row,
     ``score_chosen``/``score_rejected`` for a preference pair, ``scores`` (best → worst) for a ranking."""
-    from .data import DataError, PreferencePair, parse_record
+    from .data import DataError, PreferencePair, parse_record, read_jsonl
 
-    if not path.is_file():
-        raise FileNotFoundError(f"no JSONL file at {path}")
     rows, items = [], []  # items: (row index, key, prompt, response)
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(path, number, f"invalid JSON ({err.msg} at column {err.colno})") from None
+    for number, record in read_jsonl(path, "JSONL file"):
         row = len(rows)
         rows.append(record)
         if isinstance(record, dict) and isinstance(record.get("response"), str):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,21 +146,29 @@ def load_preferences(path: str | Path, max_chars: int = MAX_CHARS) -> list[Examp
     Raises ``DataError`` (``file:line: problem``) on the first bad line.
     """
     path = Path(path)
+    examples = [parse_record(record, (path, number), max_chars) for number, record in read_jsonl(path, "preference file")]
+    if not examples:
+        raise DataError(path, 0, "the file holds no examples")
+    return examples
+
+
+def read_jsonl(path: str | Path, what: str = "JSON-lines file") -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for each non-blank line of a JSON-lines file.
+
+    Raises ``FileNotFoundError`` (naming ``what`` the file should be) for a missing file and
+    ``DataError`` (``file:line``) for a line that is not JSON.
+    """
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no preference file at {path}")
-    examples: list[Example] = []
+        raise FileNotFoundError(f"no {what} at {path}")
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(path, number, f"invalid JSON ({err.msg} at column {err.colno})") from None
-            examples.append(parse_record(record, (path, number), max_chars))
-    if not examples:
-        raise DataError(path, 0, "the file holds no examples")
-    return examples
 
 
 def as_pairs(data: Iterable[Example]) -> list[PreferencePair]:
