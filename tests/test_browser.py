@@ -22,30 +22,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import unavailable
 
 pytestmark = pytest.mark.slow
 
 BROWSER_DIR = Path(__file__).parent / "browser"
 START_TIMEOUT_S = 60  # Voila answering HTTP, and a dashboard's first render (imports torch, transformers)
 UPDATE_TIMEOUT_S = 20  # a control moved → the new number on the page
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root in a container
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Kernel and this process compute with one thread each, so their float sums run in the same order.
 KERNEL_THREADS = 1
-
-
-def _unavailable(reason: str):
-    """Missing browser or server: a failure in CI, a skip (with the reason) elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -67,7 +52,7 @@ def voila(tmp_path_factory):
     """
     voila_bin = shutil.which("voila", path=os.path.dirname(sys.executable)) or shutil.which("voila")
     if voila_bin is None:
-        _unavailable("voila is not installed in this environment")
+        unavailable("voila is not installed in this environment")
     port = _free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     # the kernels inherit this environment; conftest's MPLBACKEND=Agg is put back to a kernel's default
@@ -89,7 +74,7 @@ def _wait_for_http(proc: subprocess.Popen, url: str, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            _unavailable(f"voila exited with code {proc.returncode}:\n{_log_tail(log)}")
+            unavailable(f"voila exited with code {proc.returncode}:\n{_log_tail(log)}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -97,7 +82,7 @@ def _wait_for_http(proc: subprocess.Popen, url: str, log: Path) -> None:
             return  # it answers, that is all we wait for
         except OSError:
             time.sleep(0.2)
-    _unavailable(f"voila did not answer on {url} within {START_TIMEOUT_S} s:\n{_log_tail(log)}")
+    unavailable(f"voila did not answer on {url} within {START_TIMEOUT_S} s:\n{_log_tail(log)}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -119,28 +104,6 @@ def _stop(proc: subprocess.Popen) -> None:
             child.kill()
         except psutil.NoSuchProcess:
             pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's headless Chromium launched through Playwright (its own download is not used)."""
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError as exc:
-        _unavailable(f"playwright is not installed: {exc}")
-    executable = shutil.which("chromium")
-    if executable is None:
-        _unavailable("chromium is not on PATH; run scripts/install_browser.sh")
-    playwright = sync_playwright().start()
-    try:
-        try:
-            chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        except Error as exc:
-            _unavailable(f"chromium ({executable}) did not start: {exc}")
-        yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 @pytest.fixture

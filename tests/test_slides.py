@@ -10,7 +10,6 @@ Like tests/test_browser.py: outside CI a missing Chromium or Voila skips; with `
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,6 @@ LESSON = "03"  # a lesson with an explorer and no model training: quick to execu
 LESSONS = Path(__file__).parents[1] / "lessons"
 VIEWPORT = {"width": 1280, "height": 720}
 START_TIMEOUT_S = 90  # Voila runs the whole lesson before the slides start (loaded 2-core machine)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # the present slide: its box on the screen, and whether what does not fit scrolls
 SLIDE_BOX = """() => {
   const s = document.querySelector('.reveal .slides section.present:not(.stack)');
@@ -38,12 +36,6 @@ SLIDE_BOX = """() => {
   return {top: r.top, bottom: r.bottom, scrollHeight: s.scrollHeight, clientHeight: s.clientHeight,
           overflowY: getComputedStyle(s).overflowY, title: (s.querySelector('h1, h2, h3') || {}).textContent};
 }"""
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def heading_cells(path: Path) -> int:
@@ -70,7 +62,7 @@ def slides_server(tmp_path_factory):
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                _unavailable(f"voila exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
+                unavailable(f"voila exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(url, timeout=2):
                     break
@@ -78,7 +70,7 @@ def slides_server(tmp_path_factory):
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    _unavailable(f"voila did not answer within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+                    unavailable(f"voila did not answer within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
                 time.sleep(0.2)
         yield url, log
     finally:
@@ -91,38 +83,24 @@ def slides_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def offline_page():
-    """A 1280×720 page in Debian's headless Chromium that may reach this machine only; the list
-    of the requests it had to block comes with it."""
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError as exc:
-        _unavailable(f"playwright is not installed: {exc}")
-    executable = shutil.which("chromium")
-    if executable is None:
-        _unavailable("chromium is not on PATH; run scripts/install_browser.sh")
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        except Error as exc:
-            _unavailable(f"chromium ({executable}) did not start: {exc}")
-        page = browser.new_context(viewport=VIEWPORT).new_page()
-        blocked: list[str] = []
+def offline_page(browser):
+    """A 1280×720 page that may reach this machine only; the list of the requests it had to block
+    comes with it."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    blocked: list[str] = []
 
-        def only_this_machine(route):
-            url = route.request.url
-            if url.startswith(("http://127.0.0.1:", "http://localhost:", "data:", "blob:")):
-                route.continue_()
-            else:
-                blocked.append(url)
-                route.abort()
+    def only_this_machine(route):
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1:", "http://localhost:", "data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
 
-        page.route("**/*", only_this_machine)
-        yield page, blocked
-        browser.close()
-    finally:
-        playwright.stop()
+    page.route("**/*", only_this_machine)
+    yield page, blocked
+    context.close()
 
 
 def test_a_lesson_presents_as_slides_offline_at_1280x720(slides_server, offline_page):
