@@ -30,10 +30,12 @@ from benchmarks import common
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 1  # 2048 pairs / 32 = 64 steps
 PAIRS, BATCH_SIZE, LR = 2048, 32, 1e-4  # synthetic_preferences(2048, seed=0), as in issue 12
-# rmlearn = the library default (one thread for this small model: the same numbers on any machine);
-# rmlearn-auto = threads="auto", what `rmlearn train` uses (one thread per idle core, measured at the start);
+# rmlearn = the library default, the reference path (one thread for this small model: the same numbers on
+# any machine); rmlearn-auto = threads="auto", what `rmlearn train` uses: the fast path (data-parallel shards,
+# one per idle core measured at the start, and fused kernels); rmlearn-1 = the fast path on one thread;
 # trl = TRL as installed (torch's default threads); trl-1thread = after torch.set_num_threads(1)
-IMPLS = ("rmlearn", "rmlearn-auto", "trl-1thread", "trl")
+IMPLS = ("rmlearn", "rmlearn-auto", "rmlearn-1", "trl-1thread", "trl")
+THREADS = {"rmlearn": None, "rmlearn-auto": "auto", "rmlearn-1": 1}
 
 
 def _rss_mib() -> float:
@@ -97,7 +99,7 @@ def worker(impl: str, epochs: int) -> dict:
     if impl == "trl-1thread":
         torch.set_num_threads(1)  # the thread setting rmlearn picks for a small CPU model, given to TRL too
     if impl.startswith("rmlearn"):
-        out = run_rmlearn(epochs, "auto" if impl == "rmlearn-auto" else None)
+        out = run_rmlearn(epochs, THREADS[impl])
     else:
         out = run_trl(epochs)
     out.update(impl=impl, pairs_per_s=out["pairs"] / out["seconds"], peak_rss_mib=_peak_mib(),
@@ -124,7 +126,8 @@ def _subprocess(impl: str, epochs: int, timeout: int = TIMEOUT) -> dict:
 
 def first_step_losses() -> dict:
     """The same first batch through both trainers: one batch of 16 pairs, 3 steps (same batch each
-    step, so the AdamW updates must agree too). Returns both loss sequences."""
+    step, so the AdamW updates must agree too). Returns the loss sequences of TRL and of rmlearn's
+    reference path (``rmlearn``) and fast path on 2 threads (``rmlearn_fast``)."""
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     from datasets import Dataset
     from trl import RewardTrainer
@@ -135,6 +138,8 @@ def first_step_losses() -> dict:
     tok, data = course_tokenizer(), common.preference_data()[: common.BATCH_SIZE]
     history = train_reward_model(common.reward_model(), tok, data, epochs=3, batch_size=common.BATCH_SIZE,
                                  lr=common.LR, progress=False)
+    fast = train_reward_model(common.reward_model(), tok, data, epochs=3, batch_size=common.BATCH_SIZE,
+                              lr=common.LR, progress=False, threads=2)
     trl_losses: list[float] = []
 
     class Recording(RewardTrainer):
@@ -146,8 +151,9 @@ def first_step_losses() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         Recording(model=common.sequence_classifier(), args=common.trl_config(tmp, num_train_epochs=3),
                   train_dataset=Dataset.from_list(common.trl_records(data)), processing_class=tok).train()
-    return dict(rmlearn=history.loss, trl=trl_losses,
-                max_abs_diff=max(abs(a - b) for a, b in zip(history.loss, trl_losses, strict=True)))
+    return dict(rmlearn=history.loss, rmlearn_fast=fast.loss, trl=trl_losses,
+                max_abs_diff=max(abs(a - b) for a, b in zip(history.loss, trl_losses, strict=True)),
+                max_abs_diff_fast=max(abs(a - b) for a, b in zip(fast.loss, trl_losses, strict=True)))
 
 
 def _summary(runs: list[dict], key: str) -> dict:
@@ -182,6 +188,8 @@ def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=pri
         result[impl]["speedup"] = result["rmlearn"]["pairs_per_s"]["median"] / result[impl]["pairs_per_s"]["median"]
         result[impl]["speedup_auto"] = (result["rmlearn-auto"]["pairs_per_s"]["median"]
                                         / result[impl]["pairs_per_s"]["median"])
+        result[impl]["speedup_1"] = (result["rmlearn-1"]["pairs_per_s"]["median"]
+                                     / result[impl]["pairs_per_s"]["median"])
         result[impl]["memory_ratio"] = (result["rmlearn"]["peak_rss_mib"]["median"]
                                         / result[impl]["peak_rss_mib"]["median"])
         result[impl]["cpu_speedup"] = (result["rmlearn"]["pairs_per_cpu_s"]["median"]
@@ -191,8 +199,10 @@ def bench(repeats: int = 5, epochs: int = EPOCHS, slow_repeats: int = 1, log=pri
     result["trl-1thread"]["paired_speedup"] = _summary([{"r": r} for r in paired], "r")
     result["first_step"] = first_step_losses()
     result["load_avg"] = os.getloadavg()
-    log(f"  rmlearn / TRL (default threads): {result['trl']['speedup']:.2f}x with one thread, "
-        f"{result['trl']['speedup_auto']:.2f}x with threads='auto'; load average {result['load_avg'][0]:.1f}")
+    log(f"  rmlearn / TRL (default threads): {result['trl']['speedup_auto']:.2f}x with threads='auto', "
+        f"{result['trl']['speedup_1']:.2f}x with threads=1, {result['trl']['speedup']:.2f}x with the reference "
+        f"path; rmlearn threads=1 / TRL on 1 thread: {result['trl-1thread']['speedup_1']:.2f}x; "
+        f"load average {result['load_avg'][0]:.1f}")
     return result
 
 
@@ -211,19 +221,19 @@ def main() -> None:
         return
     out: dict = {}
 
-    def part(name: str, repeats: int) -> None:
+    def part(name: str, repeats: int, slow_repeats: int) -> None:
         print(name + ":", flush=True)
-        out[name] = bench(repeats, args.epochs, log=lambda m: print(m, flush=True), timeout=args.timeout)
+        out[name] = bench(repeats, args.epochs, slow_repeats, log=lambda m: print(m, flush=True), timeout=args.timeout)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(out, indent=1))
 
     if not args.busy_only:
-        part("as_found", args.repeats)
+        part("as_found", args.repeats, args.repeats)
     if args.busy or args.busy_only:
         from benchmarks.busy import busy_machine
 
         with busy_machine():
-            part("busy", max(1, args.repeats // 2))
+            part("busy", max(1, args.repeats // 2), 1)  # TRL on default threads crawls here: once
     print(json.dumps(out, indent=1))
 
 

@@ -2,8 +2,9 @@
 
 Each measurement times one ingredient both ways in the same process, alternating, and keeps the
 median: threads (torch's default vs one thread for the tiny model), tokenization (a tokenizer call
-per text vs ``encode_many``), the AdamW implementation (for-loop, foreach, fused), and passing
-``position_ids``. ``profile_steps`` lists the top functions of a cProfile'd training run.
+per text vs ``encode_many``), the AdamW implementation (for-loop, foreach, fused), passing
+``position_ids``, GPT-2's ``gelu_new`` vs the fused kernel, and 2 data-parallel shards vs 2 threads per
+op. ``profile_steps`` lists the top functions of a cProfile'd training run.
 """
 
 from __future__ import annotations
@@ -155,16 +156,46 @@ def activation(repeats: int = 5) -> dict:
     return out
 
 
+def data_parallel(repeats: int = 3) -> dict:
+    """Seconds for one epoch of ``train_reward_model(threads=2)`` (the fast path, 516 pairs, batch 16)
+    with each batch cut into 2 shards run side by side on one thread each (rmlearn's choice for a
+    small CPU model) vs one batch whose every op torch splits over 2 threads."""
+    import rmlearn.train
+    from rmlearn import course_tokenizer, train_reward_model
+
+    tok, data = course_tokenizer(), common.preference_data()
+    real = rmlearn.train._has_dropout
+
+    def run(shards: bool) -> float:
+        rmlearn.train._has_dropout = real if shards else (lambda model: True)  # "dropout" turns sharding off
+        try:
+            history = train_reward_model(common.reward_model(), tok, data, epochs=1, threads=2, progress=False)
+        finally:
+            rmlearn.train._has_dropout = real
+        assert history.shards == (2 if shards else 1), history.shards
+        return history.seconds
+
+    run(True)  # warm-up
+    times: dict[str, list[float]] = {"shards": [], "op_threads": []}
+    for _ in range(repeats):
+        times["shards"].append(run(True))
+        times["op_threads"].append(run(False))
+    out = {f"{k}_s": statistics.median(v) for k, v in times.items()}
+    out["gain"] = out["op_threads_s"] / out["shards_s"]
+    return out
+
+
 def profile_steps(top: int = 12) -> str:
-    """cProfile of ``train_reward_model`` on 320 pairs (20 steps): the top functions by own time."""
+    """cProfile of ``train_reward_model`` on 320 pairs (20 steps, the fast path on one thread): the
+    top functions by own time."""
     from rmlearn import course_tokenizer, train_reward_model
 
     tok, data = course_tokenizer(), common.preference_data()[:320]
-    train_reward_model(common.reward_model(), tok, data[:16], epochs=1, progress=False)  # warm-up
+    train_reward_model(common.reward_model(), tok, data[:16], epochs=1, threads=1, progress=False)  # warm-up
     profiler = cProfile.Profile()
     model = common.reward_model()
     profiler.enable()
-    train_reward_model(model, tok, data, epochs=1, progress=False)
+    train_reward_model(model, tok, data, epochs=1, threads=1, progress=False)
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
@@ -179,7 +210,7 @@ def bench(log=print) -> dict:
         result["threads_busy"]["spinning_processes"] = n
     log("  threads, busy machine: " + ", ".join(f"{k}={v:.4g}" for k, v in result["threads_busy"].items()))
     for name, fn in (("threads", threads), ("tokenization", tokenization), ("optimizer", optimizer),
-                     ("position_ids", position_ids), ("activation", activation)):
+                     ("position_ids", position_ids), ("activation", activation), ("data_parallel", data_parallel)):
         result[name] = fn()
         log(f"  {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in result[name].items()))
     result["cprofile"] = profile_steps()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-LABELS = {"rmlearn": "rmlearn, 1 thread (library default)", "rmlearn-auto": "rmlearn, threads=\"auto\" (`rmlearn train`)",
+LABELS = {"rmlearn": "rmlearn, reference path, 1 thread (library default)",
+          "rmlearn-auto": "rmlearn, threads=\"auto\" (fast path, `rmlearn train`)",
+          "rmlearn-1": "rmlearn, threads=1 (fast path, 1 thread)",
           "trl-1thread": "TRL, 1 thread", "trl": "TRL, default threads",
           "hf_forward_default": "AutoModelForSequenceClassification, default threads",
           "hf_forward_1thread": "AutoModelForSequenceClassification, 1 thread",
@@ -27,12 +29,25 @@ def _summary(results: dict) -> list[str]:
         if part not in results:
             continue
         t = results[part]["result"]
+        if "rmlearn-1" in t:
+            at_least = "≥ " if t["trl"].get("timed_out") else ""
+            rows.append(f"| training{where}, pairs/s (median), rmlearn threads=\"auto\" | "
+                        f"{t['rmlearn-auto']['pairs_per_s']['median']:.0f} | "
+                        f"{at_least.replace('≥', '≤')}{t['trl']['pairs_per_s']['median']:.0f} ({LABELS['trl']}) | "
+                        f"**{at_least}{t['trl']['speedup_auto']:.2f}×** |")
+            for impl in ("trl-1thread", "trl"):
+                at_least = "≥ " if t[impl].get("timed_out") else ""
+                rows.append(f"| training{where}, pairs/s (median), rmlearn threads=1 | "
+                            f"{t['rmlearn-1']['pairs_per_s']['median']:.0f} | "
+                            f"{at_least.replace('≥', '≤')}{t[impl]['pairs_per_s']['median']:.0f} ({LABELS[impl]}) | "
+                            f"**{at_least}{t[impl]['speedup_1']:.2f}×** |")
         for impl in ("trl-1thread", "trl"):
             at_least = "≥ " if t[impl].get("timed_out") else ""
-            rows.append(f"| training{where}, pairs/s (median) | {t['rmlearn']['pairs_per_s']['median']:.0f} | "
+            rows.append(f"| training{where}, pairs/s (median), rmlearn reference path | "
+                        f"{t['rmlearn']['pairs_per_s']['median']:.0f} | "
                         f"{at_least.replace('≥', '≤')}{t[impl]['pairs_per_s']['median']:.0f} ({LABELS[impl]}) | "
                         f"**{at_least}{t[impl]['speedup']:.2f}×** |")
-        if "rmlearn-auto" in t:
+        if "rmlearn-auto" in t and "rmlearn-1" not in t:
             rows.append(f"| training{where}, pairs/s (median), rmlearn threads=\"auto\" | "
                         f"{t['rmlearn-auto']['pairs_per_s']['median']:.0f} | "
                         f"{t['trl']['pairs_per_s']['median']:.0f} ({LABELS['trl']}) | "
@@ -54,6 +69,9 @@ def _summary(results: dict) -> list[str]:
         if part == "train":
             rows.append(f"| first-step loss, same weights and batch | {f['rmlearn'][0]:.6f} | {f['trl'][0]:.6f} (TRL) | "
                         f"max \\|diff\\| over 3 steps {f['max_abs_diff']:.1e} |")
+            if "rmlearn_fast" in f:
+                rows.append(f"| first-step loss, fast path on 2 threads | {f['rmlearn_fast'][0]:.6f} | "
+                            f"{f['trl'][0]:.6f} (TRL) | max \\|diff\\| over 3 steps {f['max_abs_diff_fast']:.1e} |")
     if "score" in results:
         s = results["score"]["result"]
         best = s["best_baseline"]
@@ -76,10 +94,10 @@ def _train_busy(results: dict) -> list[str]:
     lines = ["## Training on a busy machine", "", _when(results, "train_busy"), "",
              "The same comparison while one spinning Python process per core competes for the CPU "
              "(`benchmarks/busy.py`), as on a shared lab server, a CI runner or a laptop running a browser. "
-             f"rmlearn and TRL on one thread ran {len(t['rmlearn']['seconds']['values'])} times each, TRL with "
+             f"Each rmlearn setting and TRL on one thread ran {len(t['rmlearn']['seconds']['values'])} times, TRL with "
              f"default threads {len(t['trl']['seconds']['values'])} time(s).", "",
              "| | pairs/s, median (min–max) | pairs per CPU-second | seconds | peak RSS MiB |", "|---|---|---|---|---|"]
-    for impl in [i for i in ("rmlearn", "rmlearn-auto", "trl-1thread", "trl") if i in t]:
+    for impl in [i for i in ("rmlearn-auto", "rmlearn-1", "rmlearn", "trl-1thread", "trl") if i in t]:
         r = t[impl]
         if r.get("timed_out"):
             lines.append(f"| {LABELS[impl]} | at most {r['pairs_per_s']['median']:.1f}: cut off after "
@@ -96,7 +114,7 @@ def _train(results: dict) -> list[str]:
              "| | pairs/s, median (min–max) | pairs per CPU-second | seconds | steps | peak RSS MiB "
              "| RSS before training MiB |",
              "|---|---|---|---|---|---|---|"]
-    for impl in [i for i in ("rmlearn", "rmlearn-auto", "trl-1thread", "trl") if i in t]:
+    for impl in [i for i in ("rmlearn-auto", "rmlearn-1", "rmlearn", "trl-1thread", "trl") if i in t]:
         r = t[impl]
         cpu = _spread(r["pairs_per_cpu_s"]) if "pairs_per_cpu_s" in r else "–"
         lines.append(f"| {LABELS[impl]} | {_spread(r['pairs_per_s'])} | {cpu} | {r['seconds']['median']:.2f} | "
@@ -104,9 +122,9 @@ def _train(results: dict) -> list[str]:
     f = t["first_step"]
     lines += [
         "",
-        f"Each run is a fresh process (so peak memory is its own); rmlearn and TRL on one thread ran "
-        f"{len(t['rmlearn']['seconds']['values'])} times each, alternating, TRL with default threads "
-        f"{len(t['trl']['seconds']['values'])} time(s), to keep the run short. Both start from the same weights: `tiny_backbone(0)` with "
+        f"Each run is a fresh process (so peak memory is its own); each rmlearn setting and TRL on one thread ran "
+        f"{len(t['rmlearn']['seconds']['values'])} times, alternating, TRL with default threads "
+        f"{len(t['trl']['seconds']['values'])} time(s). Both start from the same weights: `tiny_backbone(0)` with "
         "rmlearn's seeded head, copied into a `GPT2ForSequenceClassification(num_labels=1)`. Both see the same "
         f"{t['rmlearn']['pairs']} pairs (`synthetic_preferences({t['rmlearn']['pairs']}, seed=0)`), batch "
         f"{t['rmlearn']['pairs'] // t['rmlearn']['steps']}, "
@@ -123,16 +141,21 @@ def _train(results: dict) -> list[str]:
         "`trainer.train()`, *excluding* its tokenization (done in its constructor). Peak RSS is the whole "
         "process (`ru_maxrss`): Python, torch, transformers and for TRL also datasets and accelerate.",
         "",
-        "\"TRL, 1 thread\" is TRL after `torch.set_num_threads(1)` — the setting rmlearn's library default "
-        "chooses for a model this small on CPU (see below); it is the fair comparison of the training loops. "
-        "\"TRL, default threads\" is what a TRL user gets out of the box. rmlearn with `threads=\"auto\"` (what "
-        "`rmlearn train` uses) samples `/proc/stat` for 50 ms and takes one thread per idle core: the fast "
-        "choice on an idle machine and on a busy one, at the price of numbers that depend on the thread "
-        "count; the library default keeps one thread so the lessons give the same numbers everywhere.",
+        "\"TRL, 1 thread\" is TRL after `torch.set_num_threads(1)`; \"TRL, default threads\" is what a TRL "
+        "user gets out of the box. rmlearn has two paths. The reference path (`threads=None`, the library "
+        "default, used by the lessons) runs a model this small on one thread with the backbone's own code: "
+        "the same numbers, bit for bit, on every machine. The fast path (`threads=\"auto\"`, what `rmlearn "
+        "train` uses, or a number) trains with torch's fused tanh-GELU kernel in place of GPT-2's Python "
+        "formula (the same function to 4.8e-7; the backbone's module is put back for scoring) and, with n > 1 "
+        "threads, cuts each batch into n shards whose forward and backward run side by side on one thread "
+        "each, adding their gradients in shard order. `\"auto\"` samples `/proc/stat` for 50 ms and takes "
+        "one thread per idle core. The fast path's numbers depend on the thread count only (docs/practitioners.md).",
         "",
         "**Same objective.** One batch of 16 pairs, three steps in each trainer, identical initial weights "
         "and batch: losses rmlearn " + ", ".join(f"{x:.6f}" for x in f["rmlearn"]) + "; TRL "
-        + ", ".join(f"{x:.6f}" for x in f["trl"]) + f" (max difference {f['max_abs_diff']:.1e}). "
+        + ", ".join(f"{x:.6f}" for x in f["trl"]) + f" (max difference {f['max_abs_diff']:.1e})"
+        + ("; rmlearn's fast path on 2 threads " + ", ".join(f"{x:.6f}" for x in f["rmlearn_fast"])
+           + f" (max difference {f['max_abs_diff_fast']:.1e})" if "rmlearn_fast" in f else "") + ". "
         "`tests/test_trl_parity.py` checks this, plus token ids, rewards, and the loss with margin and with "
         "centering. The training losses of the timed runs differ (rmlearn "
         f"{t['rmlearn']['mean_loss']:.3f}, TRL {t['trl-1thread']['mean_loss']:.3f} averaged over the run) because "
@@ -218,6 +241,15 @@ def _profile(results: dict) -> list[str]:
         f"per {tk['texts']} texts | {tk['encode_many_s']:.3f} s | {tk['gain']:.1f}× |",
         f"| AdamW `foreach=True` (bit-identical results) | {op['for_loop_ms']:.2f} ms/step | "
         f"{op['foreach_ms']:.2f} ms/step | {op['for_loop_ms'] / op['foreach_ms']:.1f}× (of the optimizer step) |",
+        *([f"| fast path: torch's fused tanh-GELU in place of GPT-2's `gelu_new` formula (10 steps, 1 thread; "
+           f"rewards within {p['activation']['max_abs_reward_diff']:.0e}) | {p['activation']['gelu_new_s']:.2f} s | "
+           f"{p['activation']['gelu_pytorch_tanh_s']:.2f} s | "
+           f"**{p['activation']['gelu_new_s'] / p['activation']['gelu_pytorch_tanh_s']:.2f}×** |"]
+          if "activation" in p else []),
+        *([f"| fast path, 2 threads: 2 shards side by side, one thread each, vs torch splitting every op over "
+           f"2 threads (one epoch, 516 pairs) | {p['data_parallel']['op_threads_s']:.2f} s | "
+           f"{p['data_parallel']['shards_s']:.2f} s | **{p['data_parallel']['gain']:.2f}×** |"]
+          if "data_parallel" in p else []),
         "",
         f"Not changed: fused AdamW would take {op['fused_ms']:.2f} ms/step, but its results differ from the "
         f"for-loop ones in the last bits, and the optimizer is about {op['foreach_ms'] / pos['with_s'] / 100:.0%} "
@@ -226,20 +258,21 @@ def _profile(results: dict) -> list[str]:
         f"with vs {pos['without_s']:.2f} s without for 10 steps. Already in place before: one forward over "
         "chosen and rejected stacked, padding to the longest in the batch, length-grouped batches, "
         "`torch.inference_mode()` for scoring, no per-step host syncs.", "",
-        *([f"Outside rmlearn's training code: the tiny backbone uses GPT-2's `gelu_new`, a tanh formula "
-           "written as several separate ops; `activation_function=\"gelu_pytorch_tanh\"` computes the same "
-           f"function in one kernel. 10 steps: {p['activation']['gelu_new_s']:.2f} s vs "
-           f"{p['activation']['gelu_pytorch_tanh_s']:.2f} s, rewards within "
-           f"{p['activation']['max_abs_reward_diff']:.0e}. It would change the course model's config "
-           "(`backbone.TINY_CONFIG`), so it is left as a proposal.", ""] if "activation" in p else []),
-        "The thread count is the one choice with a cost: on an idle machine two threads can be somewhat "
-        "faster for this model (compare the two TRL rows of the training table, measured at a low load), "
-        "but when the cores are shared (a lab server, a CI runner, a laptop running "
-        "a browser) a second thread that must wait for a core stalls every small op, and one thread wins by "
-        "a wide margin. One fixed thread also gives the same numbers on every machine, whatever its core "
-        "count (the thread count changes the rounding of reductions), so rmlearn uses one thread for "
-        "models under 5 M parameters on CPU and leaves larger models and GPUs alone.", "",
-        "Top functions by own time (cProfile, `train_reward_model` on 320 pairs, 20 steps, after the change):",
+        "GPT-2's `gelu_new` is a tanh formula written as separate tensor ops, each a pass over the MLP's "
+        "activations, forward and backward; the fused kernel computes the same function in one. The lessons' "
+        "reference path keeps the backbone's own code, so their numbers do not move; the fast path swaps the "
+        "module during training and puts it back. Tried and dropped: padding-free shards cut by sequence "
+        "length (3–5 % fewer padded tokens, not worth the code), passing no attention mask (no gain), and a "
+        "larger glibc heap padding (`mallopt(M_TOP_PAD)`, about 5 %, but it also freezes glibc's mmap "
+        "threshold for the rest of the process: set at start-up, through `MALLOC_TOP_PAD_`, it made a whole run 38 % slower).", "",
+        "The thread count: when the cores are shared (a lab server, a CI runner, a laptop running a "
+        "browser) a second thread that must wait for a core stalls every small op, and one thread wins by a "
+        "wide margin; `threads=\"auto\"` therefore counts idle cores first. On an idle machine, 2 threads "
+        "help this tiny model most as 2 data-parallel shards. One fixed thread also gives the same numbers "
+        "on every machine, whatever its core count, so the reference path uses one thread for models under "
+        "5 M parameters on CPU and leaves larger models and GPUs alone.", "",
+        "Top functions by own time (cProfile, `train_reward_model(threads=1)`, the fast path on one thread, "
+        "on 320 pairs, 20 steps):",
         "", "```", *[ln for ln in p["cprofile"].strip().splitlines() if ln.strip()][-16:], "```", ""]
     return lines
 
@@ -274,7 +307,7 @@ def plot(results: dict, path: Path) -> None:
             key, title = {"train": ("pairs_per_s", "training, pairs/s"),
                           "train_busy": ("pairs_per_s", "training, busy machine, pairs/s"),
                           "memory": ("peak_rss_mib", "training, peak RSS, MiB")}[panel]
-            names = ["rmlearn", "trl-1thread", "trl"]
+            names = [n for n in ("rmlearn-auto", "rmlearn-1", "rmlearn", "trl-1thread", "trl") if n in t]
             stats = [t[n][key] for n in names]
         elif panel == "score":
             s = results["score"]["result"]
@@ -291,7 +324,7 @@ def plot(results: dict, path: Path) -> None:
         med = [s["median"] for s in stats]
         err = [[m - s["min"] for m, s in zip(med, stats, strict=True)],
                [s["max"] - m for m, s in zip(med, stats, strict=True)]]
-        colors = ["tab:blue"] + ["tab:orange"] * (len(names) - 1)
+        colors = ["tab:blue" if n.startswith("rmlearn") else "tab:orange" for n in names]
         labels = [LABELS[n].replace("AutoModelForSequenceClassification", "HF model")
                   .replace("text-classification pipeline", "HF pipeline").replace(", ", "\n") for n in names]
         ax.bar(labels, med, yerr=err, color=colors, capsize=4)

@@ -53,7 +53,7 @@ def run(parts: list[str], repeats: int) -> dict:
         print(f"== {part}", flush=True)
         if part == "train":
             from benchmarks import bench_train as mod
-            out = mod.bench(repeats=repeats)
+            out = mod.bench(repeats=repeats, slow_repeats=repeats)
         elif part == "train_busy":  # the same, while one spinning process per core competes for the CPU
             from benchmarks import bench_train as mod
             from benchmarks.busy import busy_machine

@@ -306,7 +306,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="fraction held out, evaluated after every epoch (0: none)")
     train.add_argument("--save-every", type=int, default=0, help="checkpoint every N optimizer steps into --out")
     train.add_argument("--threads", type=_threads, default="auto",
-                       help="CPU threads: auto (idle cores, fastest; numbers may vary with the load) or N")
+                       help="CPU threads: auto (one per idle core) or N; the same N gives the same numbers")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train)
 

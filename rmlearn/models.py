@@ -43,9 +43,9 @@ def cpu_threads_for(model: nn.Module) -> Iterator[None]:
     Why: the same numbers on every student's machine whatever its core count (float sums split
     over threads round differently), and speed where cores are shared: each op of the tiny course
     model is too small to split, and a thread waiting for a busy core stalls every op (5-10x
-    faster on a loaded 2-core machine, docs/benchmarks.md). The cost: on an idle 2-core machine
-    two threads train the course model about 25 % faster (measured 450 vs 560-750 pairs/s).
-    Larger models and GPUs are left alone.
+    faster on a loaded 2-core machine, docs/benchmarks.md). Training's fast path
+    (``train_reward_model(threads="auto")``) uses idle cores too, with numbers that depend on the
+    thread count only. Larger models and GPUs are left alone.
     """
     params = list(model.parameters())
     small = params[0].device.type == "cpu" and sum(p.numel() for p in params) < SMALL_MODEL

@@ -32,7 +32,7 @@ from .losses import (
     ranking_to_pairs,
     segment_regression_loss,
 )
-from .models import RewardModel, ValueModel, cpu_threads_for
+from .models import SMALL_MODEL, RewardModel, ValueModel, cpu_threads_for
 
 LOSSES = ("pairwise", "listwise", "plackett_luce")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -65,7 +65,9 @@ class TrainConfig:
     precision: str | None = None  # None = follow the model; "fp32", "bf16", "fp16": autocast, fp32 master weights
     save_dir: str | None = None  # write checkpoints (save_pretrained) to save_dir/checkpoint-<step>
     save_every: int = 0  # with save_dir: every this many optimizer steps; 0 = at the end of each epoch
-    threads: int | str | None = None  # CPU threads: None = 1 for a small model (same numbers anywhere), "auto" = idle cores
+    threads: int | str | None = None  # None: the reference path (1 thread for a small model: the same numbers
+    # anywhere); "auto" (one per idle core) or N: the fast path (data-parallel shards, fused kernels), whose
+    # numbers depend on the thread count only (History.threads)
     seed: int = 0  # shuffling and dropout: the same seed gives the same numbers
     progress: bool = True  # show a tqdm progress bar
 
@@ -103,7 +105,8 @@ class History:
     epoch: list[int] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
     too_long: int = 0  # examples longer than max_length (truncated or dropped, see config["too_long"])
-    threads: int = 0  # CPU threads torch used
+    threads: int = 0  # CPU threads used (pass it as threads= to get the same numbers again)
+    shards: int = 1  # each batch ran as this many shards side by side, one thread each (see _cpu_threads)
     checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole run
     config: dict[str, Any] = field(default_factory=dict)
@@ -203,25 +206,75 @@ def _idle_cores(window: float = 0.05) -> float:
 
 
 @contextmanager
-def _cpu_threads(model: nn.Module, threads: int | str | None) -> Iterator[int]:
-    """Set torch's CPU thread count for training; yields the count used, restores it afterwards.
+def _cpu_threads(model: nn.Module, threads: int | str | None, shardable: bool = False) -> Iterator[tuple[int, int]]:
+    """Set torch's CPU thread count for training; yields ``(threads, shards)`` and restores it afterwards.
 
-    ``None``: ``models.cpu_threads_for`` (one thread for a small CPU model: the same numbers on
-    every machine). ``"auto"``: one thread per idle core, measured now, for speed; the numbers then
-    depend on the load, because float sums split over threads round differently. An int: that many.
+    ``None``, the reference path: ``models.cpu_threads_for`` (one thread for a small CPU model, so
+    the same numbers on every machine). ``"auto"``: one thread per core idle right now. An int:
+    that many.
+
+    A small CPU model's ops are too small to split well over threads, so when ``shardable`` each
+    batch is cut into n shards instead (data parallel), whose forward and backward run side by side
+    on one thread each: ``shards`` = n, torch's own count 1. That is about 10 % faster than torch
+    splitting every op over 2 threads, with less CPU spent waiting (docs/benchmarks.md), and the
+    numbers depend on n only, not on the load. Otherwise (a large model, a GPU, dropout, fp16)
+    torch splits each op over n threads: ``shards`` = 1.
     """
     if threads is None or next(model.parameters()).device.type != "cpu":
         with cpu_threads_for(model):
-            yield torch.get_num_threads()
+            yield torch.get_num_threads(), 1
         return
     before = torch.get_num_threads()
     if threads == "auto":
         threads = max(1, min(before, int(_idle_cores() + 0.5)))
-    torch.set_num_threads(threads)
+    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL
+    shards = threads if shardable and small else 1
+    torch.set_num_threads(1 if shards > 1 else threads)
     try:
-        yield threads
+        yield threads, shards
     finally:
         torch.set_num_threads(before)
+
+
+TANH_GELUS = ("NewGELUActivation", "FastGELUActivation")  # transformers' tanh-GELU written in Python
+
+
+@contextmanager
+def _fused_activations(model: nn.Module) -> Iterator[int]:
+    """Train with torch's fused tanh-GELU kernel in place of transformers' Python-written ones
+    (the fast path, ``threads`` set).
+
+    GPT-2 (and Phi, GPT-J, …) compute GELU's tanh approximation in Python, seven tensor ops
+    forward and more backward, each a pass over the MLP's activations: about a quarter of a
+    training step of the course model. ``nn.GELU(approximate="tanh")`` computes the same function
+    in one kernel; the two differ by float rounding only (at most 4.8e-7 on [-10, 10]). The modules are put back
+    afterwards, so scoring keeps the backbone's own code (exact parity with transformers). Yields
+    how many modules were swapped.
+    """
+    swapped = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child).__name__ in TANH_GELUS and type(child).__module__ == "transformers.activations":
+                setattr(parent, name, nn.GELU(approximate="tanh"))
+                swapped.append((parent, name, child))
+    try:
+        yield len(swapped)
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+
+
+def _has_dropout(model: nn.Module) -> bool:
+    """Whether training draws random numbers (dropout): shards running side by side would then
+    take them from torch's one generator in a racing order, and the numbers would not repeat."""
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
+        return True
+    # some backbones call F.dropout with a rate from their config (Llama's attention_dropout, OPT's
+    # dropout); heads that rmlearn replaces (GPT-2's summary_*, classifier_dropout) do not count
+    configs = [m.config for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "to_dict")]
+    return any(isinstance(v, float) and v > 0 and ("dropout" in k or "pdrop" in k)
+               and not k.startswith(("summary", "classifier"))
+               for config in configs[:1] for k, v in config.to_dict().items())
 
 
 def _encode_groups(tokenizer: Any, groups: list[tuple[str, tuple[str, ...]]], max_length: int | None,
@@ -294,15 +347,18 @@ def _lr_factor(cfg: TrainConfig, total_steps: int):
 
 
 def _fit(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int], batch_loss: Callable,
-         desc: str, history: History, tokenizer: Any = None, eval_data: Sequence[Example] = ()) -> History:
+         desc: str, history: History, tokenizer: Any = None, eval_data: Sequence[Example] = (),
+         weight: Callable[[list[int]], float] = len) -> History:
     """The one training loop, for both objectives.
 
-    ``batch_loss(batch)`` gets a list of example indices and returns ``(loss, accuracy or None)``.
-    Batches are length-grouped (``_batches``); ``grad_accum`` batches make one optimizer step.
+    ``batch_loss(batch)`` gets a list of example indices and returns ``(loss, accuracy or None)``,
+    both means over the batch in which each example counts ``weight(example's indices)``: then a
+    batch cut into shards has the loss Σ weight(shard)·loss(shard) / weight(batch) (how a small CPU
+    model uses several threads, ``_cpu_threads``). Batches are length-grouped (``_batches``);
+    ``grad_accum`` batches make one optimizer step.
     """
     amp = _mixed_precision(model, cfg.precision)
     device = next(model.parameters()).device
-    autocast = torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None  # fp16 gradients underflow
     rng = random.Random(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
@@ -312,7 +368,12 @@ def _fit(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int
     losses, accuracies, step = [], [], 0
     start = time.perf_counter()
     model.train()
-    with torch.random.fork_rng(devices=[]), _cpu_threads(model, cfg.threads) as history.threads, \
+    shardable = scaler is None and not _has_dropout(model)
+    # threads=None is the course's reference path: the same numbers, bit for bit, on every machine
+    fused = _fused_activations(model) if cfg.threads is not None else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), fused, \
+            _cpu_threads(model, cfg.threads, shardable) as (history.threads, history.shards), \
+            _shards(model, history.shards, batch_loss, weight, device, amp) as run_batch, \
             _progress(n_batches * cfg.epochs, cfg.progress, desc) as bar:
         torch.manual_seed(cfg.seed)  # dropout, for backbones that have it
         for epoch in range(cfg.epochs):
@@ -320,14 +381,11 @@ def _fit(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int
             for i, batch in enumerate(batches):
                 first = i - i % cfg.grad_accum  # first batch of this optimizer step
                 in_step = min(cfg.grad_accum, len(batches) - first)
-                with autocast:
-                    loss, accuracy = batch_loss(batch)
-                if not torch.isfinite(loss):  # stop before a NaN reaches the weights
-                    raise _non_finite(loss.item(), len(losses) + 1, epoch, cfg, amp)
                 if i == first:
                     optimizer.zero_grad(set_to_none=True)
-                scaled = loss / in_step if in_step > 1 else loss
-                (scaler.scale(scaled) if scaler else scaled).backward()
+                loss, accuracy = run_batch(batch, in_step, scaler)  # forward and backward
+                if not torch.isfinite(loss):  # stop before a NaN reaches the weights
+                    raise _non_finite(loss.item(), len(losses) + 1, epoch, cfg, amp)
                 if i == first + in_step - 1:
                     step += 1
                     _optimizer_step(model, optimizer, scaler, cfg.max_grad_norm)
@@ -353,6 +411,63 @@ def _fit(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int
         history.accuracy = torch.stack(accuracies).float().cpu().tolist()
     history.seconds = time.perf_counter() - start
     return history
+
+
+@contextmanager
+def _shards(model: nn.Module, n: int, batch_loss: Callable, weight: Callable[[list[int]], float],
+            device: torch.device, amp: torch.dtype | None) -> Iterator[Callable]:
+    """Yields ``run_batch(batch, in_step, scaler) -> (loss, accuracy)``: the forward and backward of
+    one batch, its gradients (÷ ``in_step``, the batches per optimizer step) added to ``.grad``.
+
+    n == 1: one forward, ``loss.backward()``. n > 1: the batch is cut into n shards that run in n
+    threads (torch's kernels let go of Python's lock), each returning its gradients; they are added
+    in shard order, so the numbers do not depend on which thread finishes first.
+    """
+    def autocast():
+        return torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
+
+    if n == 1:
+        def run_batch(batch: list[int], in_step: int, scaler) -> tuple[torch.Tensor, torch.Tensor | None]:
+            with autocast():
+                loss, accuracy = batch_loss(batch)
+            scaled = loss / in_step if in_step > 1 else loss
+            (scaler.scale(scaled) if scaler else scaled).backward()
+            return loss, accuracy
+        yield run_batch
+        return
+
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def shard(part: list[int], share: float) -> tuple[torch.Tensor, torch.Tensor | None, tuple]:
+        with autocast():  # autocast is per thread
+            loss, accuracy = batch_loss(part)
+        grads = torch.autograd.grad(loss * share, params, allow_unused=True)
+        return loss.detach() * share, (accuracy * share if accuracy is not None else None), grads
+
+    def add(values: list) -> Any:  # in shard order
+        total = values[0]
+        for value in values[1:]:
+            total = total + value
+        return total
+
+    def run_batch(batch: list[int], in_step: int, scaler) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cuts = [round(len(batch) * j / n) for j in range(n + 1)]
+        parts = [batch[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+        total = sum(weight(part) for part in parts)
+        results = list(pool.map(lambda part: shard(part, weight(part) / total), parts))
+        loss = add([r[0] for r in results])
+        accuracy = None if results[0][1] is None else add([r[1] for r in results])
+        for k, p in enumerate(params):
+            grads = [r[2][k] for r in results if r[2][k] is not None]
+            if grads:
+                g = add(grads) / in_step if in_step > 1 else add(grads)
+                p.grad = g if p.grad is None else p.grad + g
+        return loss, accuracy
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n, thread_name_prefix="rmlearn-shard") as pool:
+        yield run_batch
 
 
 def _optimizer_step(model: nn.Module, optimizer, scaler, max_grad_norm: float | None) -> None:
@@ -483,7 +598,8 @@ def train_value_model(
     targets = reward_model.score([t[0] for t in texts], [t[1] for t in texts], tokenizer).to(device)  # (N,)
     # states = the last prompt token, every response token, and EOS
     separate = tokenizer([SEPARATOR + r for _, r in texts], add_special_tokens=False)["input_ids"]
-    n_states = torch.tensor([min(len(ids), len(sep) + 2) for ids, sep in zip(encoded, separate)], device=device)
+    n_list = [min(len(ids), len(sep) + 2) for ids, sep in zip(encoded, separate)]  # states per text
+    n_states = torch.tensor(n_list, device=device)
     _, pad = special_ids(tokenizer)
 
     def batch_loss(batch: list[int]) -> tuple[torch.Tensor, None]:
@@ -498,4 +614,5 @@ def train_value_model(
 
     lengths = [len(s) for s in encoded]
     history = History(config=asdict(cfg), too_long=n_long)
-    return _fit(value_model, cfg, lengths, [1] * len(texts), batch_loss, "value model", history, tokenizer)
+    return _fit(value_model, cfg, lengths, [1] * len(texts), batch_loss, "value model", history, tokenizer,
+                weight=lambda batch: sum(n_list[i] for i in batch))  # the loss is a mean over states

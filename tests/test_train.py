@@ -287,3 +287,85 @@ def test_threads_setting_is_used_and_restored(tokenizer, monkeypatch):
     with pytest.raises(ValueError, match="apply to the reward model"):
         train_value_model(ValueModel(tiny_backbone()), RewardModel(tiny_backbone()), tokenizer,
                           synthetic_preferences(4), loss="listwise")
+
+
+def _one_step_gradients(model, train, threads):
+    """Train one batch (one optimizer step, lr ~0) and return the history and the step's gradients."""
+    history = train(model, threads)
+    assert len(history) == 1
+    return history, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def _rankings(n: int, seed: int = 0) -> list[RankedExample]:
+    import random
+
+    from rmlearn.data import _synthetic_response
+
+    rng, out = random.Random(seed), []
+    while len(out) < n:
+        trio = [_synthetic_response(rng, "My order has not arrived yet.") for _ in range(3)]
+        out.append(RankedExample("My order has not arrived yet.", tuple(t for t, _, _ in sorted(trio, key=lambda t: -t[1]))))
+    return out
+
+
+@pytest.mark.parametrize("objective", ["pairwise", "listwise", "centering", "value"])
+def test_fast_path_shards_add_up_to_the_whole_batch_gradient(tokenizer, objective):
+    """threads=3 cuts one batch into 3 shards run side by side; weighted by their share of the batch
+    (of the value model's states, which differ per text), the shards' gradients must add up to the
+    whole batch's gradient, and their losses and accuracies to its loss and accuracy."""
+    data = synthetic_preferences(7, seed=4)
+    reward = RewardModel(tiny_backbone(seed=2), seed=2)  # a fixed scorer: the value model's targets
+
+    def train(model, threads):
+        if objective == "value":  # 4 pairs = 8 texts of different lengths: shards of 3, 3 and 2 texts
+            return train_value_model(model, reward, tokenizer, data[:4], batch_size=8, epochs=1, lr=1e-9,
+                                     threads=threads, progress=False)
+        extra = {"pairwise": {}, "centering": {"center_coef": 0.3}, "listwise": {"loss": "listwise"}}[objective]
+        examples = _rankings(7) if objective == "listwise" else data  # shards of 2, 3 and 2 examples
+        return train_reward_model(model, tokenizer, examples, batch_size=7, epochs=1, lr=1e-9, threads=threads,
+                                  progress=False, **extra)
+
+    kind = ValueModel if objective == "value" else RewardModel
+    whole, grads = _one_step_gradients(kind(tiny_backbone(seed=5), seed=5), train, None)
+    sharded, sharded_grads = _one_step_gradients(kind(tiny_backbone(seed=5), seed=5), train, 3)
+    assert (whole.shards, sharded.shards, sharded.threads) == (1, 3, 3)
+    assert sharded.loss[0] == pytest.approx(whole.loss[0], rel=1e-5)
+    if objective != "value":
+        assert sharded.accuracy[0] == pytest.approx(whole.accuracy[0], abs=1e-6)
+    assert grads.keys() == sharded_grads.keys() and len(grads) > 10
+    for name, g in grads.items():
+        torch.testing.assert_close(sharded_grads[name], g, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_fast_path_repeats_exactly_for_the_same_thread_count(tokenizer):
+    data = synthetic_preferences(40, seed=1)
+    runs = []
+    for _ in range(2):
+        model = RewardModel(tiny_backbone(seed=3), seed=3)
+        history = train_reward_model(model, tokenizer, data, epochs=2, threads=2, progress=False)
+        runs.append((history, model.state_dict()))
+    assert runs[0][0].shards == 2 and runs[0][0].loss == runs[1][0].loss
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
+def test_fast_path_trains_with_fused_gelu_and_puts_the_backbones_own_back(tokenizer):
+    from transformers.activations import NewGELUActivation
+
+    model = RewardModel(tiny_backbone(seed=0), seed=0)
+    seen = []
+    model.backbone.h[0].mlp.register_forward_pre_hook(lambda module, args: seen.append(type(module.act)))
+    data = synthetic_preferences(16, seed=0)
+    train_reward_model(model, tokenizer, data, epochs=1, progress=False)  # the reference path keeps GPT-2's own
+    train_reward_model(model, tokenizer, data, epochs=1, threads=1, progress=False)
+    assert seen == [NewGELUActivation, torch.nn.GELU]
+    assert all(type(block.mlp.act) is NewGELUActivation for block in model.backbone.h)
+    x = torch.linspace(-8, 8, 10_001)  # the same function, to float rounding
+    assert (NewGELUActivation()(x) - torch.nn.GELU(approximate="tanh")(x)).abs().max() < 1e-6
+
+
+def test_a_backbone_with_dropout_is_not_sharded(tokenizer):
+    """Shards side by side would draw dropout masks from torch's one generator in a racing order."""
+    model = RewardModel(tiny_backbone(seed=0, resid_pdrop=0.1), seed=0)
+    history = train_reward_model(model, tokenizer, synthetic_preferences(16, seed=0), epochs=1, threads=2,
+                                 progress=False)
+    assert (history.threads, history.shards) == (2, 1)  # torch splits each op over 2 threads instead
