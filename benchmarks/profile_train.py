@@ -156,31 +156,36 @@ def activation(repeats: int = 5) -> dict:
     return out
 
 
-def data_parallel(repeats: int = 3) -> dict:
-    """Seconds for one epoch of ``train_reward_model(threads=2)`` (the fast path, 516 pairs, batch 16)
-    with each batch cut into 2 shards run side by side on one thread each (rmlearn's choice for a
-    small CPU model) vs one batch whose every op torch splits over 2 threads."""
+def data_parallel(repeats: int = 5) -> dict:
+    """Seconds for ``train_reward_model(threads=2)`` (the fast path) in the training benchmark's setting
+    (2048 pairs, batch 32, lr 1e-4, one epoch) with each batch cut into 2 shards run side by side on
+    one thread each (rmlearn's choice for a small CPU model) vs one batch whose every op torch
+    splits over 2 threads."""
     import rmlearn.train
-    from rmlearn import course_tokenizer, train_reward_model
+    from benchmarks.bench_train import BATCH_SIZE, LR, PAIRS
+    from rmlearn import course_tokenizer, synthetic_preferences, train_reward_model
 
-    tok, data = course_tokenizer(), common.preference_data()
+    tok, data = course_tokenizer(), synthetic_preferences(PAIRS, seed=common.SEED)
     real = rmlearn.train._has_dropout
 
-    def run(shards: bool) -> float:
+    def run(shards: bool) -> tuple[float, float]:
         rmlearn.train._has_dropout = real if shards else (lambda model: True)  # "dropout" turns sharding off
+        cpu = time.process_time()
         try:
-            history = train_reward_model(common.reward_model(), tok, data, epochs=1, threads=2, progress=False)
+            history = train_reward_model(common.reward_model(), tok, data, epochs=1, batch_size=BATCH_SIZE, lr=LR,
+                                         threads=2, progress=False)
         finally:
             rmlearn.train._has_dropout = real
         assert history.shards == (2 if shards else 1), history.shards
-        return history.seconds
+        return history.seconds, time.process_time() - cpu
 
     run(True)  # warm-up
-    times: dict[str, list[float]] = {"shards": [], "op_threads": []}
+    times: dict[str, list[tuple[float, float]]] = {"shards": [], "op_threads": []}
     for _ in range(repeats):
         times["shards"].append(run(True))
         times["op_threads"].append(run(False))
-    out = {f"{k}_s": statistics.median(v) for k, v in times.items()}
+    out = {f"{k}_s": statistics.median(t for t, _ in v) for k, v in times.items()}
+    out.update({f"{k}_cpu_s": statistics.median(c for _, c in v) for k, v in times.items()})
     out["gain"] = out["op_threads_s"] / out["shards_s"]
     return out
 
@@ -209,6 +214,10 @@ def bench(log=print) -> dict:
         result = {"threads_busy": threads(repeats=3)}
         result["threads_busy"]["spinning_processes"] = n
     log("  threads, busy machine: " + ", ".join(f"{k}={v:.4g}" for k, v in result["threads_busy"].items()))
+    with busy_machine(1) as n:  # one core taken after "auto" counted 2 idle ones: shards do not wait mid-op
+        result["data_parallel_one_core_taken"] = data_parallel(repeats=3)
+    log("  data_parallel, one core taken: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in result["data_parallel_one_core_taken"].items()))
     for name, fn in (("threads", threads), ("tokenization", tokenization), ("optimizer", optimizer),
                      ("position_ids", position_ids), ("activation", activation), ("data_parallel", data_parallel)):
         result[name] = fn()

@@ -13,6 +13,12 @@ LABELS = {"rmlearn": "rmlearn, reference path, 1 thread (library default)",
           "hf_pipeline_1thread": "text-classification pipeline, 1 thread"}
 
 
+SCORE_LABELS = {"rmlearn": "rmlearn `RewardModel.score`, 1 thread"}
+PLOT_LABELS = {"rmlearn-auto": "rmlearn\nauto", "rmlearn-1": "rmlearn\nthreads=1", "trl-1thread": "TRL\n1 thread",
+               "trl": "TRL\ndefault", "hf_pipeline_1thread": "HF pipeline\n1 thread",
+               "hf_forward_1thread": "HF model\n1 thread", "hf_forward_default": "HF model\ndefault"}
+
+
 def _spread(s: dict, fmt: str = ".0f") -> str:
     return f"{s['median']:{fmt}} ({s['min']:{fmt}}–{s['max']:{fmt}})"
 
@@ -54,17 +60,25 @@ def _summary(results: dict) -> list[str]:
                         f"**{'≥ ' if t['trl'].get('timed_out') else ''}{t['trl']['speedup_auto']:.2f}×** |")
         if "cpu_speedup" in t["trl-1thread"] and part == "train":
             paired = t["trl-1thread"]["paired_speedup"]
-            rows.append(f"| training{where}, back-to-back runs: pairs/s ratio, median (min–max) | | TRL, 1 thread | "
+            rows.append(f"| training{where}, back-to-back runs: pairs/s ratio, median (min–max), rmlearn reference "
+                        "path | | TRL, 1 thread | "
                         f"**{paired['median']:.2f}×** ({paired['min']:.2f}–{paired['max']:.2f}) |")
             for impl in ("trl-1thread", "trl"):
-                rows.append(f"| training{where}, pairs per CPU-second (median) | "
+                rows.append(f"| training{where}, pairs per CPU-second (median), rmlearn reference path | "
                             f"{t['rmlearn']['pairs_per_cpu_s']['median']:.0f} | "
                             f"{t[impl]['pairs_per_cpu_s']['median']:.0f} ({LABELS[impl]}) | "
                             f"**{t[impl]['cpu_speedup']:.2f}×** |")
         for impl in [i for i in ("trl-1thread", "trl") if not t[i].get("timed_out")]:
-            rows.append(f"| training{where}, peak RSS MiB (median) | {t['rmlearn']['peak_rss_mib']['median']:.0f} | "
+            rows.append(f"| training{where}, peak RSS MiB (median), rmlearn reference path | "
+                        f"{t['rmlearn']['peak_rss_mib']['median']:.0f} | "
                         f"{t[impl]['peak_rss_mib']['median']:.0f} ({LABELS[impl]}) | "
                         f"**{t[impl]['memory_ratio']:.2f}×** |")
+        if "rmlearn-1" in t:
+            for impl in [i for i in ("trl-1thread", "trl") if not t[i].get("timed_out")]:
+                ours = t["rmlearn-auto"]["peak_rss_mib"]["median"]
+                rows.append(f"| training{where}, peak RSS MiB (median), rmlearn threads=\"auto\" | {ours:.0f} | "
+                            f"{t[impl]['peak_rss_mib']['median']:.0f} ({LABELS[impl]}) | "
+                            f"**{ours / t[impl]['peak_rss_mib']['median']:.2f}×** |")
         f = t["first_step"]
         if part == "train":
             rows.append(f"| first-step loss, same weights and batch | {f['rmlearn'][0]:.6f} | {f['trl'][0]:.6f} (TRL) | "
@@ -173,7 +187,7 @@ def _score(results: dict) -> list[str]:
              "| | responses/s, median (min–max) |", "|---|---|"]
     for key in ("rmlearn", "hf_forward_default", "hf_forward_1thread", "hf_pipeline_1thread"):
         if key in s:
-            lines.append(f"| {LABELS[key]} | {_spread(s[key])} |")
+            lines.append(f"| {SCORE_LABELS.get(key, LABELS[key])} | {_spread(s[key])} |")
     diffs = ", ".join(f"{k} {v:.1e}" for k, v in s["max_abs_score_diff"].items())
     lines += ["", f"{s['responses']} responses of 11–53 tokens in their given (mixed-length) order, batch "
               f"{s['batch_size']}, tokenization inside the timer for every method. Largest score difference "
@@ -247,9 +261,14 @@ def _profile(results: dict) -> list[str]:
            f"**{p['activation']['gelu_new_s'] / p['activation']['gelu_pytorch_tanh_s']:.2f}×** |"]
           if "activation" in p else []),
         *([f"| fast path, 2 threads: 2 shards side by side, one thread each, vs torch splitting every op over "
-           f"2 threads (one epoch, 516 pairs) | {p['data_parallel']['op_threads_s']:.2f} s | "
-           f"{p['data_parallel']['shards_s']:.2f} s | **{p['data_parallel']['gain']:.2f}×** |"]
+           f"2 threads (the training benchmark's setting, 2048 pairs) | {p['data_parallel']['op_threads_s']:.2f} s | "
+           f"{p['data_parallel']['shards_s']:.2f} s | **{p['data_parallel']['gain']:.2f}×** (CPU time "
+           f"{p['data_parallel']['op_threads_cpu_s']:.2f} → {p['data_parallel']['shards_cpu_s']:.2f} s) |"]
           if "data_parallel" in p else []),
+        *([f"| the same, 2 threads while another process takes one core | "
+           f"{p['data_parallel_one_core_taken']['op_threads_s']:.2f} s | "
+           f"{p['data_parallel_one_core_taken']['shards_s']:.2f} s | "
+           f"**{p['data_parallel_one_core_taken']['gain']:.2f}×** |"] if "data_parallel_one_core_taken" in p else []),
         "",
         f"Not changed: fused AdamW would take {op['fused_ms']:.2f} ms/step, but its results differ from the "
         f"for-loop ones in the last bits, and the optimizer is about {op['foreach_ms'] / pos['with_s'] / 100:.0%} "
@@ -325,8 +344,7 @@ def plot(results: dict, path: Path) -> None:
         err = [[m - s["min"] for m, s in zip(med, stats, strict=True)],
                [s["max"] - m for m, s in zip(med, stats, strict=True)]]
         colors = ["tab:blue" if n.startswith("rmlearn") else "tab:orange" for n in names]
-        labels = [LABELS[n].replace("AutoModelForSequenceClassification", "HF model")
-                  .replace("text-classification pipeline", "HF pipeline").replace(", ", "\n") for n in names]
+        labels = [PLOT_LABELS.get(n, "rmlearn\nreference" if panel != "score" else "rmlearn") for n in names]
         ax.bar(labels, med, yerr=err, color=colors, capsize=4)
         ax.set_title(title)
         ax.tick_params(axis="x", labelsize=7)
