@@ -446,23 +446,17 @@ def _shards(model: nn.Module, n: int, batch_loss: Callable, weight: Callable[[li
         grads = torch.autograd.grad(loss * share, params, allow_unused=True)
         return loss.detach() * share, (accuracy * share if accuracy is not None else None), grads
 
-    def add(values: list) -> Any:  # in shard order
-        total = values[0]
-        for value in values[1:]:
-            total = total + value
-        return total
-
     def run_batch(batch: list[int], in_step: int, scaler) -> tuple[torch.Tensor, torch.Tensor | None]:
         cuts = [round(len(batch) * j / n) for j in range(n + 1)]
         parts = [batch[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
         total = sum(weight(part) for part in parts)
         results = list(pool.map(lambda part: shard(part, weight(part) / total), parts))
-        loss = add([r[0] for r in results])
-        accuracy = None if results[0][1] is None else add([r[1] for r in results])
+        loss = sum(r[0] for r in results)  # in shard order, whichever thread finished first
+        accuracy = None if results[0][1] is None else sum(r[1] for r in results)
         for k, p in enumerate(params):
             grads = [r[2][k] for r in results if r[2][k] is not None]
             if grads:
-                g = add(grads) / in_step if in_step > 1 else add(grads)
+                g = sum(grads) / in_step if in_step > 1 else sum(grads)
                 p.grad = g if p.grad is None else p.grad + g
         return loss, accuracy
 
