@@ -17,6 +17,7 @@ tensor([[ 0.5000, -1.0000]])
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -52,11 +53,13 @@ def tiny_policy(seed: int = 0, **config: Any) -> nn.Module:
     from .backbone import TINY_CONFIG, _course_special_ids
 
     vocab_size, eos_id, pad_id = _course_special_ids()
-    cfg = GPT2Config(vocab_size=vocab_size, bos_token_id=eos_id, eos_token_id=eos_id,
-                     pad_token_id=pad_id, **{**TINY_CONFIG, **config})
+    cfg = GPT2Config(vocab_size=vocab_size, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,
+                     loss_type="ForCausalLM", **{**TINY_CONFIG, **config})  # transformers 4 reads the config
     with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
         torch.manual_seed(seed)
-        return GPT2LMHeadModel(cfg).eval()
+        policy = GPT2LMHeadModel(cfg).eval()
+    policy.loss_type = "ForCausalLM"  # the loss it uses anyway; transformers 5 warns when the class name hides it
+    return policy
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
@@ -147,11 +150,12 @@ def sample(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new
     done = torch.zeros(batch, dtype=torch.bool)  # (B,)
     new_ids, new_mask, past = [], [], None
     step_ids = ids  # the first call runs the whole query; later calls one new token each
+    cache_arg = "cache" if "cache" in inspect.signature(policy.forward).parameters else "past_key_values"  # transformers 5 / 4
     with cpu_threads_for(policy):
         for _ in range(max_new_tokens):
             pos = position_ids(mask)[:, -step_ids.shape[1]:]  # (B, t)
-            out = policy(input_ids=step_ids, attention_mask=mask, position_ids=pos, cache=past, use_cache=True)
-            past = out.past_key_values  # the KV cache: only the new token is run next time
+            out = policy(input_ids=step_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_arg: past})
+            past = out["cache"] if "cache" in out else out.past_key_values  # the KV cache: run only the new token next
             probs = torch.softmax(out.logits[:, -1].float() / temperature, dim=-1)  # (B, V)
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
             token = token.masked_fill(done, pad)

@@ -46,6 +46,9 @@ def test_lesson_executes_headless(path, tmp_path):
     assert seconds < LESSON_BUDGET_S
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    library_noise = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                     if o.output_type == "stream" and o.name == "stderr" and "[transformers]" in o.text]
+    assert not library_noise, f"transformers warnings a student cannot act on: {library_noise}"
     from claims_05_07 import CLAIMS as CLAIMS_05_07
 
     # what the lesson's text says about its own outputs: every lesson has its checks
