@@ -29,6 +29,14 @@ def _when(results: dict, part: str) -> str:
     return f"_Measured {p['measured'].replace('T', ' ')}, 1-minute load average {p['load_avg_1min']:.1f}._{note}"
 
 
+def _speed_row(t: dict, where: str, label: str, ours: str, impl: str, ratio: str) -> str:
+    """One summary row: rmlearn setting ``ours`` against TRL setting ``impl`` (a cut-off run is a bound)."""
+    at_least = "≥ " if t[impl].get("timed_out") else ""
+    return (f"| training{where}, pairs/s (median), rmlearn {label} | {t[ours]['pairs_per_s']['median']:.0f} | "
+            f"{at_least.replace('≥', '≤')}{t[impl]['pairs_per_s']['median']:.0f} ({LABELS[impl]}) | "
+            f"**{at_least}{t[impl][ratio]:.2f}×** |")
+
+
 def _summary(results: dict) -> list[str]:
     rows = ["| What | rmlearn | reference | rmlearn / reference |", "|---|---|---|---|"]
     for part, where in (("train", ""), ("train_busy", ", busy machine")):
@@ -36,28 +44,11 @@ def _summary(results: dict) -> list[str]:
             continue
         t = results[part]["result"]
         if "rmlearn-1" in t:
-            at_least = "≥ " if t["trl"].get("timed_out") else ""
-            rows.append(f"| training{where}, pairs/s (median), rmlearn threads=\"auto\" | "
-                        f"{t['rmlearn-auto']['pairs_per_s']['median']:.0f} | "
-                        f"{at_least.replace('≥', '≤')}{t['trl']['pairs_per_s']['median']:.0f} ({LABELS['trl']}) | "
-                        f"**{at_least}{t['trl']['speedup_auto']:.2f}×** |")
-            for impl in ("trl-1thread", "trl"):
-                at_least = "≥ " if t[impl].get("timed_out") else ""
-                rows.append(f"| training{where}, pairs/s (median), rmlearn threads=1 | "
-                            f"{t['rmlearn-1']['pairs_per_s']['median']:.0f} | "
-                            f"{at_least.replace('≥', '≤')}{t[impl]['pairs_per_s']['median']:.0f} ({LABELS[impl]}) | "
-                            f"**{at_least}{t[impl]['speedup_1']:.2f}×** |")
-        for impl in ("trl-1thread", "trl"):
-            at_least = "≥ " if t[impl].get("timed_out") else ""
-            rows.append(f"| training{where}, pairs/s (median), rmlearn reference path | "
-                        f"{t['rmlearn']['pairs_per_s']['median']:.0f} | "
-                        f"{at_least.replace('≥', '≤')}{t[impl]['pairs_per_s']['median']:.0f} ({LABELS[impl]}) | "
-                        f"**{at_least}{t[impl]['speedup']:.2f}×** |")
-        if "rmlearn-auto" in t and "rmlearn-1" not in t:
-            rows.append(f"| training{where}, pairs/s (median), rmlearn threads=\"auto\" | "
-                        f"{t['rmlearn-auto']['pairs_per_s']['median']:.0f} | "
-                        f"{t['trl']['pairs_per_s']['median']:.0f} ({LABELS['trl']}) | "
-                        f"**{'≥ ' if t['trl'].get('timed_out') else ''}{t['trl']['speedup_auto']:.2f}×** |")
+            rows.append(_speed_row(t, where, 'threads="auto"', "rmlearn-auto", "trl", "speedup_auto"))
+            rows += [_speed_row(t, where, "threads=1", "rmlearn-1", impl, "speedup_1") for impl in ("trl-1thread", "trl")]
+        rows += [_speed_row(t, where, "reference path", "rmlearn", impl, "speedup") for impl in ("trl-1thread", "trl")]
+        if "rmlearn-auto" in t and "rmlearn-1" not in t:  # results measured before the fast path
+            rows.append(_speed_row(t, where, 'threads="auto"', "rmlearn-auto", "trl", "speedup_auto"))
         if "cpu_speedup" in t["trl-1thread"] and part == "train":
             paired = t["trl-1thread"]["paired_speedup"]
             rows.append(f"| training{where}, back-to-back runs: pairs/s ratio, median (min–max), rmlearn reference "
