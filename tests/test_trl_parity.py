@@ -88,11 +88,13 @@ def test_loss_equals_trl_compute_loss(trainer, trl_batch, margin, center):
     assert_close(ours, trl_loss, atol=1e-5, rtol=0)
 
 
-def test_three_training_steps_match_trl(pairs, tokenizer):
+@pytest.mark.parametrize("threads", [None, 2])  # rmlearn's reference path; its fast path (fused GELU, 2 shards)
+def test_three_training_steps_match_trl(pairs, tokenizer, threads):
     """One batch, three AdamW steps in each trainer: the same losses and the same weights after."""
     model = common.reward_model()
     history = train_reward_model(model, tokenizer, pairs, epochs=3, batch_size=N_PAIRS, lr=common.LR,
-                                 progress=False)
+                                 threads=threads, progress=False)
+    assert history.shards == (threads or 1)
     classifier = common.sequence_classifier()
     trl_losses: list[float] = []
     with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
