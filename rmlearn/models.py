@@ -36,6 +36,12 @@ HEAD_NAME = "head.safetensors"
 SMALL_MODEL = 5_000_000  # parameters; below this, CPU work runs on one thread (see cpu_threads_for)
 
 
+def is_small_cpu_model(model: nn.Module) -> bool:
+    """A model on the CPU with fewer than ``SMALL_MODEL`` parameters: its ops are too small to split over threads."""
+    params = list(model.parameters())
+    return params[0].device.type == "cpu" and sum(p.numel() for p in params) < SMALL_MODEL
+
+
 @contextmanager
 def cpu_threads_for(model: nn.Module) -> Iterator[None]:
     """Run a small CPU model on one thread, restoring torch's thread count afterwards.
@@ -47,10 +53,8 @@ def cpu_threads_for(model: nn.Module) -> Iterator[None]:
     (``train_reward_model(threads="auto")``) uses idle cores too, with numbers that depend on the
     thread count only. Larger models and GPUs are left alone.
     """
-    params = list(model.parameters())
-    small = params[0].device.type == "cpu" and sum(p.numel() for p in params) < SMALL_MODEL
     before = torch.get_num_threads()
-    if small and before > 1:
+    if is_small_cpu_model(model) and before > 1:
         torch.set_num_threads(1)
     try:
         yield

@@ -32,7 +32,7 @@ from .losses import (
     ranking_to_pairs,
     segment_regression_loss,
 )
-from .models import SMALL_MODEL, RewardModel, ValueModel, cpu_threads_for
+from .models import RewardModel, ValueModel, cpu_threads_for, is_small_cpu_model
 
 LOSSES = ("pairwise", "listwise", "plackett_luce")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -229,8 +229,7 @@ def _cpu_threads(model: nn.Module, threads: int | str | None, shardable: bool = 
     before = torch.get_num_threads()
     if threads == "auto":
         threads = max(1, min(before, int(_idle_cores() + 0.5)))
-    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL
-    shards = threads if shardable and small else 1
+    shards = threads if shardable and is_small_cpu_model(model) else 1
     torch.set_num_threads(1 if shards > 1 else threads)
     try:
         yield threads, shards
@@ -242,16 +241,16 @@ TANH_GELUS = ("NewGELUActivation", "FastGELUActivation")  # transformers' tanh-G
 
 
 @contextmanager
-def _fused_activations(model: nn.Module) -> Iterator[int]:
+def _fused_activations(model: nn.Module) -> Iterator[None]:
     """Train with torch's fused tanh-GELU kernel in place of transformers' Python-written ones
     (the fast path, ``threads`` set).
 
     GPT-2 (and Phi, GPT-J, …) compute GELU's tanh approximation in Python, eight tensor ops
     forward and more backward, each a pass over the MLP's activations: a quarter of a training
-    step of the course model (10 steps take 0.36 s with it, 0.27 s with the fused kernel). ``nn.GELU(approximate="tanh")`` computes the same function
-    in one kernel; the two differ by float rounding only (at most 4.8e-7 on [-10, 10]). The modules are put back
-    afterwards, so scoring keeps the backbone's own code (exact parity with transformers). Yields
-    how many modules were swapped.
+    step of the course model (10 steps take 0.36 s with it, 0.27 s with the fused kernel).
+    ``nn.GELU(approximate="tanh")`` computes the same function in one kernel; the two differ by
+    float rounding only (at most 4.8e-7 on [-10, 10]). The modules are put back afterwards, so
+    scoring keeps the backbone's own code (exact parity with transformers).
     """
     swapped = []
     for parent in list(model.modules()):
@@ -260,7 +259,7 @@ def _fused_activations(model: nn.Module) -> Iterator[int]:
                 setattr(parent, name, nn.GELU(approximate="tanh"))
                 swapped.append((parent, name, child))
     try:
-        yield len(swapped)
+        yield
     finally:
         for parent, name, child in swapped:
             setattr(parent, name, child)
