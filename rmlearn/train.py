@@ -70,7 +70,7 @@ class TrainConfig:
     save_dir: str | None = None  # write checkpoints (save_pretrained) to save_dir/checkpoint-<step>
     save_every: int = 0  # with save_dir: every this many optimizer steps; 0 = at the end of each epoch
     threads: int | str | None = None  # None: the reference path (1 thread for a small model: the same numbers
-    # anywhere); "auto" (one per idle core) or N: the fast path (data-parallel shards, fused kernels), whose
+    # whatever the core count); "auto" (one per idle core) or N: the fast path (data-parallel shards, fused kernels), whose
     # numbers depend on the thread count only (History.threads)
     seed: int = 0  # shuffling and dropout: the same seed gives the same numbers
     progress: bool = True  # show a tqdm progress bar
@@ -216,7 +216,7 @@ def _cpu_threads(model: nn.Module, threads: int | str | None, shardable: bool = 
     """Set torch's CPU thread count for training; yields ``(threads, shards)`` and restores it afterwards.
 
     ``None``, the reference path: ``models.cpu_threads_for`` (one thread for a small CPU model, so
-    the same numbers on every machine). ``"auto"``: one thread per core idle right now. An int:
+    the same numbers whatever the core count). ``"auto"``: one thread per core idle right now. An int:
     that many.
 
     A small CPU model's ops are too small to split well over threads, so when ``shardable`` each
@@ -378,7 +378,7 @@ def _fit(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int
     start = time.perf_counter()
     model.train()
     shardable = scaler is None and not _has_dropout(model)
-    # threads=None is the course's reference path: the same numbers, bit for bit, on every machine
+    # threads=None is the course's reference path: the same numbers, bit for bit, whatever the core count
     fused = _fused_activations(model) if cfg.threads is not None else contextlib.nullcontext()
     with torch.random.fork_rng(devices=[]), fused, \
             _cpu_threads(model, cfg.threads, shardable) as (history.threads, history.shards), \

@@ -18,9 +18,13 @@ os.environ["RMLEARN_CACHE"] = "off"
 import torch  # noqa: E402
 from safetensors.torch import save_model  # noqa: E402
 
-from rmlearn import course_tokenizer, evaluate, synthetic_preferences  # noqa: E402
+from rmlearn import (  # noqa: E402
+    course_tokenizer,
+    evaluate,
+    synthetic_preferences,
+    zoo,  # noqa: E402
+)
 from rmlearn.data import prompt_swap_probe  # noqa: E402
-from rmlearn import zoo  # noqa: E402
 
 
 def _write(model: torch.nn.Module, name: str) -> None:

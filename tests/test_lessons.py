@@ -29,6 +29,7 @@ def test_lesson_is_committed_without_outputs(path):
 
 
 @pytest.mark.slow
+@pytest.mark.kernels
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_executes_headless(path, tmp_path):
     nb = nbformat.read(path, as_version=4)

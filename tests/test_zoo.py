@@ -13,6 +13,8 @@ import torch
 from rmlearn import evaluate, length_probe, synthetic_preferences, zoo
 from rmlearn.data import prompt_swap_probe
 
+pytestmark = pytest.mark.kernels  # trained models' numbers: checked under two CPU kernel sets
+
 HELD_OUT, SWAP = 0.97, 0.95  # the course model's targets on every CPU, for seeds 0-4 (docs/course_models.md)
 
 
