@@ -206,10 +206,17 @@ def claims_04(nb):
     table = {line.split()[0]: _numbers(line) for line in _printed(nb, "c08").splitlines()}
     assert table["accuracy"][1] > 0.9 and table["accuracy"][1] > table["accuracy"][0]
     assert abs(table["mean_gap"][1] - (table["mean_chosen"][1] - table["mean_rejected"][1])) < 0.01
-    accuracy = int(re.search(r"prefers the answer to its own question \*\*(\d+)%\*\*", text).group(1))
-    assert accuracy >= 90
+    # both models read the question; the course model (12 epochs, shipped) is the one used from here on
+    said = re.search(r"the model trained here prefers the answer to its own question \*\*(\d+)%\*\* of the time, the "
+                     r"course model \*\*(\d+)%\*\*.*?the course model is right on \*\*(\d+)%\*\*, the model trained "
+                     r"here on \*\*(\d+)%\*\*", text, re.S)
+    assert said, "lesson 04's prompt-swap sentence"
+    swap_here, swap_course, held_course, held_here = map(int, said.groups())
+    assert swap_here >= 90 and swap_course >= 95 and held_course >= 97
+    assert held_here == round(100 * table["accuracy"][1])
     own, total = map(int, re.search(r"In \*\*(\d) of (\d)\*\* rows", text).groups())
     assert own == total == 6
+    assert re.search(r"Row \d, the running example's question \(\"How do I reset my password\?\"\), is one of them\.", text)
     assert "9: 36}" in _printed(nb, "c10")  # "one ranking of 9 gives 36 pairs"
     losses = {line[:28].strip(): _numbers(line[28:]) for line in _printed(nb, "c12").splitlines()[2:6]}
     for i in (0, 1):  # lowest in the people's order, highest reversed
@@ -222,9 +229,11 @@ def claims_04(nb):
     means = dict(re.findall(r"quality ([+-]\d): (-?[\d.+]+) \(", text))
     assert float(means["+1"]) > float(means.get("+0", "-inf")) > float(means.get("-1", "-inf"))
     rewards = re.findall(r"^\s*([-+][\d.]+)  quality ([-+]\d)", _printed(nb, "c16"), re.M)
-    for q in {q for _, q in rewards}:  # "spread over a range within each quality"
+    spreads = {q: float(x) for x, q in re.findall(r"(\d+\.\d+) at quality ([-+]\d)", text)}
+    for q in {q for _, q in rewards}:  # "within one quality the scores still differ"
         within = [float(r) for r, q2 in rewards if q2 == q]
-        assert len(within) < 2 or max(within) - min(within) > 0.3, within
+        if len(within) > 1:
+            assert abs(spreads[q] - (max(within) - min(within))) < 0.015 and spreads[q] > 0.1, (spreads, within)
 
 
 CLAIMS_01_04 = {"01": claims_01, "02": claims_02, "03": claims_03, "04": claims_04}
