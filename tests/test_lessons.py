@@ -109,12 +109,12 @@ def claims_02(nb):
     close = lambda a, b: abs(a - b) < 0.015  # noqa: E731  (equal up to the printed rounding)
     assert close(c_prompt, r_prompt) and close(c_weighted, c_mean) and close(r_weighted, r_mean), table  # "exactly"
     assert (c_share < r_share) == (c_tokens > r_tokens), table  # "the shorter the answer, the more weight"
-    said = re.search(r"scores ([-+][\d.]+) on average in both rows \((identical|not identical), .*?makes up (\d+)% of the "
+    said = re.search(r"scores ([-+][\d.]+) on average in both rows, (position by position the same) .*?makes up (\d+)% of the "
                      r"chosen answer's average and (\d+)% of the rejected one's.*?pulls both mean-pooled scores towards "
                      r"([-+][\d.]+) .*?response parts alone differ by ([-+]?[\d.]+), the mean-pooled scores by "
                      r"([-+]?[\d.]+)\..*?its gap here is ([-+]?[\d.]+)\.", _text(nb), re.S)
     assert said, "lesson 02's sentence under the prompt-share table"
-    assert said[2] == "identical" and float(said[1]) == float(said[5]) and close(float(said[1]), c_prompt)
+    assert float(said[1]) == float(said[5]) and close(float(said[1]), c_prompt)  # the notebook asserts "the same"
     assert (int(said[3]), int(said[4])) == (c_share, r_share)
     response_gap, mean_gap, eos_gap = float(said[6]), float(said[7]), float(said[8])
     assert abs(response_gap - (c_response - r_response)) < 0.02 and abs(mean_gap - (c_mean - r_mean)) < 0.02
