@@ -210,23 +210,30 @@ def plot_overoptimization(best_of_n: Any, kl_regularised: Any, n: int | None = N
 
     ``best_of_n`` and ``kl_regularised`` are ``rmlearn.rlhf.Curve`` objects.
     """
-    fig, axes = _figure(9.0, 3.2, ncols=2)
+    fig, axes = _figure(9.6, 3.2, ncols=2)
+    legend = None
     for ax, curve, at, name in ((axes[0], best_of_n, n, "best-of-n"), (axes[1], kl_regularised, beta, "KL-regularised, softmax(r/β)")):
-        ax.plot(curve.kl, curve.proxy, "-o", ms=3, color="tab:orange", label="proxy (reward model)")
-        ax.plot(curve.kl, curve.gold, "-o", ms=3, color="tab:green", label="gold (true quality)")
+        gold_ax = ax.twinx()  # gold on its own scale: its rise and fall are small next to the proxy's climb
+        proxy_line, = ax.plot(curve.kl, curve.proxy, "-o", ms=3, color="tab:orange", label="proxy (reward model, left)")
+        gold_line, = gold_ax.plot(curve.kl, curve.gold, "-o", ms=3, color="tab:green", label="gold (true quality, right)")
         if at is not None and at in curve.x:
             i = curve.x.index(at)
             ax.axvline(curve.kl[i], color="grey", lw=0.8, ls=":")
-            ax.plot([curve.kl[i]] * 2, [curve.proxy[i], curve.gold[i]], "ks", ms=5)
+            ax.plot(curve.kl[i], curve.proxy[i], "ks", ms=5)
+            gold_ax.plot(curve.kl[i], curve.gold[i], "ks", ms=5)
         peak = max(range(len(curve.gold)), key=curve.gold.__getitem__)
-        ax.plot(curve.kl[peak], curve.gold[peak], "*", color="tab:green", ms=12)
-        ax.set(xlabel="KL(π_chosen ‖ π) in nats", ylabel="mean reward", title=name)
+        gold_ax.plot(curve.kl[peak], curve.gold[peak], "*", color="tab:green", ms=12)
+        ax.set(xlabel="KL(π_chosen ‖ π) in nats", ylabel="proxy reward", title=name)
+        gold_ax.set_ylabel("gold reward", color="tab:green")
+        gold_ax.tick_params(axis="y", colors="tab:green")
         ax.grid(alpha=0.3)
+        if legend is None:  # on the first panel, on its gold axis (drawn above the proxy's)
+            legend = gold_ax.legend([proxy_line, gold_line], [proxy_line.get_label(), gold_line.get_label()],
+                                    fontsize=8, loc="lower right")
     if best_of_n.kl_bound:
         twin = axes[0].secondary_xaxis("top")
         twin.set_xticks(best_of_n.kl[::2], [str(x) for x in best_of_n.x[::2]])
         twin.set_xlabel("n")
-    axes[0].legend(fontsize=8, loc="lower right")
     return fig
 
 

@@ -50,3 +50,21 @@ def test_prompt_swap_plot_shows_the_grid_it_is_given():
     fig = plot_prompt_swap(grid, ["q1", "q2"])
     assert_close(torch.tensor(fig.axes[0].images[0].get_array().tolist(), dtype=torch.float64), grid.double())
     assert [t.get_text() for t in fig.axes[0].texts] == ["2.0", "-1.0", "0.5", "3.0"]
+
+
+def test_overoptimization_plot_gives_gold_its_own_scale():
+    """Lesson 08: gold rises and falls by tenths while the proxy climbs by units; on a shared axis gold
+    looked flat. Each panel draws gold on its own (right) axis, scaled to gold."""
+    from rmlearn.plots import plot_overoptimization
+    from rmlearn.rlhf import Curve
+
+    kl = [0.0, 0.2, 0.6, 1.2, 1.8, 2.5]
+    curve = Curve([1, 2, 4, 8, 16, 32], [0.0, 2.0, 3.8, 4.8, 5.3, 5.5], [0.3, 0.5, 0.7, 0.8, 0.7, 0.6], kl,
+                  [12.0] * 6, [0.0] * 6)
+    fig = plot_overoptimization(curve, curve, n=8)
+    gold_axes = [ax for ax in fig.axes for line in ax.lines if list(line.get_ydata()) == curve.gold]
+    proxy_axes = [ax for ax in fig.axes for line in ax.lines if list(line.get_ydata()) == curve.proxy]
+    assert len(gold_axes) == len(proxy_axes) == 2 and not set(gold_axes) & set(proxy_axes)
+    for ax in gold_axes:
+        low, high = ax.get_ylim()
+        assert high - low < 2 * (max(curve.gold) - min(curve.gold))  # gold fills its axis

@@ -145,11 +145,23 @@ def test_best_of_n_overoptimizes_a_proxy_trained_on_few_labels(tokenizer, sample
     print("best-of-n, proxy from", FEW, "pairs:", curve.to_dict())
     assert 1 <= peak < len(NS) - 2, "gold should peak at an intermediate n"
     gain = curve.gold[peak] - curve.gold[0]
-    assert gain > 0.2  # optimising helped at first…
-    assert curve.proxy[-1] > curve.proxy[peak]  # …the proxy keeps rising…
-    assert curve.gold[-1] < curve.gold[peak] - gain / 2  # …while gold gives back over half its gain
+    assert gain > 0.3  # optimising helped at first…
+    assert curve.proxy[-1] > curve.proxy[peak] + 0.2  # …the proxy keeps rising…
+    assert curve.gold[-1] < curve.gold[peak] - max(0.1, gain / 4)  # …while gold gives back a good part of its gain
     assert all(k <= b + 1e-9 for k, b in zip(curve.kl, curve.kl_bound))  # the bound is a bound
-    assert curve.kl[-1] < curve.kl_bound[-1] - 0.05  # repeated responses keep it below
+
+
+def test_best_of_n_kl_gap_comes_from_the_sample_count_more_than_from_ties(tokenizer, samples):
+    """At n = 256 on 256 samples per prompt the KL is below log n − (n−1)/n mostly because n is as large as
+    the sample count (all 256 distinct); the policy's repeated answers (ties) lower it by less (lesson 08)."""
+    proxy = trained_reward_model(n_pairs=FEW).score(samples.prompts, samples.responses, tokenizer)
+    n = NS[-1]
+    ours = best_of_n_curve(samples, proxy, [n]).kl[0]
+    distinct = best_of_n_kl(torch.arange(float(samples.per_prompt)), n)  # no two samples alike
+    finite, ties = best_of_n_kl_bound(n) - distinct, distinct - ours
+    print(f"n = {n}: finite sample lowers the KL by {finite:.4f}, ties by {ties:.4f}")
+    assert finite > 0.02 and 0 <= ties < 0.03 and finite > 2 * ties
+    assert best_of_n_kl(torch.arange(4096.0), n) > best_of_n_kl_bound(n) - 0.005  # more samples: the bound
 
 
 def test_best_of_n_with_a_length_biased_proxy_picks_longer_answers(tokenizer, samples):
@@ -171,19 +183,28 @@ def test_kl_regularised_optimum_trades_gold_for_kl(tokenizer, samples):
     assert curve.gold[-1] < max(curve.gold) - 0.1
 
 
-def test_an_ensemble_delays_overoptimization(samples, ensemble):
+def test_an_ensemble_gives_back_less_gold_than_its_members(samples, ensemble):
+    """Three proxies trained on different pairs err in different places: best-of-n under their mean
+    (or the pessimistic mean − std) loses less of its gold at large n than a single member does."""
     single = [best_of_n_curve(samples, member, NS) for member in ensemble]
-    cautious = best_of_n_curve(samples, conservative_reward(ensemble, k=1.0), NS)
-    drop_single = sum(c.gold[c.peak()] - c.gold[-1] for c in single) / len(single)
-    drop_cautious = cautious.gold[cautious.peak()] - cautious.gold[-1]
-    print("members' gold peaks", [(NS[c.peak()], round(c.gold[c.peak()], 3)) for c in single],
-          "conservative", NS[cautious.peak()], round(cautious.gold[cautious.peak()], 3),
-          "drops", round(drop_single, 3), round(drop_cautious, 3))
     mean = best_of_n_curve(samples, ensemble.mean(0), NS)
-    print("ensemble mean: peak", NS[mean.peak()], round(mean.gold[mean.peak()], 3), "at 256", round(mean.gold[-1], 3))
-    assert cautious.gold[cautious.peak()] > max(c.gold[c.peak()] for c in single)  # peaks higher…
-    assert cautious.gold[-1] > sum(c.gold[-1] for c in single) / len(single) + 0.15  # …ends higher
-    assert drop_cautious < drop_single / 2  # …and falls less than half as far
+    cautious = best_of_n_curve(samples, conservative_reward(ensemble, k=1.0), NS)
+
+    def drop(c):
+        return c.gold[c.peak()] - c.gold[-1]
+
+    drop_single = sum(drop(c) for c in single) / len(single)
+    end_single = sum(c.gold[-1] for c in single) / len(single)
+    print("members: peaks", [(NS[c.peak()], round(c.gold[c.peak()], 3)) for c in single], "ends",
+          [round(c.gold[-1], 3) for c in single], "mean drop", round(drop_single, 3))
+    for name, c in (("mean", mean), ("mean - std", cautious)):
+        print(name, "peak", NS[c.peak()], round(c.gold[c.peak()], 3), "end", round(c.gold[-1], 3), "drop", round(drop(c), 3))
+    best_peak = max(c.gold[c.peak()] for c in single)
+    for c in (mean, cautious):
+        assert c.gold[c.peak()] > best_peak - 0.02  # peaks as high as the best member…
+        assert c.gold[-1] > end_single + 0.03  # …ends higher than a member does on average…
+        assert drop(c) < drop_single - 0.02  # …having given back less
+    assert mean.gold[-1] > max(c.gold[-1] for c in single) + 0.02  # the mean ends above every member
 
 
 def _window(values, start, width=6):
@@ -211,16 +232,19 @@ def test_rl_with_small_beta_overoptimizes(rl_runs):
     peak = max(range(len(gold)), key=gold.__getitem__)
     print("RL small β windows: gold", [round(g, 2) for g in gold], "proxy", [round(p, 2) for p in proxy],
           "kl", round(h.kl[-1], 2))
-    assert 0 < peak < len(gold) - 1
-    assert proxy[-1] > proxy[peak] - 0.1  # the proxy holds or rises…
-    assert gold[-1] < gold[peak] - 0.15  # …gold falls
-    assert h.kl[-1] > 4.0
+    assert peak < len(gold) - 2  # gold is best early (its rise, if any, is within noise: not checked)…
+    assert proxy[-1] > proxy[0] + 2 and proxy[-1] > proxy[peak] - 0.1  # …the proxy climbs and holds…
+    assert gold[-1] < gold[peak] - 0.15 and gold[-1] < gold[0] - 0.1  # …while gold falls below where it began
+    assert _window(h.kl, RL["steps"] - 6) > 4.0
 
 
 def test_rl_with_larger_beta_keeps_kl_bounded(rl_runs):
     small, large = rl_runs[SMALL_BETA], rl_runs[LARGE_BETA]
-    print("RL large β: kl", [round(k, 2) for k in large.kl], "gold", [round(g, 2) for g in large.gold])
-    assert max(large.kl) < 2.5 and large.kl[-1] < small.kl[-1] / 3
+    kl_large = [_window(large.kl, s) for s in range(0, RL["steps"], 6)]
+    print("RL large β: kl windows", [round(k, 2) for k in kl_large], "small β last window",
+          round(_window(small.kl, RL["steps"] - 6), 2), "gold", [round(g, 2) for g in large.gold])
+    assert max(kl_large) < 3.5  # bounded: a few nats, where small β reaches tens
+    assert kl_large[-1] < _window(small.kl, RL["steps"] - 6) / 3
     assert _window(large.gold, RL["steps"] - 6) > _window(small.gold, RL["steps"] - 6) + 0.1
 
 

@@ -56,3 +56,13 @@ def test_explorer_redraws_from_the_view_when_a_slider_moves(pool):
     assert _shown(box, "gold-n") == pytest.approx(view.gold_at_n, abs=1e-3)
     assert _shown(box, "kl-n") == pytest.approx(view.kl_at_n, abs=1e-3)
     assert box.image.value[:4] == b"\x89PNG"
+
+
+def test_first_view_is_the_unbiased_proxy_at_its_gold_peak_and_n_is_an_integer(pool):
+    """Lesson 08's text opens the explorer on the unbiased proxy; 'gold peaks at n' reads 16, not 16.000."""
+    _, _, grid = pool
+    box = overoptimization_explorer(grid)
+    assert box.controls["length_bias"].value == 0.0
+    assert box.controls["n"].value == 16
+    shown = re.search(r"class='rm-best-n'>([^<]+)<", box.summary.value).group(1)
+    assert shown == str(grid[0.0].best_of_n.x[grid[0.0].best_of_n.peak()]) and shown.isdigit(), shown

@@ -66,9 +66,10 @@ def _summary_html(view: OveroptimizationView) -> str:
         (f"β = {view.beta}: proxy", view.proxy_at_beta, "proxy-beta"),
         (f"β = {view.beta}: gold", view.gold_at_beta, "gold-beta"),
         (f"β = {view.beta}: KL", view.kl_at_beta, "kl-beta"),
-        ("gold peaks at n", view.best_n, "best-n"),
+        ("gold peaks at n", int(view.best_n), "best-n"),
     )
-    rows = "".join(f"<tr><td>{name}</td><td class='rm-{css}'>{value:.3f}</td></tr>" for name, value, css in cells)
+    rows = "".join(f"<tr><td>{name}</td><td class='rm-{css}'>{value if isinstance(value, int) else f'{value:.3f}'}</td></tr>"
+                   for name, value, css in cells)
     return f"<table class='rm-overopt-table' style='border-spacing: 14px 2px'>{rows}</table>"
 
 
