@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from rmlearn.course import init_course
-from rmlearn.grading.students import cell_points, class_students
+from students import cell_points, class_students
 
 ASSIGNMENT = "ps3_bias_and_segments"  # the cheapest to grade: no torch import
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "instructor.md"

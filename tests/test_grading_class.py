@@ -2,7 +2,7 @@
 ``nbgrader autograde``, on the SQLite gradebook and on a real PostgreSQL server.
 
 One course (the cheapest assignment, ps3: no torch import) holds one simulated student of every
-kind (``rmlearn.grading.students.class_students``) plus one whose notebook is not even JSON. Copies
+kind (``students.class_students``) plus one whose notebook is not even JSON. Copies
 of it are graded serially by stock nbgrader and in parallel by rmlearn; every row of both
 gradebooks is compared, and every cell's score is checked against what each student earned.
 """
@@ -23,7 +23,7 @@ import pytest
 
 from rmlearn.course import init_course
 from rmlearn.grading.parallel import autograde_class, gradebook_rows
-from rmlearn.grading.students import cell_points, class_students, submit, wrong_grades
+from students import cell_points, class_students, submit, wrong_grades
 
 ASSIGNMENT = "ps3_bias_and_segments"
 CELL_TIMEOUT = 15
