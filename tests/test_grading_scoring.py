@@ -175,3 +175,31 @@ def test_the_time_budget_stops_a_slow_submission_and_sends_unrun_tests_to_manual
     assert nb.cells[0].outputs[-1].ename == "CellTimeoutError"  # interrupted when the budget ran out
     assert [o.ename for o in nb.cells[1].outputs] == ["SubmissionTimeout"]
     assert resources[UNGRADED] == {"t1"}
+
+
+@pytest.mark.slow
+def test_a_cell_starved_of_cpu_is_not_cut_but_a_sleeping_one_is():
+    """Issue 17.8: cell timeouts count the kernel's CPU time, so a slow honest cell keeps its points on
+    a core shared with another busy process; a cell that only waits is still stopped."""
+    import os
+    import subprocess
+
+    from rmlearn.grading.scoring import KernelSafeExecute
+
+    burn = "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 3:\n    pass\nprint('done')"
+    core = {min(os.sched_getaffinity(0))}
+    before = os.sched_getaffinity(0)
+    hog = subprocess.Popen([sys.executable, "-c", "while True:\n    pass"])
+    try:
+        os.sched_setaffinity(hog.pid, core)
+        os.sched_setaffinity(0, core)  # the kernel inherits it: it shares one core with the hog
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(burn), nbformat.v4.new_code_cell("import time\ntime.sleep(600)")])
+        executor = KernelSafeExecute(timeout=4, starved_factor=10, submission_timeout=300, kernel_name="python3")
+        start = time.monotonic()
+        executor.preprocess(nb, {"metadata": {"path": "."}})
+    finally:
+        os.sched_setaffinity(0, before)
+        hog.kill()
+    assert [o.get("text", "").strip() for o in nb.cells[0].outputs] == ["done"]  # 3 CPU s took > 4 s of wall time
+    assert [o.get("ename") for o in nb.cells[1].outputs][-1] == "CellTimeoutError"  # waited 40 s at most
+    assert time.monotonic() - start < 120

@@ -172,6 +172,15 @@ class KernelSafeExecute(Execute):
         300, help="Seconds of execution per notebook (all re-runs together); 0 for no budget."
     ).tag(config=True)
 
+    count_cpu_time = Bool(
+        True, help="A cell that reaches its timeout having used less CPU time than that (other processes "
+        "starved it) may go on until it has used the timeout in CPU seconds, up to starved_factor times "
+        "the timeout of wall time, within the submission's budget."
+    ).tag(config=True)
+    starved_factor = Float(
+        4.0, help="Most wall time a starved cell may take, as a multiple of its timeout (count_cpu_time)."
+    ).tag(config=True)
+
     installed_packages_first = Bool(
         True, help="Put the kernel's working directory last on sys.path, so that a submitted "
         "rmlearn.py or torch.py cannot shadow the installed package (Python kernels)."
@@ -228,6 +237,7 @@ class KernelSafeExecute(Execute):
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
         self._index = index
+        self._cell_start, self._cell_cpu = time.monotonic(), self._kernel_cpu_seconds()
         if index in self._skipped:
             cell.outputs = [_error(*self._skipped[index])]
             cell.execution_count = None
@@ -242,7 +252,53 @@ class KernelSafeExecute(Execute):
             return cell, resources
         return super().preprocess_cell(cell, resources, index)
 
+    def _kernel_cpu_seconds(self) -> float:
+        """CPU seconds (user + system) used so far by the kernel's live process tree (bwrap, the
+        kernel and whatever it started); 0 when it cannot be read."""
+        import psutil
+
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        try:
+            root = psutil.Process(process.pid)
+            tree = [root, *root.children(recursive=True)]
+        except (AttributeError, psutil.Error):
+            return 0.0
+        total = 0.0
+        for proc in tree:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
+    async def _await_starved_cell(self, timeout: int) -> dict | None:
+        """The cell's wall-clock timeout is up. If its kernel used less CPU than that, other
+        processes (other graders, other jobs) starved it: wait for its reply until it has used
+        ``timeout`` CPU seconds, ``starved_factor`` × timeout has passed, or the submission's
+        budget is spent. Returns the execute reply, or None (then the cell is interrupted)."""
+        while True:
+            used = self._kernel_cpu_seconds() - self._cell_cpu
+            waited = time.monotonic() - self._cell_start
+            remaining = self._remaining()
+            if used >= timeout or waited >= timeout * self.starved_factor or (remaining is not None and remaining < 1):
+                return None
+            if used <= 0:  # CPU time not readable: wall time rules, as in nbclient
+                return None
+            try:
+                msg = await asyncio.wait_for(self.kc.shell_channel.get_msg(timeout=1), 2)
+            except Exception:  # no reply yet
+                continue
+            if msg.get("msg_type") == "execute_reply":
+                self.log.info("cell %d needed %.0f s of wall time for %.1f CPU seconds; not cut", self._index,
+                              time.monotonic() - self._cell_start, used)
+                return msg
+
     async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None):
+        if self.count_cpu_time and timeout:
+            reply = await self._await_starved_cell(timeout)
+            if reply is not None:
+                return reply  # nbclient takes it as the cell's reply
         reply = await super()._async_handle_timeout(timeout, cell)  # interrupts the kernel
         try:  # a kernel that obeyed the interrupt answers the pending execute request
             await asyncio.wait_for(self.kc.shell_channel.get_msg(timeout=self.interrupt_grace),
@@ -298,8 +354,9 @@ class OutputsAsText(NbGraderPreprocessor):
 
 
 class LimitOutputBytes(NbGraderPreprocessor):
-    """Cut every text output (a stream, ``text/plain``, a traceback line) to ``max_bytes``:
-    nbgrader's ``LimitOutput`` counts lines, and one 600 MB line is one line."""
+    """Cut every text output (a stream, ``text/plain``, a traceback line) to ``max_bytes``, and
+    replace a larger rich output (an image, JSON) by a note: nbgrader's ``LimitOutput`` counts
+    lines, and one 600 MB line is one line. Runs after ``JudgeAnswers`` (records are judged)."""
 
     max_bytes = Integer(1_000_000, help="Largest text kept per output (bytes of UTF-8); 0: no limit.").tag(config=True)
 
@@ -317,8 +374,15 @@ class LimitOutputBytes(NbGraderPreprocessor):
             for output in cell.get("outputs", []):
                 if "text" in output:
                     output["text"] = self._cut(output["text"])
-                if isinstance(output.get("data"), dict) and "text/plain" in output["data"]:
-                    output["data"]["text/plain"] = self._cut(output["data"]["text/plain"])
+                data = output.get("data")
+                if isinstance(data, dict):
+                    for key in [k for k in data if k != "text/plain"]:  # images, JSON, records: judged already
+                        size = len(data[key]) if isinstance(data[key], str) else len(json.dumps(data[key]))
+                        if size > self.max_bytes:
+                            del data[key]
+                            data["text/plain"] = f"[{key} output removed: {size:,} bytes, more than {self.max_bytes:,}]"
+                    if "text/plain" in data:
+                        data["text/plain"] = self._cut(data["text/plain"])
                 if isinstance(output.get("traceback"), list):
                     output["traceback"] = [self._cut(line) for line in output["traceback"]]
         return cell, resources

@@ -16,7 +16,7 @@ folder may hold them too. So:
 >>> folder = tempfile.mkdtemp()
 >>> os.symlink("/etc/passwd", os.path.join(folder, "notes.html"))
 >>> remove_special_files(folder)
-['notes.html (a symbolic link to /etc/passwd)']
+['notes.html (a symbolic link to …/passwd)']
 >>> os.listdir(folder)
 []
 """
@@ -35,8 +35,8 @@ class SubmissionFolderError(ValueError):
 def _kind(path: str, info: os.stat_result) -> str | None:
     """Why ``path`` must not be followed, or None for a plain folder or a regular file."""
     mode = info.st_mode
-    if stat.S_ISLNK(mode):
-        return f"a symbolic link to {os.readlink(path)}"
+    if stat.S_ISLNK(mode):  # the target's last part only: the same text wherever the course lives
+        return f"a symbolic link to …/{os.path.basename(os.readlink(path).rstrip('/'))}"
     if stat.S_ISDIR(mode):
         return None
     if stat.S_ISREG(mode):
