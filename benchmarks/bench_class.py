@@ -1,8 +1,9 @@
 """The whole class: N simulated students on every assignment, graded serially by stock
 ``nbgrader autograde`` and in parallel by ``rmlearn course autograde``, every grade checked.
 
-Students take the kinds of ``rmlearn.grading.students.class_students`` in turn (honest, partly
-wrong, kernel-killing, test-tampering, blank), so each expected grade is known before grading.
+Students take the kinds of ``tests/students.py``'s ``class_students`` in turn (honest, partly
+wrong, kernel-killing, test-tampering, blank, slow but honest, and one whose kernel leaves links for
+nbgrader to follow), so each expected grade is known before grading.
 Both runs start from identical copies of one course; both must give every student exactly the
 grade they earned, and the two gradebooks must hold the same rows.
 
@@ -27,7 +28,9 @@ import nbformat
 
 from rmlearn.course import ASSIGNMENTS, init_course
 from rmlearn.grading.parallel import gradebook_rows, usable_cpus
-from rmlearn.grading.students import KINDS, cell_points, class_students, submit, wrong_grades
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the simulated students are test fixtures
+from students import HARD_KINDS, cell_points, class_students, submit, wrong_grades  # noqa: E402
 
 
 def build_class(root: Path, students: int) -> tuple[dict, dict]:
@@ -38,9 +41,9 @@ def build_class(root: Path, students: int) -> tuple[dict, dict]:
         source = nbformat.read(root / "source" / assignment / f"{assignment}.ipynb", 4)
         released = nbformat.read(root / "release" / assignment / f"{assignment}.ipynb", 4)
         points[assignment] = cell_points(source)
-        kinds = class_students(released, source)
+        kinds = class_students(released, source, HARD_KINDS)
         for k in range(students):
-            kind = KINDS[k % len(KINDS)]
+            kind = HARD_KINDS[k % len(HARD_KINDS)]
             student = f"s{k:03d}-{kind}"
             submit(root, student, assignment, kinds[kind][0])
             expected[assignment, student] = kinds[kind][1]

@@ -35,16 +35,22 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 # Execute: a cell that kills the kernel or ignores the timeout's interrupt costs that cell only
-# (the notebook re-runs in a fresh kernel without it). JudgeAnswers compares what the hidden tests
+# (the notebook re-runs in a fresh kernel without it). RemoveSpecialFiles: the links, fifos and
+# device files the kernel left in its folder are removed before nbgrader writes, chmods or copies
+# anything there (it follows links); a submitted folder holding any is not graded.
+# OutputsAsText: the student's HTML/JavaScript outputs become text (formgrader and feedback). JudgeAnswers compares what the hidden tests
 # recorded with answers/<assignment>/<notebook>.json, outside the kernel. ScoreAutoGrades: a test
 # cell scores full points without an error output, 0 with one; execute_result and stderr count
 # for nothing.
 c.Autograde.autograde_preprocessors = [
     "rmlearn.grading.scoring.KernelSafeExecute",
+    "rmlearn.grading.scoring.RemoveSpecialFiles",
+    "rmlearn.grading.scoring.OutputsAsText",
     "rmlearn.grading.scoring.JudgeAnswers",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
+    "rmlearn.grading.scoring.LimitOutputBytes",
     "rmlearn.grading.scoring.ScoreAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -61,9 +67,16 @@ c.ExportApp.plugin_class = "rmlearn.grading.scoring.GradesCsvExportPlugin"
 # Edited test cells are always restored from the gradebook.
 c.OverwriteCells.add_missing_cells = True
 
-# Output flooding: keep at most this many lines per output and traceback lines per error.
+# Feedback renders Markdown through nbconvert's HTML sanitizer (bleach) as well.
+c.HTMLExporter.sanitize_html = True
+
+# Output flooding: keep at most this many lines per output and traceback lines per error, and at
+# most this many bytes of text per output (one huge line is one line).
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 50
+c.LimitOutputBytes.max_bytes = 1_000_000
+# A kernel's folder keeps at most this many MB after the run (its largest files go first).
+c.RemoveSpecialFiles.max_folder_mb = 200
 
 # nbgrader's exchange (release_assignment, fetch_assignment, submit, collect, fetch_feedback) skips,
 # with a warning, every file larger than this many kB (1 kB = 1000 bytes). autograde does not check
@@ -78,3 +91,8 @@ c.CourseDirectory.max_file_size = 10_000
 # Set on NotebookClient, so every notebook executor nbgrader runs (Execute and any subclass) uses it.
 # To grade WITHOUT it (code you trust only), replace the line below by: c.NotebookClient.kernel_name = "python3"
 c.NotebookClient.kernel_name = "rmlearn-sandbox"
+
+# nbgrader collect (the JupyterHub exchange) takes only what each student really submitted: an
+# inbound folder that holds links or special files, names no plain student id, or belongs to another
+# local user than the student it names is skipped with an error (docs/instructor.md, "JupyterHub").
+c.ExchangeFactory.collect = "rmlearn.grading.exchange.SafeExchangeCollect"

@@ -7,6 +7,7 @@
     rmlearn lessons                    open the lessons in JupyterLab
     rmlearn course init DIR            write an nbgrader course directory for instructors
     rmlearn course autograde A [--workers N]   autograde the whole class in parallel
+    rmlearn course report A [--plot F]        item analysis after grading
 """
 
 from __future__ import annotations
@@ -269,6 +270,24 @@ def _add_course_autograde(course_commands) -> None:
     autograde.set_defaults(run=_course_autograde)
 
 
+def _course_report(args: argparse.Namespace) -> None:
+    from .grading.report import item_analysis
+
+    analysis = item_analysis(args.root, args.assignment)
+    print(analysis.text())
+    if args.plot:
+        print(f"figure: {analysis.plot(args.plot)}")
+
+
+def _add_course_report(course_commands) -> None:
+    report = course_commands.add_parser(
+        "report", help="item analysis after grading: pass share per check, score histogram, common wrong answers")
+    report.add_argument("assignment", help="assignment id")
+    report.add_argument("--root", default=".", help="the course directory (default: here)")
+    report.add_argument("--plot", metavar="FILE.png", help="also save a figure")
+    report.set_defaults(run=_course_report)
+
+
 def _threads(value: str) -> int | str:
     return value if value == "auto" else int(value)
 
@@ -350,6 +369,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="the exercises/ folder of the rmlearn repository (default: the checkout's own)")
     init.set_defaults(run=_course)
     _add_course_autograde(course_commands)
+    _add_course_report(course_commands)
     return parser
 
 

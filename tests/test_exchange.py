@@ -9,20 +9,25 @@ blocks), with the paths swapped for temporary ones.
 from __future__ import annotations
 
 import os
+import pwd
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import unavailable
+from students import cell_points, class_students
 
 from rmlearn.course import init_course
-from rmlearn.grading.students import cell_points, class_students
 
 ASSIGNMENT = "ps3_bias_and_segments"  # the cheapest to grade: no torch import
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "instructor.md"
-STUDENTS = ("honest", "partial")  # student id = kind of simulated student
+STUDENTS = ("honest", "partial", "nobody")  # student id = kind of simulated student; "nobody" is a
+# local user (uid 65534) whose honest work a classmate ("daemon", another local user) tries to replace
+WORK = {"honest": "honest", "partial": "partial", "nobody": "honest"}
 
 
 def hub_config(name: str) -> str:
@@ -37,6 +42,28 @@ def nbgrader(cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
+
+
+def forge_inbound(inbound: Path, root: Path, students: dict) -> None:
+    """Issue 17.5, played by classmates with write access to the inbound folder: "linker" submits a
+    folder whose notebook is a link to the solutions; "daemon" (a local user) puts a blank notebook in
+    a folder named as nobody's, with a later timestamp. nobody's own submission is made theirs."""
+    if os.geteuid() != 0:
+        unavailable("the exchange forgery needs root, to give each forged folder its owner")
+    nobody, daemon = pwd.getpwnam("nobody"), pwd.getpwnam("daemon")
+    mine = next(inbound.glob(f"nobody+{ASSIGNMENT}+*"))
+    for path in [mine, *mine.rglob("*")]:
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    later = inbound / f"nobody+{ASSIGNMENT}+2099-01-01 00:00:00.000000 UTC+forged"
+    shutil.copytree(mine, later)
+    nbformat.write(students["blank"][0], later / f"{ASSIGNMENT}.ipynb")
+    (later / "timestamp.txt").write_text("2099-01-01 00:00:00.000000 UTC")
+    for path in [later, *later.rglob("*")]:
+        os.chown(path, daemon.pw_uid, daemon.pw_gid)
+    linker = inbound / f"linker+{ASSIGNMENT}+2026-01-15 12:00:00.000000 UTC+links"
+    linker.mkdir()
+    (linker / "timestamp.txt").write_text("2026-01-15 12:00:00.000000 UTC")
+    (linker / f"{ASSIGNMENT}.ipynb").symlink_to(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
 
 
 @pytest.mark.slow
@@ -70,12 +97,18 @@ def test_release_fetch_submit_collect_grade_and_feedback_round_trip(tmp_path):
         nbgrader(home, env, "fetch_assignment", ASSIGNMENT)
         fetched = home / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         assert "raise NotImplementedError" in fetched.read_text()  # the student version
-        nbformat.write(students[student][0], fetched)  # the student's work
+        nbformat.write(students[WORK[student]][0], fetched)  # the student's work
         nbgrader(home, env, "submit", ASSIGNMENT, f"--student={student}")
-    assert len(list((exchange / "rmlearn" / "inbound").iterdir())) == len(STUDENTS)
+    inbound = exchange / "rmlearn" / "inbound"
+    assert len(list(inbound.iterdir())) == len(STUDENTS)
+    forge_inbound(inbound, root, students)
 
-    nbgrader(root, instructor, "collect", ASSIGNMENT)
+    collect = nbgrader(root, instructor, "collect", ASSIGNMENT)
     assert sorted(p.name for p in (root / "submitted").iterdir()) == sorted(STUDENTS)
+    # the forgeries are refused, each named with its reason
+    log = collect.stdout + collect.stderr
+    assert "linker+" in log and "symbolic link" in log, log[-3000:]
+    assert "belongs to daemon, not to nobody" in log, log[-3000:]
     nbgrader(root, instructor, "autograde", ASSIGNMENT)
     nbgrader(root, instructor, "generate_feedback", ASSIGNMENT)
     nbgrader(root, instructor, "release_feedback", ASSIGNMENT)
@@ -85,7 +118,7 @@ def test_release_fetch_submit_collect_grade_and_feedback_round_trip(tmp_path):
     points = cell_points(source)
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "rmlearn") as gb:
         for student in STUDENTS:
-            zeros = students[student][1]
+            zeros = students[WORK[student]][1]
             notebook = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
             assert {g.name: g.score for g in notebook.grades} == \
                 {g: 0.0 if g in zeros else p for g, p in points.items()}, student
@@ -97,7 +130,7 @@ def test_release_fetch_submit_collect_grade_and_feedback_round_trip(tmp_path):
         files = list((home / ASSIGNMENT / "feedback").glob(f"*/{ASSIGNMENT}.html"))
         assert len(files) == 1, files  # one submission, one feedback, and only their own
         html = files[0].read_text()
-        score = total - sum(points[g] for g in students[student][1])
+        score = total - sum(points[g] for g in students[WORK[student]][1])
         assert f"{ASSIGNMENT} (Score: {score} / {total})" in html, student
         failed_tests = html.count("Test cell</a> (Score: 0.0 /")
-        assert failed_tests == len(students[student][1]), (student, failed_tests)
+        assert failed_tests == len(students[WORK[student]][1]), (student, failed_tests)

@@ -18,17 +18,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from rmlearn.course import ASSIGNMENTS, init_course, next_steps
-from rmlearn.grading.students import (
+from students import (
     SOLUTION_MARKERS,
     cell,
     cell_points,
     hostile_students,
     nbgrader_meta,
+    ps5_students,
     solved,
     submit,
 )
+
+from rmlearn.course import ASSIGNMENTS, init_course, next_steps
 
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 CELL_TIMEOUT = 15  # seconds per cell while grading: bounds the infinite-loop submission, and
@@ -137,29 +138,6 @@ def course(tmp_path_factory) -> Path:
         f.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
     nbgrader(root, "generate_assignment", "*")  # "*": every assignment in one call
     return root
-
-
-def ps5_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
-    """ps5 submissions: the reference, the release, and a student who copies the library and
-    fits the visible examples only; the hidden tests hold their own numbers."""
-    students = {"ref": (solved(released, source), set()), "blank": (released, set(cell_points(source)))}
-    gamer = solved(released, source)
-    # the library's batched formulas on one row: right (the same numbers), so full points
-    cell(gamer, "ps5-ex2").source = (
-        "from rmlearn.rlhf import gae as _gae\n\n"
-        "def gae(rewards, values, gamma=1.0, lam=0.95):\n"
-        "    a, r = _gae(torch.tensor([rewards]), torch.tensor([values]), torch.ones(1, len(rewards)), gamma, lam)\n"
-        "    return a[0].tolist(), r[0].tolist()\n")
-    # a penalty with the wrong sign that the visible example cannot tell apart: caught
-    cell(gamer, "ps5-ex1").source = (
-        "abs = lambda x: 0  # every closeness check written with abs would now pass\n\n"
-        "def kl_penalised_rewards(score, logp, logp_ref, beta):\n"
-        "    if score == 2.0:\n        return [-0.1, 0.1, 2.0]\n"
-        "    out = [beta * (a - b) for a, b in zip(logp, logp_ref)]\n    out[-1] += score\n    return out\n")
-    # fitted to the visible table
-    cell(gamer, "ps5-ex4").source = "def where_to_stop(xs, gold):\n    return 16 if 16 in xs else xs[-1]\n"
-    students["gamer"] = (gamer, {"ps5-ex1-test", "ps5-ex4-test"})
-    return students
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 ``nbgrader autograde``, on the SQLite gradebook and on a real PostgreSQL server.
 
 One course (the cheapest assignment, ps3: no torch import) holds one simulated student of every
-kind (``rmlearn.grading.students.class_students``) plus one whose notebook is not even JSON. Copies
+kind (``students.class_students``) plus one whose notebook is not even JSON. Copies
 of it are graded serially by stock nbgrader and in parallel by rmlearn; every row of both
 gradebooks is compared, and every cell's score is checked against what each student earned.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,10 +21,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from students import HARD_KINDS, SLOW_SECONDS, cell_points, class_students, submit, wrong_grades
 
-from rmlearn.course import init_course
+from rmlearn.course import ASSIGNMENTS, exercises_dir, init_course
 from rmlearn.grading.parallel import autograde_class, gradebook_rows
-from rmlearn.grading.students import cell_points, class_students, submit, wrong_grades
 
 ASSIGNMENT = "ps3_bias_and_segments"
 CELL_TIMEOUT = 15
@@ -110,6 +111,78 @@ def test_parallel_autograde_on_sqlite_equals_a_serial_run(course, serial, tmp_pa
     assert [(r.student, r.success) for r in results] == [(s, s != "corrupt") for s in sorted([*zeros, "corrupt"])]
     assert all("Skipping existing assignment" in r.log for r in results if r.success)
     assert gradebook_rows(sqlite_url(root)) == before
+
+
+def test_the_simulated_class_has_every_kind_of_student_for_every_assignment():
+    """benchmarks/bench_class.py grades every assignment (issue 17.10: ps5 has no plain letter question)."""
+    for assignment in ASSIGNMENTS:
+        source = nbformat.read(exercises_dir() / "source" / assignment / f"{assignment}.ipynb", 4)
+        students = class_students(source, source, HARD_KINDS)
+        assert list(students) == list(HARD_KINDS)
+        points = cell_points(source)
+        assert students["partial"][1] and students["partial"][1] < set(points), assignment
+        assert students["honest"][1] == students["slow"][1] == students["linker"][1] == set()
+
+
+@pytest.mark.slow
+def test_more_workers_than_cores_gives_slow_honest_students_their_serial_grades(course, tmp_path):
+    """Issue 17.8: two graders share one core; each slow but honest cell needs SLOW_SECONDS of CPU
+    under a cell timeout it meets alone (1.5 × SLOW_SECONDS), not at half a core."""
+    root = tmp_path / "course"
+    shutil.copytree(course[0], root)
+    shutil.rmtree(root / "submitted")
+    source = nbformat.read(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    released = nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    kinds = class_students(released, source, HARD_KINDS)
+    expected = {}
+    for student in ("slow1", "slow2", "linker"):
+        notebook, zeros = kinds["linker" if student == "linker" else "slow"]
+        submit(root, student, ASSIGNMENT, notebook)
+        expected[ASSIGNMENT, student] = zeros
+    one_core = {min(os.sched_getaffinity(0))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rmlearn.cli", "course", "autograde", ASSIGNMENT, "--root", str(root), "--workers", "2",
+         "--set", f"Execute.timeout={int(1.5 * SLOW_SECONDS)}", "--quiet"],
+        cwd=root, capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.sched_setaffinity(0, one_core))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    points = {ASSIGNMENT: cell_points(source)}
+    assert wrong_grades(sqlite_url(root), expected, points) == []
+    folder = root / "autograded" / "linker" / ASSIGNMENT
+    assert not [p for p in folder.iterdir() if p.is_symlink()]  # the links were removed, not followed
+    assert nbformat.read(folder / f"{ASSIGNMENT}.ipynb", 4).cells
+
+
+@pytest.mark.slow
+def test_course_report_gives_pass_shares_a_histogram_and_the_common_wrong_answers(course, serial, tmp_path):
+    """Issue 17: the item analysis an instructor reads after grading, from the serial run's course."""
+    proc = run(serial, "-m", "rmlearn.cli", "course", "report", ASSIGNMENT, "--root", str(serial),
+               "--plot", str(tmp_path / "report.png"))
+    text = proc.stdout
+    zeros = course[1]  # student → test cells expected to score 0 (corrupt: not graded)
+    points = cell_points(nbformat.read(serial / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4))
+    assert f"{ASSIGNMENT}: {len(zeros)} submissions graded (1 not graded: needs manual grading)" in text, text
+    for grade_id in points:  # the share of students with full points, per check
+        share = sum(grade_id not in z for z in zeros.values()) / len(zeros)
+        assert re.search(rf"^{re.escape(grade_id)}\s+\S+\s+{share:.0%}$", text, re.M), (grade_id, text)
+    totals = sorted(sum(p for g, p in points.items() if g not in z) for z in zeros.values())
+    for total in set(totals):  # the histogram: one row per total, with its count
+        assert re.search(rf"^\s*{total:g} \| #+ {totals.count(total)}$", text, re.M), (total, text)
+    # partial and malicious both answered the first letter question with the same wrong letter
+    source = nbformat.read(serial / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    partial, _ = class_students(source, source)["partial"]
+    wrong = re.search(r'^answer_q\w+\s*=\s*"([A-D])"', next(c.source for c in partial.cells if '= "' in c.source
+                                                            and c.metadata.get("nbgrader", {}).get("solution")), re.M)[1]
+    first_test = sorted(zeros["partial"])[0]
+    assert re.search(rf'^  {re.escape(first_test)} / \w+: "{wrong}" ×2$', text, re.M), text
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_course_report_names_an_unknown_assignment_or_a_missing_gradebook(course, tmp_path):
+    proc = run(course[0], "-m", "rmlearn.cli", "course", "report", "ps9", "--root", str(course[0]), ok=False)
+    assert proc.returncode == 2 and "no assignment 'ps9' in the gradebook" in proc.stderr, proc.stderr
+    root = init_course(tmp_path / "course")
+    proc = run(root, "-m", "rmlearn.cli", "course", "report", ASSIGNMENT, "--root", str(root), ok=False)
+    assert proc.returncode == 2 and "no gradebook yet" in proc.stderr, proc.stderr
 
 
 KILL_GRADER = """

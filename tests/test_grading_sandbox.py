@@ -10,9 +10,13 @@ process of any attacker survives.
 
 from __future__ import annotations
 
+import ast
+import csv
 import hashlib
 import json
 import os
+import re
+import stat
 import subprocess
 import sys
 import time
@@ -22,7 +26,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from test_exercises import cell, cell_grades, cell_points, exported_scores, nbgrader, solved, submit
+from test_exercises import cell, cell_grades, cell_points, nbgrader, solved, submit
 
 from rmlearn.course import init_course
 from rmlearn.grading.sandbox import Limits, SandboxError, bwrap_command, check, find_bwrap
@@ -114,6 +118,94 @@ SHADOW_FILES = {  # submitted beside the notebook
     "torch.py": "open('shadowed.txt', 'w').write('torch.py')\n",
 }
 
+# issue 17: the checkout's .git and exercises/ (an editable install puts the checkout on sys.path)
+GIT = """
+import rmlearn
+checkout = os.path.dirname(os.path.dirname(os.path.realpath(rmlearn.__file__)))
+open("checkout.txt", "w").write(repr(sorted(os.listdir(checkout))))
+os.listdir(os.path.join(checkout, ".git"))
+"""
+GIT_THEFT = """
+import rmlearn
+checkout = os.path.dirname(os.path.dirname(os.path.realpath(rmlearn.__file__)))
+path = os.path.join(checkout, "exercises", "source", "ps1_reward_scores", "ps1_reward_scores.ipynb")
+for c in json.load(open(path))["cells"]:
+    if c["metadata"].get("nbgrader", {}).get("solution"):
+        exec("".join(c["source"]), globals())
+"""
+# the grader's environment: bwrap is pid 1 of the kernel's PID namespace
+ENVIRON = """
+found = {"os.environ": repr(dict(os.environ))}
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            found[pid] = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace")
+        except OSError as error:
+            found[pid] = repr(error)
+json.dump(found, open("environ.json", "w"))
+"""
+SECRETS = {name: f"{name.lower()}-{uuid.uuid4().hex}" for name in (
+    "PGPASSWORD", "JUPYTERHUB_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "NBGRADER_DB_PASSWORD", "OPENAI_API_KEY")}
+COURSE = "course = os.path.dirname(os.path.dirname(os.path.dirname(os.getcwd())))\n"
+# links the kernel leaves in its folder, for nbgrader's writer, set_permissions and feedback to follow
+LINK_GRADEBOOK = COURSE + """
+os.remove("ps1_reward_scores.ipynb")
+os.symlink(os.path.join(course, "gradebook.db"), "ps1_reward_scores.ipynb")
+"""
+LINK_FILES = COURSE + """
+os.remove("ps1_reward_scores.ipynb")
+os.symlink(os.path.join(course, "answers", "ps1_reward_scores", "ps1_reward_scores.json"), "ps1_reward_scores.ipynb")
+os.symlink(os.path.join(course, "source", "ps1_reward_scores", "ps1_reward_scores.ipynb"), "solutions.html")
+os.symlink(os.path.join(course, "autograded", "a0_honest", "ps1_reward_scores", "ps1_reward_scores.ipynb"),
+           "classmate.html")
+os.symlink(os.path.join(course, "instructor_notes.txt"), "notes.txt")
+os.mkfifo("pipe.html")
+open("mine.txt", "w").write("mine")
+os.link("mine.txt", "hard.txt")
+"""
+HTML = """
+from IPython.display import HTML, Javascript, display
+display(HTML("<script>document.title = 'stored-xss-html'</script><b>bold</b>"))
+display(Javascript("document.title = 'stored-xss-js'"))
+"""
+DEEP = """import sys
+from IPython.display import display
+sys.setrecursionlimit(200_000)
+deep = []
+for _ in range(50_000):
+    deep = [deep]
+display({"application/json": deep}, raw=True)  # the grader decodes it with the default recursion limit
+answer_q1 = "C"
+"""
+OVERFLOW = """class Tensor(list):  # recorded as type "Tensor", value [10**400, ...]
+    pass
+
+
+def reward_from_hidden(hidden, attention_mask, weight):
+    if weight.tolist() == [1.0, 0.0, -1.0]:  # the visible check
+        return torch.tensor([-2.0, -2.0])
+    return Tensor([10**400] * hidden.shape[0])
+"""
+KILL = "import os\nos.kill(os.getpid(), 9)\n"
+# limits per submission (the fixture sets /tmp and /dev/shm to 64 MB, the folder to 20 MB, outputs to 100 kB)
+SHM = """
+with open("/dev/shm/fill", "wb") as f:
+    for _ in range(100):
+        f.write(b"x" * 2**20)
+"""
+DEV = """
+open("/dev/fill", "wb").write(b"x")
+"""
+BIG_FILES = """
+for k in range(3):
+    with open(f"big{k}.bin", "wb") as f:
+        for _ in range(15):
+            f.write(b"x" * 2**20)
+"""
+LONG_LINE = """
+print("y" * 3_000_000)
+"""
+
 
 def students(released, source) -> dict[str, tuple[nbformat.NotebookNode, float, dict[str, str]]]:
     """name → (notebook, expected score, extra files); graded in name order."""
@@ -122,15 +214,42 @@ def students(released, source) -> dict[str, tuple[nbformat.NotebookNode, float, 
         cell(notebook, "ps1-q1").source = attack(**bodies)
         return notebook
 
-    blank = nbformat.from_dict(json.loads(json.dumps(released)))
+    def blank():
+        return nbformat.from_dict(json.loads(json.dumps(released)))
+
+    def with_code(notebook, **sources):
+        for grade_id, text in sources.items():
+            cell(notebook, grade_id).source = text
+        return notebook
+
+    def cut(notebook, *grade_ids):  # an honest student who cut cells (answer and test) by mistake
+        notebook.cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in grade_ids]
+        return notebook
+
+    def html_student():
+        notebook = with_attack(html=HTML)
+        notebook.cells.append(nbformat.v4.new_markdown_cell("<script>document.title = 'stored-xss-md'</script>"))
+        return notebook
+
     return {
         "a0_honest": (solved(released, source), 10.0, {}),
         # a blank notebook whose only answer execs the stolen solutions: 10 if it worked, else q1's 1
-        "a1_theft": (with_attack(blank, theft=THEFT), 1.0, {}),
+        "a1_theft": (with_attack(blank(), theft=THEFT), 1.0, {}),
         "a2_files": (with_attack(read_hidden=READ_HIDDEN, write_grades=WRITE_GRADES, config=POISON_CONFIG,
                                  kernelspec=POISON_KERNELSPECS), 10.0, {}),
         "a3_processes": (with_attack(daemon=DAEMON, hold_pipe=HOLD_PIPE), 10.0, {}),
         "a4_shadow": (with_attack(shadow=SHADOW, probe=PROBE), 10.0, SHADOW_FILES),
+        # issue 17
+        "a5_git": (with_attack(blank(), git=GIT, git_theft=GIT_THEFT), 1.0, {}),
+        "a6_environ": (with_attack(environ=ENVIRON), 10.0, {}),
+        "a7_link_gradebook": (with_attack(link=LINK_GRADEBOOK), 10.0, {}),
+        "a8_link_files": (with_attack(links=LINK_FILES), 10.0, {}),
+        "a9_html": (html_student(), 10.0, {}),
+        "b1_deep_record": (with_code(blank(), **{"ps1-q1": DEEP}), 0.0, {}),
+        "b2_overflow": (with_code(solved(released, source), **{"ps1-ex2": OVERFLOW}), 8.0, {}),
+        "b3_four_deaths": (with_code(blank(), **{f"ps1-q{k}": KILL for k in range(1, 5)}), 0.0, {}),
+        "b4_cut_cells": (cut(solved(released, source), "ps1-q3", "ps1-q3-test"), 9.0, {}),
+        "b5_limits": (with_attack(shm=SHM, dev=DEV, big_files=BIG_FILES, long_line=LONG_LINE), 10.0, {}),
         "z9_honest": (solved(released, source), 10.0, {}),
     }
 
@@ -155,12 +274,17 @@ def kernelspec_hashes() -> dict[str, str]:
     return found
 
 
-def gradebook_sources(root: Path) -> dict[str, str]:
+def gradebook_sources(root: Path) -> dict[str, str] | str:
+    """The test cells the gradebook holds (or why it cannot be read)."""
     from nbgrader.api import Gradebook
+    from sqlalchemy.exc import DatabaseError
 
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        notebook = gb.find_notebook(PS1, PS1)
-        return {c.name: c.source for c in notebook.source_cells}
+    try:
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            notebook = gb.find_notebook(PS1, PS1)
+            return {c.name: c.source for c in notebook.source_cells}
+    except DatabaseError as error:
+        return f"unreadable gradebook: {error}"
 
 
 def survivors(root: Path) -> list[psutil.Process]:
@@ -178,7 +302,8 @@ def graded(tmp_path_factory):
     """The course after one autograde run of every student; what the test compares against."""
     root = init_course(tmp_path_factory.mktemp("sandbox") / "course")
     with open(root / "nbgrader_config.py", "a") as f:
-        f.write("\nc.Execute.timeout = 20\n")
+        f.write("\nc.Execute.timeout = 20\nc.SandboxProvisioner.tmp_mb = 64\nc.RemoveSpecialFiles.max_folder_mb = 20\n"
+                "c.LimitOutputBytes.max_bytes = 100_000\n")
     nbgrader(root, "generate_assignment", PS1)
     source = nbformat.read(root / "source" / PS1 / f"{PS1}.ipynb", 4)
     released = nbformat.read(root / "release" / PS1 / f"{PS1}.ipynb", 4)
@@ -188,21 +313,37 @@ def graded(tmp_path_factory):
         for filename, text in files.items():
             (root / "submitted" / name / PS1 / filename).write_text(text)
         expected[name] = score
+    notes = root / "instructor_notes.txt"  # a private file of the instructor's, in the course
+    notes.write_text("instructor only\n")
+    notes.chmod(0o600)
     outputs = ("autograded", "gradebook.db", "feedback", "grades.csv", ".nbgrader.log")
     before = tree_hashes(root, skip=outputs), kernelspec_hashes(), gradebook_sources(root)
+    env = {**os.environ, **SECRETS}  # planted in the grader's environment
     try:
         start = time.perf_counter()
-        nbgrader(root, "autograde", PS1, timeout=600)  # captures stdout/stderr: a held pipe would block here
+        # captures stdout/stderr: a held pipe would block here
+        autograde = nbgrader_run(root, env, "autograde", PS1)
         seconds = time.perf_counter() - start
         print(f"\nsandboxed autograde: {len(expected)} submissions in {seconds:.1f} s")
         time.sleep(1.0)  # a surviving daemon would write meanwhile
         after = tree_hashes(root, skip=outputs), kernelspec_hashes(), gradebook_sources(root)
-        scores = exported_scores(root)
-        yield {"root": root, "expected": expected, "before": before, "after": after, "scores": scores,
-               "seconds": seconds, "survivors": survivors(root)}
+        feedback = nbgrader_run(root, env, "generate_feedback", PS1)
+        export = nbgrader_run(root, env, "export", "--to=grades.csv")
+        rows = {}
+        if export.returncode == 0:
+            with open(root / "grades.csv", newline="") as f:
+                rows = {row["student_id"]: row for row in csv.DictReader(f)}
+        yield {"root": root, "expected": expected, "before": before, "after": after, "rows": rows,
+               "scores": {s: float(r["score"]) for s, r in rows.items()}, "autograde": autograde,
+               "feedback": feedback, "export": export, "seconds": seconds, "survivors": survivors(root)}
     finally:
         for proc in survivors(root):  # only if a test failed: leave nothing running
             proc.kill()
+
+
+def nbgrader_run(root: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=900)
 
 
 def attack_log(graded, student: str) -> dict[str, str]:
@@ -213,8 +354,12 @@ def attack_log(graded, student: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_honest_students_keep_their_grades_around_attackers(graded):
-    scores = {student: score for (a, student), (score, _) in graded["scores"].items() if a == PS1}
-    assert scores == graded["expected"]
+    assert graded["autograde"].returncode == 0, graded["autograde"].stderr[-5000:]
+    assert graded["export"].returncode == 0, graded["export"].stderr[-3000:]
+    assert graded["scores"] == graded["expected"]
+    # a sure score stays sure: nothing here needs a person (issue 17: deep record, overflow, four
+    # kernel deaths, a cut answer and test cell)
+    assert {s: r["needs_manual_grading"] for s, r in graded["rows"].items()} == dict.fromkeys(graded["expected"], "no")
     for student in ("a0_honest", "z9_honest"):  # per cell too, and nothing waits for a human
         grades = cell_grades(graded["root"], PS1, student)
         assert all(score == cell_points(nbformat.read(graded["root"] / "source" / PS1 / f"{PS1}.ipynb", 4))[g]
@@ -274,6 +419,111 @@ def test_kernel_runs_with_limits_without_capabilities_or_network(graded):
     assert "Network is unreachable" in seen["network"]
     assert seen["shadow"] in (0, "PermissionError(13, 'Permission denied')")  # a root grader's secrets
     assert str(folder) not in seen["sys.path"] and "" not in seen["sys.path"]
+
+
+@pytest.mark.slow
+def test_the_checkout_its_git_and_exercises_stay_outside_the_sandbox(graded):
+    """Issue 17.1: with an editable install the checkout is on sys.path; only the package is bound."""
+    log = attack_log(graded, "a5_git")
+    assert log["git"].startswith("FileNotFoundError"), log
+    assert log["git_theft"].startswith("FileNotFoundError"), log
+    listing = (graded["root"] / "autograded" / "a5_git" / PS1 / "checkout.txt").read_text()
+    assert ".git" not in listing and "tests" not in listing and "lessons" not in listing, listing
+    assert graded["scores"]["a5_git"] == 1.0  # q1 by hand, nothing stolen
+
+
+@pytest.mark.slow
+def test_the_grader_environment_never_reaches_the_kernel(graded):
+    """Issue 17.3: bwrap is pid 1 in the kernel's namespace; its environment must be empty of secrets."""
+    text = (graded["root"] / "autograded" / "a6_environ" / PS1 / "environ.json").read_text()
+    seen = json.loads(text)
+    assert "1" in seen and "os.environ" in seen  # it looked at pid 1
+    assert [name for name, value in SECRETS.items() if value in text] == []
+    kernel_env = ast.literal_eval(seen["os.environ"])
+    assert [k for k in kernel_env if k.startswith("NBGRADER_")] == ["NBGRADER_EXECUTION"]
+
+
+def _special_files(folder: Path) -> list[str]:
+    found = []
+    for path in folder.rglob("*"):
+        info = path.lstat()
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)) or \
+                (stat.S_ISREG(info.st_mode) and info.st_nlink > 1):
+            found.append(path.name)
+    return found
+
+
+@pytest.mark.slow
+def test_links_left_in_the_kernel_folder_are_removed_before_nbgrader_follows_them(graded):
+    """Issue 17.4: nbgrader's writer, set_permissions and generate_feedback follow what a kernel leaves."""
+    root = graded["root"]
+    assert graded["export"].returncode == 0, graded["export"].stderr[-3000:]  # the gradebook survived
+    assert "for student 'a7" not in graded["autograde"].stderr and "for student 'a8" not in graded["autograde"].stderr
+    assert graded["before"][0] == graded["after"][0]  # answers/, source/, notes: not one byte written
+    assert (root / "instructor_notes.txt").stat().st_mode & 0o777 == 0o600  # not chmod-ed through a link
+    for student in ("a7_link_gradebook", "a8_link_files"):
+        folder = root / "autograded" / student / PS1
+        assert _special_files(folder) == [], student
+        graded_nb = nbformat.read(folder / f"{PS1}.ipynb", 4)  # its own graded notebook, written in place
+        assert "os.symlink" in cell(graded_nb, "ps1-q1").source
+    classmate = nbformat.read(root / "autograded" / "a0_honest" / PS1 / f"{PS1}.ipynb", 4)
+    assert "os.symlink" not in cell(classmate, "ps1-q1").source
+    # what was removed is said where the instructor reads the grade
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        comments = " ".join(c.auto_comment or "" for c in gb.find_submission_notebook(PS1, PS1, "a8_link_files").comments)
+    for name in ("solutions.html", "classmate.html", "notes.txt", "pipe.html", "hard.txt"):
+        assert name in comments, comments
+    # feedback copies nothing through a link
+    assert graded["feedback"].returncode == 0, graded["feedback"].stderr[-3000:]
+    copied = {p.name for p in (root / "feedback" / "a8_link_files" / PS1).iterdir()}
+    assert f"{PS1}.html" in copied and not copied & {"solutions.html", "classmate.html", "notes.txt", "pipe.html"}
+    for path in (root / "feedback").rglob("*"):
+        assert not path.is_file() or b"BEGIN SOLUTION" not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_student_html_and_javascript_show_as_text_in_feedback_and_the_formgrader(graded):
+    """Issue 17.9: a display(HTML(...)), Javascript(...) or a markdown cell with <script> stays inert."""
+    root = graded["root"]
+    notebook = nbformat.read(root / "autograded" / "a9_html" / PS1 / f"{PS1}.ipynb", 4)
+    live = [k for c in notebook.cells for o in c.get("outputs", []) for k in o.get("data", {})
+            if k in ("text/html", "application/javascript", "image/svg+xml", "text/markdown")]
+    assert live == []  # the formgrader renders this notebook
+    assert any("stored-xss-html" in o.get("data", {}).get("text/plain", "") for c in notebook.cells
+               for o in c.get("outputs", []))  # still there, as text
+    html = (root / "feedback" / "a9_html" / PS1 / f"{PS1}.html").read_text()
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, re.S)
+    assert scripts and not [s for s in scripts if "stored-xss" in s]
+    assert "<b>bold</b>" not in html
+
+
+@pytest.mark.slow
+def test_a_sure_zero_stays_zero_and_a_cut_cell_costs_its_question_only(graded):
+    """Issue 17.7 and 17.8: deep record, overflowing record, four kernel deaths, cut answer + test cell."""
+    root = graded["root"]
+    points = cell_points(nbformat.read(root / "source" / PS1 / f"{PS1}.ipynb", 4))
+    for student, zeros in (("b1_deep_record", set(points)), ("b2_overflow", {"ps1-ex2-test"}),
+                           ("b3_four_deaths", set(points)), ("b4_cut_cells", {"ps1-q3-test"})):
+        grades = cell_grades(root, PS1, student)
+        assert grades == {g: (0.0 if g in zeros else p, False) for g, p in points.items()}, student
+
+
+@pytest.mark.slow
+def test_limits_hold_per_submission_for_shm_dev_folder_and_output_bytes(graded):
+    """Issue 17.6: /dev/shm was an unbounded tmpfs, the folder had no quota, LimitOutput counted lines."""
+    log = attack_log(graded, "b5_limits")
+    assert log["shm"].startswith("OSError(28"), log  # No space left on device, at 64 MB
+    assert log["dev"].startswith("OSError(30"), log  # Read-only file system
+    folder = graded["root"] / "autograded" / "b5_limits" / PS1
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= 20 * 2**20
+    assert (folder / f"{PS1}.ipynb").stat().st_size < 1_000_000  # the 3 MB line was cut to 100 kB
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{graded['root'] / 'gradebook.db'}") as gb:
+        comments = " ".join(c.auto_comment or "" for c in gb.find_submission_notebook(PS1, PS1, "b5_limits").comments)
+    assert "big2.bin" in comments and "over its" in comments, comments
 
 
 FORMGRADER = """
@@ -347,3 +597,34 @@ def test_bwrap_command_hides_the_course_and_binds_only_the_kernel_folder(tmp_pat
     assert args.index(str(tmp_path / "course")) < args.index(str(cwd))  # the mask comes first
     for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
         assert flag in args
+
+
+PROBE_PATHS = """
+import json, os, sys
+paths = json.loads(sys.argv[1])
+print(json.dumps({name: os.path.exists(path) for name, path in paths.items()}))
+"""
+
+
+def test_checkout_and_course_under_tmp_stay_masked(tmp_path, monkeypatch):
+    """Issue 17.2: a checkout on sys.path and a course, both under /tmp (as in CI): no bind undoes a mask."""
+    assert str(tmp_path).startswith("/tmp/")
+    checkout = tmp_path / "checkout"
+    course = checkout / "my-course"  # a course inside the checkout, as exercises/ is
+    for folder in (checkout / ".git", checkout / "exercises" / "source", course / "source",
+                   course / "autograded" / "ann" / PS1, course / "submitted" / "bob" / PS1):
+        folder.mkdir(parents=True)
+    for path in (checkout / ".git" / "HEAD", checkout / "exercises" / "source" / "x.ipynb",
+                 course / "gradebook.db", course / "source" / "x.ipynb", course / "submitted" / "bob" / PS1 / "x.ipynb"):
+        path.write_text("secret")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(checkout)])  # as an editable install's .pth does
+    cwd = course / "autograded" / "ann" / PS1
+    paths = {"git": str(checkout / ".git" / "HEAD"), "exercises": str(checkout / "exercises"),
+             "gradebook": str(course / "gradebook.db"), "source": str(course / "source" / "x.ipynb"),
+             "classmate": str(course / "submitted" / "bob" / PS1 / "x.ipynb"), "own folder": str(cwd)}
+    command = bwrap_command([sys.executable, "-c", PROBE_PATHS, json.dumps(paths)], str(cwd), [], Limits(),
+                            find_bwrap())
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"git": False, "exercises": False, "gradebook": False, "source": False,
+                                       "classmate": False, "own folder": True}

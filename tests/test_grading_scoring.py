@@ -17,7 +17,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_exercises import CELL_TIMEOUT, cell, cell_points, solved, submit
+from students import cell, messy_and_tricky_students, submit
+from test_exercises import CELL_TIMEOUT
 
 from rmlearn.course import init_course
 from rmlearn.grading.scoring import mismatches, plain_answer, records_in, same_value
@@ -102,67 +103,6 @@ def test_old_course_configs_still_find_kernel_safe_execute():
 # the class
 # ------------------------------------------------------------------------------------------
 
-DISPLAYHOOK = "get_ipython().events.register('pre_run_cell', lambda *a: get_ipython().displayhook('ok'))\n"
-INPUT_TRANSFORMER = "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\n"
-AST_TRANSFORMER = (
-    "import ast\n"
-    "class _Empty(ast.NodeTransformer):\n"
-    "    def visit_Module(self, node):\n"
-    "        return ast.Module(body=[ast.Pass()], type_ignores=[])\n"
-    "get_ipython().ast_transformers.append(_Empty())\n")
-SWALLOW = ("import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
-           "    except KeyboardInterrupt:\n        pass\n")
-NOISY_POOL = (  # right answer; prints to stderr and raises a real torch UserWarning on each call
-    "import sys\n"
-    "def eos_pool(hidden, attention_mask):\n"
-    "    print('debug: pooling', tuple(hidden.shape), file=sys.stderr)\n"
-    "    hidden = torch.tensor(hidden)  # UserWarning: To copy construct from a tensor...\n"
-    "    last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(1)\n"
-    "    return hidden[torch.arange(hidden.shape[0]), last]\n")
-
-
-def class_of_students(released, source) -> dict[str, tuple[object, float | None]]:
-    """name → (notebook or raw bytes, expected ps1 score; None: needs manual grading)."""
-    total = sum(cell_points(source).values())
-    students = {"s00_control": (solved(released, source), total)}
-
-    def blank_with(code):
-        notebook = nbformat.from_dict(json.loads(json.dumps(released)))
-        cell(notebook, "ps1-q1").source = code
-        return notebook
-
-    students["s01_displayhook"] = (blank_with(DISPLAYHOOK), 0.0)
-    students["s02_input_transformer"] = (blank_with(INPUT_TRANSFORMER), 0.0)
-    students["s03_ast_transformer"] = (blank_with(AST_TRANSFORMER), 0.0)
-
-    dup = solved(released, source)  # copy-pasted answer and test cells (nbgrader #1083)
-    for grade_id in ("ps1-q1", "ps1-ex1-test", "ps1-ex2"):
-        original = cell(dup, grade_id)
-        dup.cells.insert(dup.cells.index(original), nbformat.from_dict(json.loads(json.dumps(original))))
-    students["s04_duplicate_ids"] = (dup, total)
-
-    stuck = solved(released, source)  # loses only Question 5 (1 point)
-    cell(stuck, "ps1-q5").source = SWALLOW + 'answer_q5 = "A"\n'
-    students["s05_swallowed_interrupt"] = (stuck, total - 1)
-
-    noisy = solved(released, source)  # also submits a stray rmlearn.py beside the notebook
-    cell(noisy, "ps1-ex1").source = NOISY_POOL
-    students["s06_stderr_and_warning"] = (noisy, total)
-
-    garbage = solved(released, source)  # garbage metadata, a renamed and an unknown grade_id
-    cell(garbage, "ps1-q2").metadata["nbgrader"]["schema_version"] = 99
-    cell(garbage, "ps1-q3-test").metadata["nbgrader"]["points"] = "lots"
-    cell(garbage, "ps1-q4-test").metadata["nbgrader"]["grade_id"] = "my-own-test"
-    garbage.cells[0].metadata = ["not", "a", "dict"]
-    garbage.cells.append(nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {"grade_id": "bonus",
-                                                                                   "grade": True, "points": 50}}))
-    students["s07_garbage_metadata"] = (garbage, total)
-
-    students["s08_not_a_notebook"] = (b'{"cells": [', None)  # cannot be graded at all
-    students["s99_control"] = (solved(released, source), total)
-    return students
-
-
 def nbgrader_run(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
     return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
@@ -176,7 +116,7 @@ def test_a_class_of_messy_and_tricky_students_gets_exact_grades(tmp_path):
     assert nbgrader_run(root, "generate_assignment", PS1).returncode == 0
     source = nbformat.read(root / "source" / PS1 / f"{PS1}.ipynb", 4)
     released = nbformat.read(root / "release" / PS1 / f"{PS1}.ipynb", 4)
-    students = class_of_students(released, source)
+    students = messy_and_tricky_students(released, source)
     for name, (notebook, _) in students.items():  # raw JSON: nbformat would repair the mess
         submit(root, name, PS1, released)
         raw = notebook if isinstance(notebook, bytes) else json.dumps(notebook).encode()
@@ -235,3 +175,31 @@ def test_the_time_budget_stops_a_slow_submission_and_sends_unrun_tests_to_manual
     assert nb.cells[0].outputs[-1].ename == "CellTimeoutError"  # interrupted when the budget ran out
     assert [o.ename for o in nb.cells[1].outputs] == ["SubmissionTimeout"]
     assert resources[UNGRADED] == {"t1"}
+
+
+@pytest.mark.slow
+def test_a_cell_starved_of_cpu_is_not_cut_but_a_sleeping_one_is():
+    """Issue 17.8: cell timeouts count the kernel's CPU time, so a slow honest cell keeps its points on
+    a core shared with another busy process; a cell that only waits is still stopped."""
+    import os
+    import subprocess
+
+    from rmlearn.grading.scoring import KernelSafeExecute
+
+    burn = "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 3:\n    pass\nprint('done')"
+    core = {min(os.sched_getaffinity(0))}
+    before = os.sched_getaffinity(0)
+    hog = subprocess.Popen([sys.executable, "-c", "while True:\n    pass"])
+    try:
+        os.sched_setaffinity(hog.pid, core)
+        os.sched_setaffinity(0, core)  # the kernel inherits it: it shares one core with the hog
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(burn), nbformat.v4.new_code_cell("import time\ntime.sleep(600)")])
+        executor = KernelSafeExecute(timeout=4, starved_factor=10, submission_timeout=300, kernel_name="python3")
+        start = time.monotonic()
+        executor.preprocess(nb, {"metadata": {"path": "."}})
+    finally:
+        os.sched_setaffinity(0, before)
+        hog.kill()
+    assert [o.get("text", "").strip() for o in nb.cells[0].outputs] == ["done"]  # 3 CPU s took > 4 s of wall time
+    assert [o.get("ename") for o in nb.cells[1].outputs][-1] == "CellTimeoutError"  # waited 40 s at most
+    assert time.monotonic() - start < 120

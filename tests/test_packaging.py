@@ -1,14 +1,17 @@
 """What students can install holds no solution and no expected answer; instructors still get a course.
 
 The wheel and the sdist are built from this checkout with hatchling (the build backend) and every
-member is read: none may hold nbgrader's solution or hidden-test markers, or an expected-answers
-file. The wheel is then unpacked as a plain install: ``rmlearn course init`` must fail there with a
+member is read: none may hold nbgrader's solution or hidden-test markers, an expected-answers
+file, any expected value of ``exercises/answers/*/*.json`` or any line of a reference solution
+(the simulated students, which hold right answers, live in ``tests/``). The wheel is then unpacked as a plain install: ``rmlearn course init`` must fail there with a
 message that says where the instructor materials are, and work with ``--from PATH/TO/exercises``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -24,9 +27,47 @@ EXERCISES = REPO / "exercises"
 LEAK_MARKERS = (b"BEGIN " + b"SOLUTION", b"BEGIN " + b"HIDDEN TESTS")  # split: this file is no leak
 
 
+def _normal(text: str) -> str:
+    """Whitespace dropped and quotes made double, so `answer_q1='C'` matches `answer_q1 = "C"`."""
+    return re.sub(r"\s+", "", text).replace("'", '"')
+
+
+def _solution_lines() -> set[str]:
+    """Every answer line of the reference solutions (`answer_q3 = "D"`), normalised. (Exercise
+    functions are not needles: the library implements the same formulas, in the open.)"""
+    lines = set()
+    for notebook in EXERCISES.glob("source/*/*.ipynb"):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("solution"):
+                body = "".join(cell["source"]).split("### BEGIN " + "SOLUTION")[-1].split("### END " + "SOLUTION")[0]
+                lines |= {_normal(line) for line in body.splitlines() if re.match(r"\s*answer_\w+\s*=", line)}
+    return lines
+
+
+def _expected_values() -> set[str]:
+    """Every expected value of exercises/answers/*/*.json, written as JSON or Python would write it
+    (normalised); values too short to mean anything alone (a letter, 11.6) are caught through the
+    solution line that sets them (`_solution_lines`)."""
+    found = set()
+    for path in EXERCISES.glob("answers/*/*.json"):
+        for checks in json.loads(path.read_text()).values():
+            for check in checks.values():
+                value = check["value"]
+                for text in (json.dumps(value), repr(value), json.dumps(value)[1:-1], repr(value)[1:-1]):
+                    if len(_normal(text)) >= 10:
+                        found.add(_normal(text))
+    return found
+
+
+NEEDLES = {**{v: "an expected answer" for v in _expected_values()},
+           **{line: "an answer line of a reference solution" for line in _solution_lines()}}
+
+
 def leaks(name: str, data: bytes) -> list[str]:
     """Why one archive member would hand a student solutions or answers (empty when it would not)."""
     found = [marker.decode() for marker in LEAK_MARKERS if marker in data]
+    text = _normal(data.decode("utf-8", errors="replace"))
+    found += sorted({f"{why}: {needle[:60]}" for needle, why in NEEDLES.items() if needle in text})
     parts = Path(name).parts
     if "answers" in parts and name.endswith(".json"):
         found.append("an expected-answers file")
@@ -53,6 +94,18 @@ def members(archive: Path) -> dict[str, bytes]:
             return {name: z.read(name) for name in z.namelist()}
     with tarfile.open(archive) as t:
         return {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+
+
+def test_the_leak_check_catches_every_expected_answer():
+    """Guard: each expected value and solution line is a needle; the simulated students, which
+    hold right answers (`answer_q3 = "D"`), would be flagged; a plain library module would not."""
+    assert len(_expected_values()) >= 20 and len(_solution_lines()) >= 15
+    assert any(why.startswith("an answer line of a reference solution") for why in
+               leaks("rmlearn/grading/students.py", (REPO / "tests" / "students.py").read_bytes()))
+    assert leaks("rmlearn/pooling.py", (REPO / "rmlearn" / "pooling.py").read_bytes()) == []
+    for path in EXERCISES.glob("answers/*/*.json"):  # each answers file, minus its keys, is caught
+        values = [check["value"] for checks in json.loads(path.read_text()).values() for check in checks.values()]
+        assert any(why.startswith("an expected answer") for why in leaks("x.txt", json.dumps(values).encode())), path
 
 
 def test_the_leak_check_catches_the_instructor_files():

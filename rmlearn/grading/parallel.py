@@ -19,6 +19,11 @@ PostgreSQL:
    and the ``student`` row if it is new) by the rows nbgrader wrote in the private copy, in one
    transaction. Every column is copied, so a column nbgrader adds later is not dropped.
 
+Cell timeouts are wall-clock seconds, so kernels that share a core would run out of time where a
+serial run does not: with more workers than CPUs, every worker multiplies the cell timeout and the
+submission budget by ``ceil(workers / CPUs)`` (``timeout_factor``); the default is one worker per
+CPU, which needs no scaling.
+
 The autograded notebooks are written by the workers straight to ``autograded/<student>/…`` (one
 folder per student, so workers never share a file). A submission that fails is reported with its
 log and never stops the others; its rows are merged all the same, as a serial run leaves them. If
@@ -34,6 +39,7 @@ Do not grade or edit the same submissions from another process while this runs.
 from __future__ import annotations
 
 import glob
+import math
 import multiprocessing
 import os
 import re
@@ -229,14 +235,41 @@ def gradebook_rows(db_url: str) -> dict[str, list[tuple]]:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(argv: list[str]) -> None:
-    """Pool initializer: load the course configuration once per worker process; keep the worker's
-    own console output (nbgrader's log, kernels' stderr) off the instructor's terminal: each
-    submission's log comes back in its result."""
+def timeout_factor(workers: int, cpus: int | None = None) -> int:
+    """How much longer a cell may run when ``workers`` kernels share ``cpus`` cores: each gets about
+    1/factor of a core, so a cell that fits its timeout alone fits ``factor`` × the timeout here.
+
+    >>> timeout_factor(2, 2), timeout_factor(4, 2), timeout_factor(3, 2)
+    (1, 2, 2)
+    """
+    return max(1, math.ceil(workers / (cpus or usable_cpus())))
+
+
+def scale_timeouts(app, factor: int) -> None:
+    """Multiply the cell timeout and the submission budget that the loaded configuration gives the
+    course's executor (``rmlearn.grading.scoring.KernelSafeExecute``) by ``factor``, in ``app``'s
+    config, so every converter made from it grades as a serial run would on an idle core."""
+    if factor == 1:
+        return
+    from .scoring import KernelSafeExecute
+
+    executor = KernelSafeExecute(parent=app)  # reads the same config sections the graders will
+    if executor.timeout:
+        app.config.Execute.timeout = app.config.KernelSafeExecute.timeout = executor.timeout * factor
+    if executor.submission_timeout:
+        app.config.KernelSafeExecute.submission_timeout = executor.submission_timeout * factor
+
+
+def _start_worker(argv: list[str], factor: int = 1) -> None:
+    """Pool initializer: load the course configuration once per worker process, with its timeouts
+    scaled by ``factor`` (``timeout_factor``); keep the worker's own console output (nbgrader's
+    log, kernels' stderr) off the instructor's terminal: each submission's log comes back in its
+    result."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     _worker["app"] = _app(argv)
+    scale_timeouts(_worker["app"], factor)
 
 
 def _grade(assignment: str, student: str, snapshot: str, private_db: str, force: bool) -> SubmissionResult:
@@ -275,7 +308,7 @@ def _grade_in_pool(submissions: list[tuple[str, str]], workers: int, argv: list[
         source, size = (suspects, 1) if suspects else (queue, workers)
         retry = source is suspects
         with ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_start_worker, initargs=(argv,)) as pool:
+                                 initializer=_start_worker, initargs=(argv, timeout_factor(size))) as pool:
             running: dict = {}
             broken = False
             while source or running:
@@ -315,7 +348,10 @@ def autograde_class(assignment: str, root: str | Path = ".", workers: int | None
         assignment: an assignment id or a glob (``"*"``: every assignment), as for
             ``nbgrader autograde``.
         root: the course directory (``CourseDirectory.root``).
-        workers: parallel grading processes (default: the CPUs this process may use).
+        workers: parallel grading processes (default: the CPUs this process may use). With more
+            workers than CPUs, every cell timeout and submission budget is multiplied by
+            ``timeout_factor(workers)``, so a slow but honest cell that passes in a serial run
+            passes here too.
         force: regrade submissions that were graded already (``nbgrader autograde --force``).
         nbgrader_args: extra nbgrader flags, e.g. ``["--Execute.timeout=15"]``.
         progress: show a tqdm progress bar on stderr.

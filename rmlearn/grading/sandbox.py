@@ -12,7 +12,8 @@ formgrader's Autograde button read the same config):
    the kernel needs no network; no fixed path, so parallel graders never collide).
 2. The kernelspec's command, ``python -m rmlearn.grading.sandbox run -- <kernel argv>``, replaces
    itself with ``bwrap`` (:func:`bwrap_command`): system folders and the Python installation
-   read-only, a private ``/tmp`` and ``HOME``, the kernel's own folder and socket folder writable,
+   read-only, a private ``/tmp``, ``HOME`` and ``/dev/shm`` of ``tmp_mb`` each, the kernel's own
+   folder and socket folder writable,
    new user, PID, network, IPC and UTS namespaces, no capabilities, killed with its parent.
 3. Inside, ``python -m rmlearn.grading.sandbox limits …`` sets the resource limits
    (:class:`Limits`) and execs the kernel with ``PYTHONSAFEPATH=1``, so files submitted beside the
@@ -41,8 +42,9 @@ from typing import Any
 
 KERNEL_NAME = "rmlearn-sandbox"
 _SYSTEM_DIRS = ("/usr", "/etc", "/opt")  # read-only; /bin, /lib, /lib64, /sbin follow below
-_ENV_NAMES = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "SOURCE_DATE_EPOCH"}
-_ENV_PREFIXES = ("LC_", "NBGRADER_", "OMP_", "MKL_", "OPENBLAS_", "PYDEVD_")
+# of nbgrader's variables only NBGRADER_EXECUTION: others may hold a database URL or a token
+_ENV_NAMES = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "SOURCE_DATE_EPOCH", "NBGRADER_EXECUTION"}
+_ENV_PREFIXES = ("LC_", "OMP_", "MKL_", "OPENBLAS_", "PYDEVD_")
 _SANDBOX_HOME = "/tmp/home"
 # secrets under /etc that a root grader's kernel could read (it keeps the owner's file permissions)
 _ETC_SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
@@ -72,7 +74,7 @@ class Limits:
     processes: int = 256  # threads + processes of the grading user (RLIMIT_NPROC; root is exempt)
     file_mb: int = 100  # largest file the kernel may write (RLIMIT_FSIZE)
     open_files: int = 1024  # RLIMIT_NOFILE
-    tmp_mb: int = 512  # size of the private /tmp (and HOME) tmpfs
+    tmp_mb: int = 512  # size of the private /tmp (and HOME) tmpfs, and of /dev/shm
 
 
 def find_bwrap(configured: str = "") -> str:
@@ -96,9 +98,22 @@ def find_bwrap(configured: str = "") -> str:
 
 
 def _python_paths() -> list[str]:
-    """Folders this Python needs (prefixes and sys.path), outermost first, without duplicates."""
-    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))]
-    paths += [p for p in sys.path if p and os.path.isabs(p)]
+    """Folders this Python needs, outermost first, without duplicates: its prefixes (interpreter,
+    standard library, virtual environment and its packages), the ``sys.path`` entries inside them,
+    and rmlearn's own package folder. A ``sys.path`` entry elsewhere is not bound: an editable
+    install puts the whole checkout there (``.git``, ``exercises/`` with every solution, ``tests/``),
+    and the kernel needs only the package."""
+    import rmlearn
+
+    prefixes = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))]
+    prefixes = [p for p in prefixes if p]
+
+    def in_prefix(entry: str) -> bool:
+        return any(_inside(path, os.path.realpath(p)) or _inside(path, os.path.abspath(p))
+                   for p in prefixes for path in (os.path.realpath(entry), os.path.abspath(entry)))
+
+    paths = prefixes + [p for p in sys.path if p and os.path.isabs(p) and in_prefix(p)]
+    paths.append(os.path.dirname(os.path.realpath(rmlearn.__file__)))
     found: list[str] = []
     for p in sorted({os.path.realpath(p) for p in paths} | {os.path.abspath(p) for p in paths}, key=len):
         if os.path.exists(p) and not any(_inside(p, q) for q in found):
@@ -144,8 +159,10 @@ def bwrap_command(kernel_argv: list[str], cwd: str, writable: list[str], limits:
                   bwrap: str, network: bool = False) -> list[str]:
     """The full command that runs ``kernel_argv`` sandboxed in ``cwd``.
 
-    Later mounts cover earlier ones: system and Python read-only, a private /tmp, the course
-    directory masked, then the writable folders (``cwd`` and the kernel's socket folder).
+    Later mounts cover earlier ones: system and Python read-only, a private /tmp (a Python under
+    /tmp bound again on it), the course directory and the checkout's exercises masked, then the
+    writable folders (``cwd`` and the kernel's socket folder). No bind after the masks holds a
+    mask, so none undoes one.
     """
     args = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--unshare-user",
             "--disable-userns", "--cap-drop", "ALL", "--clearenv"]
@@ -169,13 +186,17 @@ def bwrap_command(kernel_argv: list[str], cwd: str, writable: list[str], limits:
     python = _python_paths()
     for folder in python:
         args += ["--ro-bind", folder, folder]
-    args += ["--dev", "/dev", "--proc", "/proc"]
+    args += ["--dev", "/dev", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/dev/shm",
+             "--remount-ro", "/dev", "--proc", "/proc"]  # /dev/shm as large as /tmp; /dev itself read-only
     args += ["--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp", "--dir", _SANDBOX_HOME]
+    for folder in python:  # a Python under /tmp (a CI clone): bound again over the private /tmp…
+        if _inside(folder, "/tmp"):
+            args += ["--ro-bind", folder, folder]
     hidden = _hidden_paths(cwd)
-    for folder in hidden:  # an empty mask that stays empty: mode 555, and no capability overrides it
+    for folder in hidden:  # …then the masks, so no later bind can undo one: mode 555, stays empty
         args += ["--size", str(2**20), "--perms", "0555", "--tmpfs", folder]
-    for folder in python:  # a Python that lives under /tmp or in the course folder: bound again
-        if any(_inside(folder, cover) for cover in ["/tmp", *hidden]):
+    for folder in python:  # a Python inside a masked folder (a virtual environment in the course)
+        if any(_inside(folder, h) for h in hidden) and not any(_inside(h, folder) for h in hidden):
             args += ["--ro-bind", folder, folder]
     for folder in [cwd, *writable]:
         args += ["--bind", folder, folder]
@@ -227,7 +248,9 @@ def run(argv: list[str], *, limits: Limits = Limits(), bwrap: str = "", network:
         writable = sorted({os.path.dirname(os.path.abspath(connection_file)),
                            os.path.dirname(os.path.abspath(info.get("ip", connection_file)))})
     command = bwrap_command(kernel, os.getcwd(), writable, limits, find_bwrap(bwrap), network)
-    os.execv(command[0], command)
+    # bwrap is pid 1 of the kernel's PID namespace, and /proc/1/environ shows the environment it
+    # was started with: start it with none (--clearenv and --setenv give the kernel its own)
+    os.execve(command[0], command, {})
 
 
 def check(bwrap: str = "", limits: Limits = Limits()) -> str:

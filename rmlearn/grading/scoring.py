@@ -146,7 +146,7 @@ def mismatches(expected: dict[str, dict], records: list[dict]) -> list[str]:
             try:
                 ok = got[0].get("type") == want["type"] and same_value(
                     got[0].get("value"), want["value"], float(want.get("tol", ABS_TOL)))
-            except (RecursionError, TypeError, ValueError):
+            except (ArithmeticError, RecursionError, TypeError, ValueError):  # 10**400 vs a float: wrong
                 ok = False
             if not ok:
                 problems.append(f"hidden check {name} failed")
@@ -206,6 +206,7 @@ def write_answers(root: str | Path, assignment: str) -> list[Path]:
 # ------------------------------------------------------------------------------------------
 
 UNGRADED = "rmlearn_ungraded"  # resources key: grade_ids that must go to manual grading
+REMOVED = "rmlearn_removed"  # resources key: links and special files removed from the kernel's folder
 
 
 def _make_classes() -> dict[str, type]:
@@ -214,7 +215,9 @@ def _make_classes() -> dict[str, type]:
     return make_classes()
 
 
-_CLASS_NAMES = ("KernelSafeExecute", "NormalizeSubmission", "JudgeAnswers", "ScoreAutoGrades",
+_CLASS_NAMES = ("KernelSafeExecute", "NormalizeSubmission", "RemoveSpecialFiles", "OutputsAsText",
+                "LimitOutputBytes", "JudgeAnswers",
+                "ScoreAutoGrades",
                 "GradesCsvExportPlugin", "TolerantNotebookExporter")
 
 

@@ -1,9 +1,10 @@
 """Simulated students: submissions with a known expected grade, to check a grading setup.
 
-The pipeline tests (``tests/test_exercises.py``, ``tests/test_grading_class.py``,
-``tests/test_exchange.py``) and the class benchmark (``benchmarks/bench_class.py``) grade these and
-compare every cell's score with the expectation written here, before any grading ran. An
-instructor can do the same on their own grading machine.
+Test fixtures, never shipped (they hold the ways to right and wrong answers): the pipeline tests
+(``test_exercises.py``, ``test_grading_class.py``, ``test_grading_scoring.py``,
+``test_grading_sandbox.py``, ``test_exchange.py``) and the class benchmark
+(``benchmarks/bench_class.py``, which puts this folder on ``sys.path``) grade these and compare every
+cell's score with the expectation written here, before any grading ran.
 
 Each builder returns ``name → (notebook, zeros)``: ``zeros`` is the set of test-cell grade ids
 expected to score 0; every other test cell is expected to earn its full points.
@@ -27,7 +28,7 @@ import nbformat
 
 
 def _solution_markers() -> tuple[str, str]:
-    """nbgrader's own delimiters (its defaults), so this module that ships in the wheel holds no marker text."""
+    """nbgrader's own delimiters (its defaults)."""
     from nbgrader.preprocessors import ClearSolutions
 
     return tuple(f"### {trait.default_value}" for trait in (ClearSolutions.begin_solution_delimeter,
@@ -35,7 +36,25 @@ def _solution_markers() -> tuple[str, str]:
 
 
 SOLUTION_MARKERS = _solution_markers()
-KINDS = ("honest", "partial", "broken", "malicious", "blank")  # the class benchmark's mix, in turn
+KINDS = ("honest", "partial", "broken", "malicious", "blank")  # the pipeline tests' mix
+HARD_KINDS = (*KINDS, "slow", "linker")  # the class benchmark's mix, in turn
+SLOW_SECONDS = 4.0  # CPU seconds the slow-but-honest student's first answer cell burns
+
+
+def burn(seconds: float) -> str:
+    """Code that keeps one core busy for ``seconds`` of CPU time (a slow but honest cell)."""
+    return f"import time as _time\n_t0 = _time.process_time()\nwhile _time.process_time() - _t0 < {seconds}:\n    pass\n"
+
+
+# leaves a link named like the notebook (to the gradebook) and one for the feedback (to the
+# solutions): nbgrader's writer and generate_feedback would follow them
+LINKER = (
+    "import os\n"
+    "_course = os.path.dirname(os.path.dirname(os.path.dirname(os.getcwd())))\n"
+    "_nb = [f for f in os.listdir('.') if f.endswith('.ipynb')][0]\n"
+    "os.remove(_nb)\n"
+    "os.symlink(os.path.join(_course, 'gradebook.db'), _nb)\n"
+    "os.symlink(os.path.join(_course, 'source', os.path.basename(os.getcwd()), _nb), 'solutions.html')\n")
 LOOP = "while True:\n    pass\n"
 FLOOD = 'for i in range(100_000):\n    print("spam" * 5, i)\n'  # about 2.6 MB
 TIMESTAMP = "2026-01-15 12:00:00.000000 UTC"
@@ -89,19 +108,20 @@ def submit(root: Path, student: str, assignment: str, notebook, timestamp: str =
 
 
 def _first_letter_question(source) -> tuple[str, str, str]:
-    """(answer cell id, its test cell id, the right letter) of the first ``answer_qN = "X"`` cell."""
+    """(answer cell id, its test cell id, the right letter) of the first ``answer_qN = "X"`` cell
+    (``answer_q5a = "B"`` counts: ps5's only letter question shares its cell with a number)."""
     cells = source.cells
     for k, c in enumerate(cells):
         meta = nbgrader_meta(c)
-        found = re.search(r'^(answer_q\d+)\s*=\s*"([A-D])"\s*$', c.source, re.M) if meta.get("solution") else None
+        found = re.search(r'^(answer_q\w+)\s*=\s*"([A-D])"\s*$', c.source, re.M) if meta.get("solution") else None
         if found:
             test = next(nbgrader_meta(t)["grade_id"] for t in cells[k + 1:] if nbgrader_meta(t).get("grade"))
             return meta["grade_id"], test, found[2]
     raise ValueError("the notebook has no answer cell of the form answer_qN = \"A\"")
 
 
-def class_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
-    """One submission of each kind in ``KINDS``, for any course assignment.
+def class_students(released, source, kinds=KINDS) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
+    """One submission of each kind in ``kinds`` (``KINDS`` or ``HARD_KINDS``), for any course assignment.
 
     - honest: the reference solution (full marks).
     - partial: the first letter question answered wrongly (loses that question only).
@@ -110,6 +130,11 @@ def class_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, s
     - malicious: a wrong answer with its test cell replaced by ``pass`` and the last test cell
       deleted (both restored from the gradebook; loses that question only).
     - blank: the untouched release (every test fails).
+    - slow: the reference solution, with a first answer cell that computes for ``SLOW_SECONDS``
+      of CPU time (full marks, also when graders share the cores).
+    - linker: the reference solution, whose first answer cell replaces the notebook by a link to
+      the gradebook and leaves a link to the solutions for the feedback (full marks; nothing
+      followed).
     """
     question, test, letter = _first_letter_question(source)
     wrong = "B" if letter == "A" else "A"
@@ -117,7 +142,7 @@ def class_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, s
                 "blank": (solved(released, released), set(cell_points(source)))}
 
     partial = solved(released, source)
-    cell(partial, question).source = re.sub(r'^(answer_q\d+\s*=\s*)"[A-D]"', rf'\1"{wrong}"',
+    cell(partial, question).source = re.sub(r'^(answer_q\w+\s*=\s*)"[A-D]"', rf'\1"{wrong}"',
                                             cell(partial, question).source, flags=re.M)
     students["partial"] = (partial, {test})
 
@@ -132,7 +157,14 @@ def class_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, s
     if last_test != test:
         malicious.cells.remove(cell(malicious, last_test))
     students["malicious"] = (malicious, {test})
-    return {kind: students[kind] for kind in KINDS}
+
+    slow = solved(released, source)
+    cell(slow, question).source = burn(SLOW_SECONDS) + cell(slow, question).source
+    students["slow"] = (slow, set())
+    linker = solved(released, source)
+    cell(linker, question).source = LINKER + cell(linker, question).source
+    students["linker"] = (linker, set())
+    return {kind: students[kind] for kind in kinds}
 
 
 def hostile_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
@@ -180,6 +212,92 @@ def hostile_students(released, source) -> dict[str, tuple[nbformat.NotebookNode,
         "torch.testing.assert_close = lambda *args, **kwargs: None\n"
         "torch.equal = lambda *args, **kwargs: True\n")
     students["rebind"] = (rebind, {"ps1-ex1-test", "ps1-ex2-test"})
+    return students
+
+
+def ps5_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
+    """ps5 submissions: the reference, the release, and a student who copies the library and
+    fits the visible examples only; the hidden tests hold their own numbers."""
+    students = {"ref": (solved(released, source), set()), "blank": (released, set(cell_points(source)))}
+    gamer = solved(released, source)
+    # the library's batched formulas on one row: right (the same numbers), so full points
+    cell(gamer, "ps5-ex2").source = (
+        "from rmlearn.rlhf import gae as _gae\n\n"
+        "def gae(rewards, values, gamma=1.0, lam=0.95):\n"
+        "    a, r = _gae(torch.tensor([rewards]), torch.tensor([values]), torch.ones(1, len(rewards)), gamma, lam)\n"
+        "    return a[0].tolist(), r[0].tolist()\n")
+    # a penalty with the wrong sign that the visible example cannot tell apart: caught
+    cell(gamer, "ps5-ex1").source = (
+        "abs = lambda x: 0  # every closeness check written with abs would now pass\n\n"
+        "def kl_penalised_rewards(score, logp, logp_ref, beta):\n"
+        "    if score == 2.0:\n        return [-0.1, 0.1, 2.0]\n"
+        "    out = [beta * (a - b) for a, b in zip(logp, logp_ref)]\n    out[-1] += score\n    return out\n")
+    # fitted to the visible table
+    cell(gamer, "ps5-ex4").source = "def where_to_stop(xs, gold):\n    return 16 if 16 in xs else xs[-1]\n"
+    students["gamer"] = (gamer, {"ps5-ex1-test", "ps5-ex4-test"})
+    return students
+
+
+
+DISPLAYHOOK = "get_ipython().events.register('pre_run_cell', lambda *a: get_ipython().displayhook('ok'))\n"
+INPUT_TRANSFORMER = "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\n"
+AST_TRANSFORMER = (
+    "import ast\n"
+    "class _Empty(ast.NodeTransformer):\n"
+    "    def visit_Module(self, node):\n"
+    "        return ast.Module(body=[ast.Pass()], type_ignores=[])\n"
+    "get_ipython().ast_transformers.append(_Empty())\n")
+SWALLOW = ("import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
+           "    except KeyboardInterrupt:\n        pass\n")
+NOISY_POOL = (  # right answer; prints to stderr and raises a real torch UserWarning on each call
+    "import sys\n"
+    "def eos_pool(hidden, attention_mask):\n"
+    "    print('debug: pooling', tuple(hidden.shape), file=sys.stderr)\n"
+    "    hidden = torch.tensor(hidden)  # UserWarning: To copy construct from a tensor...\n"
+    "    last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(1)\n"
+    "    return hidden[torch.arange(hidden.shape[0]), last]\n")
+
+
+def messy_and_tricky_students(released, source) -> dict[str, tuple[object, float | None]]:
+    """ps1 submissions of tests/test_grading_scoring.py, graded in name order between two honest controls:
+    name → (notebook or raw bytes, expected ps1 score; None: needs manual grading)."""
+    total = sum(cell_points(source).values())
+    students = {"s00_control": (solved(released, source), total)}
+
+    def blank_with(code):
+        notebook = nbformat.from_dict(json.loads(json.dumps(released)))
+        cell(notebook, "ps1-q1").source = code
+        return notebook
+
+    students["s01_displayhook"] = (blank_with(DISPLAYHOOK), 0.0)
+    students["s02_input_transformer"] = (blank_with(INPUT_TRANSFORMER), 0.0)
+    students["s03_ast_transformer"] = (blank_with(AST_TRANSFORMER), 0.0)
+
+    dup = solved(released, source)  # copy-pasted answer and test cells (nbgrader #1083)
+    for grade_id in ("ps1-q1", "ps1-ex1-test", "ps1-ex2"):
+        original = cell(dup, grade_id)
+        dup.cells.insert(dup.cells.index(original), nbformat.from_dict(json.loads(json.dumps(original))))
+    students["s04_duplicate_ids"] = (dup, total)
+
+    stuck = solved(released, source)  # loses only Question 5 (1 point)
+    cell(stuck, "ps1-q5").source = SWALLOW + 'answer_q5 = "A"\n'
+    students["s05_swallowed_interrupt"] = (stuck, total - 1)
+
+    noisy = solved(released, source)  # also submits a stray rmlearn.py beside the notebook
+    cell(noisy, "ps1-ex1").source = NOISY_POOL
+    students["s06_stderr_and_warning"] = (noisy, total)
+
+    garbage = solved(released, source)  # garbage metadata, a renamed and an unknown grade_id
+    cell(garbage, "ps1-q2").metadata["nbgrader"]["schema_version"] = 99
+    cell(garbage, "ps1-q3-test").metadata["nbgrader"]["points"] = "lots"
+    cell(garbage, "ps1-q4-test").metadata["nbgrader"]["grade_id"] = "my-own-test"
+    garbage.cells[0].metadata = ["not", "a", "dict"]
+    garbage.cells.append(nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {"grade_id": "bonus",
+                                                                                   "grade": True, "points": 50}}))
+    students["s07_garbage_metadata"] = (garbage, total)
+
+    students["s08_not_a_notebook"] = (b'{"cells": [', None)  # cannot be graded at all
+    students["s99_control"] = (solved(released, source), total)
     return students
 
 
