@@ -21,9 +21,11 @@ from torch import nn
 
 from .checkpoints import (
     HEAD_NAMES,
+    adapter_layers,
     classifier_pad_id,
     hf_head_name,
     hub_kwargs,
+    merged_copy,
     output_width,
     read_head,
     unwrap,
@@ -159,11 +161,16 @@ class _DecoderWithHead(nn.Module):
     def _extra_config(self) -> dict[str, Any]:
         return {} if self._max_length is None else {"max_length": self._max_length}
 
+    def _plain_backbone(self) -> nn.Module:
+        """The backbone as transformers saves it: with LoRA (PEFT) adapters merged into a copy of the
+        adapted weights, so that the checkpoint has the base class's own keys (no ``lora_*``)."""
+        return merged_copy(self.backbone) if adapter_layers(self.backbone) else self.backbone
+
     def _save_rmlearn_format(self, directory: Path) -> None:
         """rmlearn's own layout: the backbone as transformers saves it, the head beside it."""
         from safetensors.torch import save_file
 
-        self.backbone.save_pretrained(directory)
+        self._plain_backbone().save_pretrained(directory)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()},
                   directory / HEAD_NAME)
         config = {"class": type(self).__name__, **self._extra_config()}
@@ -347,7 +354,7 @@ class RewardModel(_DecoderWithHead):
                           stacklevel=2)
             return super().save_pretrained(directory, tokenizer)
         head_name = hf_head_name(classifier)
-        setattr(classifier, classifier.base_model_prefix, self.backbone)
+        setattr(classifier, classifier.base_model_prefix, self._plain_backbone())
         head = getattr(classifier, head_name)
         head.weight = self.head.weight  # shared, not copied
         if self.head.bias is not None or self.pooling != "eos":

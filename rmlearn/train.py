@@ -512,6 +512,7 @@ def _check_trainable(model: nn.Module) -> None:
     quantized = quantizer is not None or getattr(backbone.config, "quantization_config", None) is not None
     if quantized and not any(p.requires_grad for n, p in backbone.named_parameters() if "lora_" in n):
         method = getattr(getattr(backbone.config, "quantization_config", None), "quant_method", None) or "quantised"
+        method = getattr(method, "value", method)  # transformers' QuantizationMethod enum
         raise ValueError(f"the backbone is quantised ({method}): its weights cannot be trained directly. Wrap it "
                          "with LoRA adapters first (peft.get_peft_model(backbone, LoraConfig(...))); only the "
                          "adapters and the head are then trained")
