@@ -546,7 +546,9 @@ def _accelerator(model: nn.Module):
     except ImportError as err:
         raise ImportError("training in several processes (WORLD_SIZE > 1) runs on Hugging Face Accelerate: "
                           "pip install accelerate") from err
-    return Accelerator()
+    accelerators = getattr(torch, "accelerator", None)  # torch >= 2.6; CUDA before
+    on_gpu = accelerators.is_available() if accelerators is not None else torch.cuda.is_available()
+    return Accelerator(cpu=not on_gpu)  # cpu=True: processes on CPUs talk over gloo
 
 
 OPTIMIZER_FILE = "optimizer.pt"
