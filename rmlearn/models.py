@@ -350,7 +350,9 @@ class RewardModel(_DecoderWithHead):
                 classifier = AutoModelForSequenceClassification.from_config(config)
         except ValueError:
             warnings.warn(f"transformers has no sequence-classification class for model type "
-                          f"{config.model_type!r}; saved in rmlearn's own layout (only rmlearn loads it)",
+                          f"{config.model_type!r}; saved in rmlearn's own layout: RewardModel.from_pretrained "
+                          f"loads it; AutoModel.from_pretrained loads only the decoder (the head is {HEAD_NAME}); "
+                          "AutoModelForSequenceClassification and pipeline('text-classification') cannot load it",
                           stacklevel=2)
             return super().save_pretrained(directory, tokenizer)
         head_name = hf_head_name(classifier)

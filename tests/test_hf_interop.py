@@ -318,3 +318,41 @@ def test_load_tokenizer_keeps_the_saved_class_whatever_the_model_type(tokenizer,
     assert type(loaded) is type(tokenizer)
     text = "Hello  world\n\n12345 don't"
     assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def _no_classifier_configs(tokenizer) -> dict:
+    from transformers import CodeGenConfig, CohereConfig, GraniteConfig, XGLMConfig
+
+    n, llama_like = len(tokenizer), dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return {"codegen": CodeGenConfig(vocab_size=n, n_embd=32, n_layer=1, n_head=4, n_positions=64, rotary_dim=4),
+            "cohere": CohereConfig(vocab_size=n, **llama_like), "granite": GraniteConfig(vocab_size=n, **llama_like),
+            "xglm": XGLMConfig(vocab_size=n, d_model=32, num_layers=1, attention_heads=4, ffn_dim=64,
+                               max_position_embeddings=64)}
+
+
+@pytest.mark.parametrize("model_type", ["codegen", "cohere", "granite", "xglm"])
+def test_types_without_a_transformers_classifier_say_what_loads_their_checkpoint(model_type, tokenizer, tmp_path):
+    """Defect 12, settled as a statement: transformers has no *ForSequenceClassification for these
+    types (and no base class to borrow without trust_remote_code), so the checkpoint is rmlearn's own
+    layout; the warning says what loads it, and this test holds each part of that to account."""
+    from transformers import AutoModel
+
+    config = _no_classifier_configs(tokenizer)[model_type]
+    model = RewardModel(hf_parity.seeded(AutoModel, config), seed=1)
+    with torch.no_grad():
+        model.head.weight.mul_(50)
+    with pytest.warns(UserWarning, match="RewardModel.from_pretrained loads it; AutoModel.from_pretrained loads "
+                                         "only the decoder .*AutoModelForSequenceClassification .* cannot"):
+        model.save_pretrained(tmp_path, tokenizer=tokenizer)
+    prompts, responses = _texts()
+    expected = model.score(prompts, responses, tokenizer)
+    assert expected.std() > 1e-3
+    assert_close(RewardModel.from_pretrained(tmp_path).score(prompts, responses, tokenizer), expected)
+    decoder = AutoModel.from_pretrained(tmp_path)
+    ids, mask = encode_batch(tokenizer, prompts, responses)
+    with torch.no_grad():
+        assert_close(decoder(input_ids=ids, attention_mask=mask).last_hidden_state,
+                     model.backbone(input_ids=ids, attention_mask=mask).last_hidden_state)
+    with pytest.raises(ValueError):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path)

@@ -406,3 +406,22 @@ def test_a_non_finite_stop_leaves_the_model_in_eval_mode_and_its_own_dtype(token
     with pytest.raises(FloatingPointError, match="loss is nan at step 2"):
         train_reward_model(model, tokenizer, synthetic_preferences(48, seed=0), epochs=1, progress=False)
     assert not model.training and {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_gradient_checkpointing_gives_the_same_step_and_is_switched_off_after(tokenizer):
+    data = synthetic_preferences(16, seed=0)
+    runs = []
+    for checkpointing in (False, True):
+        model = RewardModel(tiny_backbone(seed=0), seed=0)
+        seen = []
+        def on(model=model):  # transformers' own flag, on the blocks it recomputes
+            return any(getattr(m, "gradient_checkpointing", False) for m in model.backbone.modules())
+
+        model.backbone.h[0].register_forward_pre_hook(lambda m, a, seen=seen, on=on: seen.append(on()))
+        history = train_reward_model(model, tokenizer, data, epochs=1, gradient_checkpointing=checkpointing,
+                                     progress=False)
+        assert set(seen) == {checkpointing} and not on()
+        runs.append((history.loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert runs[1][0] == pytest.approx(runs[0][0], abs=1e-6)
+    for name, grad in runs[0][1].items():
+        torch.testing.assert_close(runs[1][1][name], grad, atol=1e-6, rtol=1e-5, msg=name)
