@@ -527,11 +527,15 @@ def _gradient_checkpointing(model: nn.Module, enabled: bool) -> Iterator[None]:
         return
     if not getattr(backbone, "supports_gradient_checkpointing", False):
         raise ValueError(f"{type(backbone).__name__} does not support gradient checkpointing")
-    backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}  # works with frozen embeddings (LoRA) too
+    if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        backbone.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     try:
         yield
     finally:
-        backbone.gradient_checkpointing_disable()
+        (getattr(backbone, "activation_checkpointing_disable", None) or backbone.gradient_checkpointing_disable)()
 
 
 def _accelerator(model: nn.Module):
