@@ -173,6 +173,8 @@ def _train(args: argparse.Namespace) -> None:
 
     data = load_preferences(args.data, max_chars=args.max_chars)
     train, test = split(data, args.eval_split, args.seed) if args.eval_split and len(data) >= 5 else (data, [])
+    if args.device.startswith("cuda") and ":" not in args.device and "LOCAL_RANK" in os.environ:
+        args.device = f"cuda:{os.environ['LOCAL_RANK']}"  # under `accelerate launch`: this process's GPU
     tokenizer = _train_tokenizer(args)
     model = _train_model(args)
     if args.backbone and (Path(args.backbone) / OPTIMIZER_FILE).is_file():

@@ -418,7 +418,8 @@ def _loop(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[in
     with _own_rng(cfg.seed, device), fused, \
             _cpu_threads(model, cfg.threads, shardable) as (history.threads, history.shards), \
             _shards(net, history.shards, batch_loss, weight, device, amp, accelerator) as run_batch, \
-            _progress(sum(map(len, plan)), cfg.progress, desc) as bar:
+            _progress(sum(map(len, plan)), cfg.progress and (accelerator is None or accelerator.is_main_process),
+                      desc) as bar:
         for epoch, batches in enumerate(plan):
             for i, batch in enumerate(batches):
                 first = i - i % cfg.grad_accum  # first batch of this optimizer step
@@ -444,7 +445,7 @@ def _loop(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[in
                     accuracies.append(accuracy)
                 history.epoch.append(epoch)
                 bar.update()
-                if cfg.progress and (bar.n % 10 == 0 or bar.n == bar.total):  # the only host sync
+                if not bar.disable and (bar.n % 10 == 0 or bar.n == bar.total):  # the only host sync
                     bar.set_postfix(loss=f"{loss.item():.3f}",
                                     **({"acc": f"{accuracy.item():.2f}"} if accuracy is not None else {}))
             if eval_data:
