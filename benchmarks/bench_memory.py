@@ -17,7 +17,13 @@ def _bytes(tensors) -> int:
 
 
 def training_bytes_per_parameter(dtype: torch.dtype, lora: bool) -> dict[str, float]:
-    from rmlearn import RewardModel, course_tokenizer, synthetic_preferences, tiny_backbone, train_reward_model
+    from rmlearn import (
+        RewardModel,
+        course_tokenizer,
+        synthetic_preferences,
+        tiny_backbone,
+        train_reward_model,
+    )
 
     backbone = tiny_backbone(seed=0, n_embd=256, n_layer=4, n_head=4).to(dtype)
     n = sum(p.numel() for p in backbone.parameters())  # the decoder's own parameters
