@@ -82,7 +82,7 @@ def tiny_backbone(seed: int = 0, **config: Any) -> PreTrainedModel:
         **settings,
     )
     with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: the caller's GPU ones stay as they are
         model = GPT2Model(cfg)
     return model.eval()
 

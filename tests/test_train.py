@@ -425,3 +425,16 @@ def test_gradient_checkpointing_gives_the_same_step_and_is_switched_off_after(to
     assert runs[1][0] == pytest.approx(runs[0][0], abs=1e-6)
     for name, grad in runs[0][1].items():
         torch.testing.assert_close(runs[1][1][name], grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_training_and_tiny_backbone_leave_the_callers_gpu_generators_alone(tokenizer, monkeypatch):
+    """"Also" of issue 19: fork_rng(devices=[]) saves only the CPU generator, and torch.manual_seed
+    reseeds every GPU's too (queued when CUDA is not started yet), so a caller's CUDA random stream
+    changed. Now only the CPU generator (and the training GPU's, restored) is seeded."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(seed))
+    model = RewardModel(tiny_backbone(seed=7), seed=7)
+    state = torch.get_rng_state()
+    train_reward_model(model, tokenizer, synthetic_preferences(16, seed=0), epochs=1, seed=5, progress=False)
+    assert calls == [] and torch.equal(torch.get_rng_state(), state)
