@@ -808,13 +808,14 @@ def train_value_model(
     _, pad = special_ids(tokenizer)
 
     def batch_loss(net: nn.Module, batch: list[int]) -> tuple[torch.Tensor, None]:
+        here = value_model.input_device  # under DDP, this process's device (set once training starts)
         ids, mask = pad_batch([encoded[i] for i in batch], pad)  # (B, T)
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask = ids.to(here), mask.to(here)
         lens = mask.sum(1, keepdim=True)  # (B, 1)
-        pos = torch.arange(ids.shape[1], device=device).unsqueeze(0)  # (1, T)
-        states = (pos < lens) & (pos >= lens - n_states[batch].unsqueeze(1))  # (B, T)
+        pos = torch.arange(ids.shape[1], device=here).unsqueeze(0)  # (1, T)
+        states = (pos < lens) & (pos >= lens - n_states[batch].to(here).unsqueeze(1))  # (B, T)
         values = net(ids, mask).float()  # (B, T)
-        target = targets[batch].unsqueeze(1).expand_as(values)  # (B, T)
+        target = targets[batch].to(here).unsqueeze(1).expand_as(values)  # (B, T)
         return segment_regression_loss(values[states], target[states]), None
 
     lengths = [len(s) for s in encoded]
