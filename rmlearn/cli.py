@@ -20,8 +20,8 @@ from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from . import PASSWORD_RESET, RewardModel, course_tokenizer, evaluate, tiny_backbone, train_reward_model
-    from .data import HELPFUL_FOR
+    from . import RewardModel, course_tokenizer, evaluate, tiny_backbone, train_reward_model
+    from .data import HELPFUL_FOR, UNHELPFUL
     from .plots import plot_history
     from .zoo import N_PAIRS, course_data
 
@@ -31,31 +31,36 @@ def _demo(args: argparse.Namespace) -> None:
     model = RewardModel(tiny_backbone(seed=args.seed), seed=args.seed)
     print(f"Training a {sum(p.numel() for p in model.parameters()):,}-parameter reward model "
           f"on {len(train)} preference pairs (seed {args.seed})")
-    history = train_reward_model(model, tokenizer, train, epochs=args.epochs, seed=args.seed)
+    history = train_reward_model(model, tokenizer, train, seed=args.seed,
+                                 **({"epochs": args.epochs} if args.epochs else {}))
+    model.eval()
     metrics = evaluate(model, tokenizer, test)
     print(f"\nHeld-out pairs ranked correctly: {metrics['accuracy']:.1%} of {metrics['num_pairs']} "
           f"(mean gap r_chosen − r_rejected = {metrics['mean_gap']:.2f})")
-    pair = PASSWORD_RESET
-    r_chosen, r_rejected = model.score([pair.prompt] * 2, [pair.chosen, pair.rejected], tokenizer).tolist()
-    print(f"\nPrompt: {pair.prompt}")
-    print(f"  {r_chosen:+.3f}  {pair.chosen}")
-    print(f"  {r_rejected:+.3f}  {pair.rejected}")
-    verdict = "prefers" if r_chosen > r_rejected else "does NOT prefer"
-    print(f"The model {verdict} the answer the annotators chose.")
-    own, other = HELPFUL_FOR[pair.prompt][0], HELPFUL_FOR["The app keeps crashing."][0]
-    answers = [f"{own}, kind regards.", f"{other}, kind regards."]
-    r_own, r_other = model.score([pair.prompt] * 2, answers, tokenizer).tolist()
-    print("\nThe same prompt, a good answer to it and a good answer to another question:")
-    print(f"  {r_own:+.3f}  {answers[0]}")
-    print(f"  {r_other:+.3f}  {answers[1]}")
-    if r_own > r_other:
-        print("The model reads the question: the answer to this question scores higher.")
+    prompt = "How do I reset my password?"
+    good, bad = f"{HELPFUL_FOR[prompt][0].capitalize()}, kind regards.", f"{UNHELPFUL[0].capitalize()}, kind regards."
+    r_good, r_bad = model.score([prompt] * 2, [good, bad], tokenizer).tolist()
+    print(f"\nPrompt: {prompt}   (two answers of {len(good.split())} words each: length cannot decide)")
+    print(f"  {r_good:+.3f}  {good}")
+    print(f"  {r_bad:+.3f}  {bad}")
+    print(f"The model {'prefers' if r_good > r_bad else 'does NOT prefer'} the helpful answer.")
+    others = [f"{phrases[0].capitalize()}, kind regards." for q, phrases in HELPFUL_FOR.items() if q != prompt]
+    r_others = model.score([prompt] * len(others), others, tokenizer).tolist()
+    print(f"\nThe same prompt with good answers of the same length to the {len(others)} other questions:")
+    for r, answer in sorted(zip(r_others, others), reverse=True):
+        print(f"  {r:+.3f}  {answer}")
+    beaten = sum(r_good > r for r in r_others)
+    if beaten == len(others):
+        print(f"The model reads the question: its own answer ({r_good:+.3f}) beats all {len(others)} of them.")
     else:
-        print("The model does NOT read the question: the answer to another question scores as high.")
+        print(f"The model does NOT fully read the question: its own answer ({r_good:+.3f}) beats only "
+              f"{beaten} of {len(others)}.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot_history(history).savefig(out / "training.png", dpi=120)
-    print(f"\nTraining curves: {out / 'training.png'}   ({time.perf_counter() - start:.1f} s in all)")
+    print(f"\nTraining curves saved to {(out / 'training.png').resolve()}: the loss and the share of each batch's "
+          f"pairs ranked right, per step ({history.loss[0]:.2f} → {history.loss[-1]:.4f} loss). "
+          f"{time.perf_counter() - start:.1f} s in all.")
 
 
 MAX_CHARS = 20_000  # rmlearn.data.MAX_CHARS (not imported here: `rmlearn --help` stays light)
@@ -354,7 +359,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="train the tiny reward model and show its scores")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--epochs", type=int, default=4)
+    demo.add_argument("--epochs", type=int, help="passes over the data (default: TrainConfig's)")
     demo.add_argument("--pairs", type=int, default=None,
                       help="synthetic preference pairs to generate (default: the course model's 1500)")
     demo.add_argument("--out", default="rmlearn-demo", help="folder for the training plot")

@@ -49,8 +49,8 @@ def is_small_cpu_model(model: nn.Module) -> bool:
 def cpu_threads_for(model: nn.Module) -> Iterator[None]:
     """Run a small CPU model on one thread, restoring torch's thread count afterwards.
 
-    Why: the same numbers on every student's machine whatever its core count (float sums split
-    over threads round differently), and speed where cores are shared: each op of the tiny course
+    Why: the same numbers whatever the core count (float sums split over threads round
+    differently; CPUs with other SIMD kernels still round differently, rmlearn.zoo), and speed where cores are shared: each op of the tiny course
     model is too small to split, and a thread waiting for a busy core stalls every op (5-10x
     faster on a loaded 2-core machine, docs/benchmarks.md). Training's fast path
     (``train_reward_model(threads="auto")``) uses idle cores too, with numbers that depend on the

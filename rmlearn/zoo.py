@@ -1,18 +1,27 @@
-"""Ready-trained tiny course models, trained on first use and cached (lessons 01–08).
+"""The course's fixed trained models (lessons 01–08): shipped with the package, or trained and cached.
 
-Lessons, widgets and the demo share them, so a notebook that asks twice trains once. The weights
-are also kept on disk (``$RMLEARN_CACHE``, default ``~/.cache/rmlearn``), keyed by the settings
-and by a hash of rmlearn's own code and tokenizer, so the next lesson's kernel loads them in a
-fraction of a second instead of training again; any change to the code trains afresh. Set
-``RMLEARN_CACHE=off`` to always train.
+Training is deterministic on one machine, but other CPUs round differently (AVX-512, AVX2 or no
+SIMD kernels), and a model trained from scratch comes out a little different on each. So the models
+the lessons rely on are **shipped**: their weights lie in ``rmlearn/weights/`` (safetensors, built
+by ``scripts/build_course_models.py``), and every machine loads the same numbers. Any other setting
+(another seed, a slider's length bias) is trained on first use and kept on disk (``$RMLEARN_CACHE``,
+default ``~/.cache/rmlearn``), keyed by a hash of rmlearn's code and tokenizer, so the next kernel
+loads it in a fraction of a second. ``RMLEARN_CACHE=off`` switches the disk cache off, and
+``RMLEARN_SHIPPED=off`` makes even the shipped models train afresh (what ``tests/test_zoo.py`` and
+``benchmarks/course_models.py`` do to check that training still reaches its targets).
+
+>>> from rmlearn.zoo import is_shipped
+>>> is_shipped("reward", length_bias=0.0, seed=0, pooling="eos", n_pairs=1500)
+True
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +34,17 @@ from .train import train_reward_model
 
 SUPPORT_REPEATS = 4  # the 16 hand-written pairs are few next to the synthetic ones: show them 4×
 N_PAIRS = 1500  # synthetic pairs: enough for the tiny model to learn to read the prompt
+PROXY_PAIRS = 300  # lesson 08's proxies: fewer pairs, so over-optimization shows
+POLICY_SFT = {"n": 1600, "epochs": 4, "lr": 5e-3}  # lesson 08's SFT policy: its data size and recipe
+WEIGHTS = Path(__file__).parent / "weights"
+
+# What ships: the settings the lessons, explorers' first views and problem sets use.
+SHIPPED_REWARD = (
+    (0.0, 0, "eos", N_PAIRS), (0.9, 0, "eos", N_PAIRS),  # the course model; lesson 05's biased one
+    (0.0, 0, "eos", PROXY_PAIRS), (0.5, 0, "eos", PROXY_PAIRS), (0.8, 0, "eos", PROXY_PAIRS),  # 08
+    (0.0, 1, "eos", PROXY_PAIRS), (0.0, 2, "eos", PROXY_PAIRS),  # an ensemble of three proxies
+)
+SHIPPED_POLICY = (0,)
 
 
 def course_data(n_pairs: int = N_PAIRS, length_bias: float = 0.0, seed: int = 0):
@@ -36,12 +56,81 @@ def course_data(n_pairs: int = N_PAIRS, length_bias: float = 0.0, seed: int = 0)
 def trained_reward_model(
     length_bias: float = 0.0, seed: int = 0, pooling: str = "eos", n_pairs: int = N_PAIRS
 ) -> RewardModel:
-    """The tiny reward model trained on ``course_data`` (about 10 s on 2 CPU cores), cached.
+    """The tiny reward model trained on ``course_data`` (shipped, or about 20 s on 2 CPU cores), cached.
 
     The same settings give the same (shared) model however they are passed. Do not train it
     further; copy it first (``copy.deepcopy``).
     """
     return _trained(float(length_bias), int(seed), str(pooling), int(n_pairs))
+
+
+def trained_policy(seed: int = 0):
+    """The tiny policy of lesson 08, SFT'd on synthetic responses (shipped for seed 0), cached.
+
+    Do not train it further; copy it first (``copy.deepcopy``) or take ``rlhf.frozen_copy``.
+    """
+    return _policy(int(seed))
+
+
+def reward_name(length_bias: float, seed: int, pooling: str, n_pairs: int) -> str:
+    return f"reward-b{float(length_bias)}-s{seed}-{pooling}-n{n_pairs}"
+
+
+def is_shipped(kind: str, **settings) -> bool:
+    """Whether the package carries these weights (``kind`` "reward" or "policy")."""
+    name = reward_name(**settings) if kind == "reward" else f"policy-s{settings['seed']}"
+    return _shipped_file(name) is not None
+
+
+@lru_cache(maxsize=16)
+def _trained(length_bias: float, seed: int, pooling: str, n_pairs: int) -> RewardModel:
+    def fresh() -> RewardModel:
+        return RewardModel(tiny_backbone(seed=seed), pooling=pooling, seed=seed)
+
+    def train(model: RewardModel) -> None:
+        data, _ = course_data(n_pairs, length_bias, seed)
+        train_reward_model(model, course_tokenizer(), data, seed=seed, progress=False)
+
+    return _load_or_train(reward_name(length_bias, seed, pooling, n_pairs), fresh, train)
+
+
+@lru_cache(maxsize=2)
+def _policy(seed: int):
+    from .rlhf import sft_data, sft_policy, tiny_policy
+
+    def train(policy) -> None:
+        sft_policy(policy, course_tokenizer(), sft_data(POLICY_SFT["n"], seed=seed),
+                   epochs=POLICY_SFT["epochs"], lr=POLICY_SFT["lr"], seed=seed)
+
+    return _load_or_train(f"policy-s{seed}", lambda: tiny_policy(seed), train)
+
+
+def _load_or_train(name: str, fresh: Callable[[], torch.nn.Module], train: Callable) -> torch.nn.Module:
+    """The shipped weights if the package has them, else the disk cache, else train (and cache)."""
+    from safetensors.torch import load_model
+
+    model = fresh()
+    for path in (_shipped_file(name), _cache_file(name)):
+        if path is not None and path.is_file():
+            try:
+                load_model(model, str(path))
+                return model.eval()
+            except Exception:  # a damaged cache file (the shipped ones are tested): train again
+                model = fresh()
+    train(model)
+    cached = _cache_file(name)
+    if cached is not None:
+        _save(model, cached)
+    return model.eval()
+
+
+def _off(variable: str) -> bool:
+    return os.environ.get(variable, "on").lower() in ("off", "0", "false", "no", "")
+
+
+def _shipped_file(name: str) -> Path | None:
+    path = WEIGHTS / f"{name}.safetensors"
+    return path if path.is_file() and not _off("RMLEARN_SHIPPED") else None
 
 
 def _code_hash() -> str:
@@ -53,70 +142,43 @@ def _code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def _cache_file(length_bias: float, seed: int, pooling: str, n_pairs: int) -> Path | None:
+def _cache_file(name: str) -> Path | None:
     root = os.environ.get("RMLEARN_CACHE", str(Path.home() / ".cache" / "rmlearn"))
-    if root.lower() in ("off", "0", "false", "no", ""):
+    if _off("RMLEARN_CACHE") or not root:
         return None
-    name = f"reward-{_code_hash()}-b{length_bias}-s{seed}-{pooling}-n{n_pairs}.pt"
-    return Path(root) / "zoo" / name
-
-
-@lru_cache(maxsize=8)
-def _trained(length_bias: float, seed: int, pooling: str, n_pairs: int) -> RewardModel:
-    model = RewardModel(tiny_backbone(seed=seed), pooling=pooling, seed=seed)
-    cached = _cache_file(length_bias, seed, pooling, n_pairs)
-    if cached is not None and cached.is_file():
-        try:
-            model.load_state_dict(torch.load(cached, weights_only=True))
-            return model.eval()
-        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):  # damaged: train again
-            model = RewardModel(tiny_backbone(seed=seed), pooling=pooling, seed=seed)
-    train, _ = course_data(n_pairs, length_bias, seed)
-    train_reward_model(model, course_tokenizer(), train, seed=seed, progress=False)
-    if cached is not None:
-        _save(model, cached)
-    return model.eval()
+    return Path(root) / "zoo" / f"{name}-{_code_hash()}.safetensors"
 
 
 def _save(model: torch.nn.Module, path: Path) -> None:
     """Write atomically (a kernel running beside us never reads half a file); a read-only home
     (a grading sandbox) just means no disk cache."""
+    from safetensors.torch import save_model
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-            torch.save(model.state_dict(), tmp)
+            pass
+        save_model(model, tmp.name)
+        os.chmod(tmp.name, 0o644)
         os.replace(tmp.name, path)
     except OSError:
         pass
 
 
-def trained_policy(seed: int = 0):
-    """The tiny policy of lesson 08, SFT'd on synthetic responses (about 10 s on 2 CPU cores), cached
-    in memory and on disk like the reward models.
+def recipe_fingerprint(kind: str, **settings) -> str:
+    """A hash of what decides a shipped model's weights apart from the CPU: its training data and
+    recipe. ``tests/test_zoo.py`` compares it with the manifest, so shipped weights never go stale."""
+    from dataclasses import asdict
 
-    Do not train it further; copy it first (``copy.deepcopy``) or take ``rlhf.frozen_copy``.
-    """
-    return _policy(int(seed))
+    from .train import TrainConfig
 
-
-def _policy_file(seed: int) -> Path | None:
-    beside = _cache_file(0.0, seed, "eos", 0)  # the reward models' folder and code hash
-    return None if beside is None else beside.with_name(f"policy-{_code_hash()}-s{seed}.pt")
-
-
-@lru_cache(maxsize=2)
-def _policy(seed: int):
-    from .rlhf import sft_data, sft_policy, tiny_policy
-
-    policy = tiny_policy(seed)
-    cached = _policy_file(seed)
-    if cached is not None and cached.is_file():
-        try:
-            policy.load_state_dict(torch.load(cached, weights_only=True))
-            return policy.eval()
-        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):  # damaged: train again
-            policy = tiny_policy(seed)
-    sft_policy(policy, course_tokenizer(), sft_data(1600, seed=seed), epochs=4, lr=5e-3, seed=seed)
-    if cached is not None:
-        _save(policy, cached)
-    return policy.eval()
+    if kind == "reward":
+        data, _ = course_data(settings["n_pairs"], settings["length_bias"], settings["seed"])
+        how = ("gradient_checkpointing", "resume_from")  # how a run runs, not what it computes
+        recipe = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in how}, "pooling": settings["pooling"]}
+    else:
+        from .rlhf import sft_data
+        data, recipe = sft_data(POLICY_SFT["n"], seed=settings["seed"]), POLICY_SFT
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode())
+    digest.update(repr(data).encode() + TOKENIZER_FILE.read_bytes())
+    return digest.hexdigest()[:16]

@@ -29,6 +29,7 @@ def test_lesson_is_committed_without_outputs(path):
 
 
 @pytest.mark.slow
+@pytest.mark.kernels
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_executes_headless(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
@@ -215,8 +216,9 @@ def test_lesson_has_slides_and_ends_with_a_quiz_and_its_exercise(path):
     slides = [c for c in nb.cells if c.metadata.get("slideshow", {}).get("slide_type") == "slide"]
     assert len(slides) >= 4, "mark slides with scripts/tidy_notebooks.py (for voila --template=reveal)"
     text = "\n".join(c.source for c in nb.cells)
-    assert f'quiz_for("{path.name[:2]}")' in text, "render the lesson's own quiz from lessons/quizzes/"
+    assert f'quiz_for("{path.name[:2]}")' in text, "render the lesson's own quiz from rmlearn/quizzes/"
     assert any(f"ps{n}_" in text for n in range(1, 6)), "point to the matching nbgrader exercise"
+    assert "exercises/" not in text, "point students at the released assignment, not at the solutions"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])

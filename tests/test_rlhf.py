@@ -35,6 +35,8 @@ from rmlearn.rlhf import (
 )
 from rmlearn.zoo import trained_policy, trained_reward_model
 
+pytestmark = pytest.mark.kernels  # trained models' numbers: checked under two CPU kernel sets
+
 NS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 FEW = 300  # pairs the proxy reward model learns from: few, so it is wrong in places
 RL = dict(steps=36, batch_size=32, lr=5e-4)  # the RL runs of the shape tests

@@ -40,6 +40,8 @@ def test_cumulative_scores_score_each_prefix(reward_model, tokenizer):
                 "Tell me if you need more help."]
     got = cumulative_scores(reward_model, tokenizer, PASSWORD_RESET.prompt, segments)
     assert got.shape == (3,)
-    expected = reward_model.score(PASSWORD_RESET.prompt, " ".join(segments[:2]), tokenizer)
-    assert_close(got[1:2], expected)
-    assert segment_scores(got).sum().item() == pytest.approx(got[-1].item(), abs=1e-5)
+    prefixes = [" ".join(segments[:k]) for k in (1, 2, 3)]  # in order: the k-th score is after k segments
+    expected = torch.cat([reward_model.score(PASSWORD_RESET.prompt, p, tokenizer).reshape(1) for p in prefixes])
+    assert len(set(expected.tolist())) == 3  # distinct, so a reversed or shuffled order would fail
+    assert_close(got, expected)
+    assert_close(segment_scores(got), torch.cat([expected[:1], expected[1:] - expected[:-1]]))

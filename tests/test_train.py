@@ -227,7 +227,8 @@ def test_clipping_and_warmup_schedule_shape_every_step(tokenizer, monkeypatch):
     data = synthetic_preferences(96, seed=0)  # 6 steps of 16
     seen, handle = _record_steps(monkeypatch)
     try:
-        train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=1, progress=False)
+        train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=1, progress=False,
+                           lr_schedule="constant", warmup_ratio=0.0, max_grad_norm=None)
         plain = list(seen)
         seen.clear()
         train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=1, max_grad_norm=0.05,
@@ -242,6 +243,8 @@ def test_clipping_and_warmup_schedule_shape_every_step(tokenizer, monkeypatch):
     from rmlearn.train import _lr_factor
 
     assert [round(_lr_factor(cosine, 4)(s), 6) for s in range(5)] == [1.0, 0.853553, 0.5, 0.146447, 0.0]
+    default = TrainConfig()  # 5 % warm-up, then cosine: 40 steps warm up over 2
+    assert [round(_lr_factor(default, 40)(s), 4) for s in (0, 1, 2, 21, 39)] == [0.3333, 0.6667, 1.0, 0.5, 0.0017]
 
 
 def test_eval_split_checkpoints_and_too_long_policy(tokenizer, tmp_path):
@@ -371,7 +374,7 @@ def test_linear_schedule_ends_at_zero_with_rankings_of_mixed_size(tokenizer, mon
     seen, handle = _record_steps(monkeypatch)
     try:
         history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=3, batch_size=2,
-                                     loss="listwise", lr=1e-6, lr_schedule="linear", progress=False)
+                                     loss="listwise", lr=1e-6, lr_schedule="linear", warmup_ratio=0.0, progress=False)
     finally:
         handle.remove()
     lrs = [lr for lr, _ in seen]

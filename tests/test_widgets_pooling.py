@@ -88,6 +88,7 @@ def test_explorer_shows_the_library_numbers_after_a_control_changes(reward_model
                                            pad=24, side="left").scores
 
 
+@pytest.mark.kernels
 def test_default_view_shows_last_pooling_prefer_the_wrong_answer_under_right_padding(tokenizer):
     """The explorer opens on PAD_DEMO with the trained course model: in one right-padded batch,
     EOS pooling prefers the chosen answer and the naive [:, -1] the rejected one."""

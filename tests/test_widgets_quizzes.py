@@ -1,4 +1,4 @@
-"""Lesson quizzes: questions are data in lessons/quizzes/, validated with the file and question named."""
+"""Lesson quizzes: questions are data in rmlearn/quizzes/, validated with the file and question named."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rmlearn.widgets.quizzes import QuizError, check_answer, load_quiz, quiz_file, quiz_for
+from rmlearn.widgets.quizzes import QUIZZES, QuizError, check_answer, load_quiz, quiz_file, quiz_for
 
 GOOD = {"text": "2 + 2?", "options": ["3", "4"], "answer": 1, "why": ["One short.", "Yes."]}
 
@@ -46,9 +46,29 @@ def test_invalid_json_names_the_line(tmp_path):
         load_quiz(path)
 
 
-def test_every_lesson_quiz_renders_one_block_per_question():
-    for lesson in ("01", "02", "03", "04", "05", "06", "07"):
-        questions = load_quiz(quiz_file(lesson))
-        box = quiz_for(lesson)
-        assert len(box.children) == len(questions)
-        assert questions[0].text in box.children[0].children[0].value
+LESSONS = sorted(p.stem for p in QUIZZES.glob("*.json"))
+
+
+def test_every_lesson_has_a_quiz_of_four_questions():
+    assert LESSONS == [f"{n:02d}" for n in range(1, len(LESSONS) + 1)] and len(LESSONS) >= 8
+    for lesson in LESSONS:
+        assert len(load_quiz(quiz_file(lesson))) == 4, lesson
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_each_check_button_judges_its_own_question(lesson):
+    """Pick every option of every question in turn, press that question's Check: its own feedback says
+    Right for its own answer only, with the explanation of the picked option; no verdict is doubled."""
+    questions, box = load_quiz(quiz_file(lesson)), quiz_for(lesson)
+    assert len(box.children) == len(questions)
+    for q, block in zip(questions, box.children):
+        title, options, button, feedback = block.children
+        assert q.text in title.value
+        for choice in range(len(q.options)):
+            options.value = choice
+            button.click()
+            verdict = "Right. " if choice == q.answer else "Not quite. "
+            assert f">{verdict}{q.why[choice]}<" in feedback.value
+            assert not q.why[choice].startswith(("Right", "Not quite", "No:", "No.", "Yes")), q.why[choice]
+        others = [b.children[3].value for b in box.children if b is not block]
+        assert all(q.why[q.answer] not in text for text in others)  # the other questions' feedback is untouched

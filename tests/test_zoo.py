@@ -1,13 +1,21 @@
-"""rmlearn.zoo: the course model reads the prompt, learns the annotators' length bias when they
-have one, and is kept on disk so the next kernel does not train it again."""
+"""rmlearn.zoo: the shipped course models are current and good; training afresh still reaches the
+same targets on this machine's CPU kernels (CI runs this file under two kernel sets); other settings
+are trained once and kept on disk."""
 
 from __future__ import annotations
+
+import json
+import statistics
 
 import pytest
 import torch
 
-from rmlearn import evaluate, length_probe, synthetic_preferences
+from rmlearn import evaluate, length_probe, synthetic_preferences, zoo
 from rmlearn.data import prompt_swap_probe
+
+pytestmark = pytest.mark.kernels  # trained models' numbers: checked under two CPU kernel sets
+
+HELD_OUT, SWAP = 0.97, 0.95  # the course model's targets on every CPU, for seeds 0-4 (docs/course_models.md)
 
 
 def _prefers_longer(model, tokenizer, pairs):
@@ -15,35 +23,60 @@ def _prefers_longer(model, tokenizer, pairs):
     return 1.0 - evaluate(model, tokenizer, pairs)["accuracy"]
 
 
-def test_course_model_reads_the_prompt_and_learns_the_hidden_rule(tokenizer):
-    from rmlearn.zoo import trained_reward_model
-
-    model = trained_reward_model()
-    swap = evaluate(model, tokenizer, prompt_swap_probe(200, seed=2))
+def _check_course_model(model, tokenizer):
+    swap = evaluate(model, tokenizer, prompt_swap_probe(200, seed=2))["accuracy"]
     held_out = evaluate(model, tokenizer, synthetic_preferences(300, seed=123))  # never seen in training
     longer = _prefers_longer(model, tokenizer, length_probe(200))
-    print(f"prompt-swap accuracy {swap['accuracy']:.3f}, held-out accuracy {held_out['accuracy']:.3f}, "
+    print(f"prompt-swap accuracy {swap:.3f}, held-out accuracy {held_out['accuracy']:.3f}, "
           f"prefers longer on {longer:.1%} of length-probe pairs")
-    assert swap["accuracy"] >= 0.9  # its own question's good answer beats a good answer to another one
-    assert held_out["accuracy"] >= 0.95 and held_out["num_pairs"] == 300
-    assert longer < 0.2
+    assert swap >= SWAP  # its own question's good answer beats a good answer to another one
+    assert held_out["accuracy"] >= HELD_OUT and held_out["num_pairs"] == 300
+    assert longer < 0.1
+
+
+def test_the_shipped_course_model_reads_the_prompt_and_learns_the_hidden_rule(tokenizer):
+    assert zoo.is_shipped("reward", length_bias=0.0, seed=0, pooling="eos", n_pairs=zoo.N_PAIRS)
+    _check_course_model(zoo.trained_reward_model(), tokenizer)
+
+
+def test_the_shipped_weights_match_the_code_that_would_train_them():
+    """A change to the synthetic data, the tokenizer or the recipe must rebuild the shipped weights
+    (scripts/build_course_models.py); every shipped setting is in the manifest and vice versa."""
+    manifest = json.loads((zoo.WEIGHTS / "manifest.json").read_text())["models"]
+    names = {zoo.reward_name(*s) for s in zoo.SHIPPED_REWARD} | {f"policy-s{s}" for s in zoo.SHIPPED_POLICY}
+    assert set(manifest) == names == {p.stem for p in zoo.WEIGHTS.glob("*.safetensors")}
+    for name, entry in manifest.items():
+        assert entry["fingerprint"] == zoo.recipe_fingerprint(entry["kind"], **entry["settings"]), (
+            f"{name} is stale: run scripts/build_course_models.py")
+
+
+def test_training_afresh_on_this_cpu_reaches_the_targets(tokenizer, monkeypatch, tmp_path):
+    """What a student whose CPU rounds differently gets when training the course model: seed 0 here;
+    seeds 0-4 under every kernel set in benchmarks/course_models.py."""
+    monkeypatch.setenv("RMLEARN_SHIPPED", "off")
+    monkeypatch.setenv("RMLEARN_CACHE", str(tmp_path))
+    from rmlearn import RewardModel, course_tokenizer, tiny_backbone, train_reward_model
+
+    model = RewardModel(tiny_backbone(seed=0))
+    history = train_reward_model(model, course_tokenizer(), zoo.course_data()[0], seed=0, progress=False)
+    _check_course_model(model.eval(), tokenizer)
+    tenth = len(history.loss) // 10
+    last, best = statistics.mean(history.loss[-tenth:]), min(
+        statistics.mean(history.loss[i:i + tenth]) for i in range(len(history.loss) - tenth + 1))
+    assert last < 0.05 and last <= 2 * best + 0.005  # the curve ends low, not rising
 
 
 def test_a_length_biased_course_model_prefers_longer_answers(tokenizer):
-    from rmlearn.zoo import trained_reward_model
-
-    rate = _prefers_longer(trained_reward_model(length_bias=0.9), tokenizer, length_probe(200))
+    rate = _prefers_longer(zoo.trained_reward_model(length_bias=0.9), tokenizer, length_probe(200))
     print(f"length_bias=0.9: prefers the longer answer on {rate:.1%} of length-probe pairs")
     assert rate > 0.7
 
 
-def test_trained_weights_are_kept_on_disk_and_reloaded(tmp_path, monkeypatch, tokenizer):
-    from rmlearn import zoo
-
+def test_other_settings_are_trained_once_and_kept_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("RMLEARN_CACHE", str(tmp_path))
     zoo._trained.cache_clear()
     first = zoo.trained_reward_model(seed=3, n_pairs=16)
-    (saved,) = (tmp_path / "zoo").glob("reward-*-s3-eos-n16.pt")
+    (saved,) = (tmp_path / "zoo").glob("reward-b0.0-s3-eos-n16-*.safetensors")
     zoo._trained.cache_clear()
     again = zoo.trained_reward_model(seed=3, n_pairs=16)  # loaded, not trained
     assert again is not first
@@ -58,9 +91,7 @@ def test_trained_weights_are_kept_on_disk_and_reloaded(tmp_path, monkeypatch, to
 
 @pytest.mark.parametrize("value", ["off", "0"])
 def test_the_disk_cache_can_be_switched_off(tmp_path, monkeypatch, value):
-    from rmlearn import zoo
-
     monkeypatch.setenv("RMLEARN_CACHE", value)
-    assert zoo._cache_file(0.0, 0, "eos", 16) is None
+    assert zoo._cache_file("reward-b0.0-s0-eos-n16") is None
     monkeypatch.setenv("RMLEARN_CACHE", str(tmp_path))
-    assert zoo._cache_file(0.0, 0, "eos", 16).parent == tmp_path / "zoo"
+    assert zoo._cache_file("reward-b0.0-s0-eos-n16").parent == tmp_path / "zoo"

@@ -1,13 +1,14 @@
 """A small self-check quiz: pick an option, press Check, read why it is right or wrong.
 
 Used at the end of every lesson. Practice questions only: graded questions live in exercises/.
-The questions are data, kept beside the lessons in ``lessons/quizzes/NN.json`` so that the
-notebook shows neither the answers nor the explanations; a lesson renders its quiz with
-``quiz_for("NN")``. The file is a list of questions::
+The questions are data inside the package, ``rmlearn/quizzes/NN.json``, so that neither the
+notebook nor the students' file browser shows the answers and explanations; a lesson renders its
+quiz with ``quiz_for("NN")``. The file is a list of questions::
 
     [{"text": "…", "options": ["…", "…"], "answer": 1, "why": ["…", "…"]}, …]
 
-``answer`` is the index of the right option; ``why[i]`` explains option ``i``.
+``answer`` is the index of the right option; ``why[i]`` explains option ``i`` (the widget prefixes
+"Right." or "Not quite.", so an explanation does not start with a verdict of its own).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def check_answer(question: Question, choice: int | None) -> tuple[bool, str]:
     return correct, ("Right. " if correct else "Not quite. ") + question.why[choice]
 
 
+QUIZZES = Path(__file__).parents[1] / "quizzes"
 FIELDS = {"text": str, "options": list, "answer": int, "why": list}
 
 
@@ -82,10 +84,8 @@ def load_quiz(path: str | Path) -> list[Question]:
 
 
 def quiz_file(lesson: str) -> Path:
-    """Where lesson ``lesson``'s quiz lives (``lessons/quizzes/NN.json``, also inside the wheel)."""
-    from ..course import course_path
-
-    return course_path("lessons") / "quizzes" / f"{lesson}.json"
+    """Where lesson ``lesson``'s quiz lives: ``rmlearn/quizzes/NN.json``, package data."""
+    return QUIZZES / f"{lesson}.json"
 
 
 def quiz(questions: Sequence[Question]):
@@ -110,5 +110,5 @@ def quiz(questions: Sequence[Question]):
 
 
 def quiz_for(lesson: str):
-    """The quiz widget of lesson ``lesson`` (e.g. ``"01"``), read from ``lessons/quizzes/``."""
+    """The quiz widget of lesson ``lesson`` (e.g. ``"01"``), read from ``rmlearn/quizzes/``."""
     return quiz(load_quiz(quiz_file(lesson)))
