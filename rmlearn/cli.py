@@ -184,12 +184,14 @@ def _train(args: argparse.Namespace) -> None:
     model = _train_model(args)
     if args.backbone and (Path(args.backbone) / OPTIMIZER_FILE).is_file():
         settings["resume_from"] = args.backbone
-    if args.backbone and _holds_reward_model(Path(args.backbone)):
+    first = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch` the first process reports and saves
+    if first and args.backbone and _holds_reward_model(Path(args.backbone)):
         print(f"resuming from the reward model in {args.backbone}: its head"
               + (" and optimizer state" if "resume_from" in settings else ""))
-    print(f"{len(train)} training and {len(test)} held-out examples from {args.data}")
+    if first:
+        print(f"{len(train)} training and {len(test)} held-out examples from {args.data}")
     history = train_reward_model(model, tokenizer, train, eval_data=test or None, **settings)
-    if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch` the first process reports and saves
+    if not first:
         return
     print(f"lr {history.config['lr']:g}, {history.threads} CPU thread(s), {history.optimizer_steps} optimizer steps "
           f"({len(history)} batches) in {history.seconds:.1f} s; final loss {history.loss[-1]:.4f}")

@@ -453,7 +453,8 @@ def _loop(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[in
                     accuracies.append(accuracy)
                 history.epoch.append(epoch)
                 bar.update()
-                if not bar.disable and (bar.n % 10 == 0 or bar.n == bar.total):  # the only host sync
+                # the only host sync; under DDP a process holds only its share of the loss: no postfix
+                if not bar.disable and accelerator is None and (bar.n % 10 == 0 or bar.n == bar.total):
                     bar.set_postfix(loss=f"{loss.item():.3f}",
                                     **({"acc": f"{accuracy.item():.2f}"} if accuracy is not None else {}))
             if eval_data:
