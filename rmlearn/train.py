@@ -120,7 +120,7 @@ class History:
     checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole run
     config: dict[str, Any] = field(default_factory=dict)
-    optimizer_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # → optimizer.pt
+    optimizer_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # AdamW state → optimizer.pt (del to free it)
 
     def __len__(self) -> int:
         return len(self.loss)
