@@ -14,10 +14,10 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 if [ "${1:-}" = "--test" ]; then
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    .venv/bin/python -m pip install --quiet -e ".[course,grading,test]"
     bash scripts/install_browser.sh
     bash scripts/install_postgres.sh
 else
-    .venv/bin/python -m pip install --quiet -e .
+    .venv/bin/python -m pip install --quiet -e ".[course,grading]"
 fi
 echo "rmlearn is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -199,21 +199,23 @@ def test_loss_explorer_shows_rmlearn_pairwise_loss_as_sliders_move(page, voila):
 
 def _pooling_expectations():
     """What the pooling explorer must show, computed here with the library."""
-    from rmlearn import RewardModel, course_tokenizer, tiny_backbone
+    from rmlearn import RewardModel, course_tokenizer, support_pairs, tiny_backbone
     from rmlearn.inputs import encode
-    from rmlearn.widgets.pooling import PAD_DEMO, filler_words, pooling_view
+    from rmlearn.widgets.pooling import filler_words, padded_answer, padding_flip, pooling_view
 
     with kernel_threads():  # the same seeded model as the dashboard notebook builds
         model, tok = RewardModel(tiny_backbone(seed=0), seed=0).eval(), course_tokenizer()
-        first = PAD_DEMO  # what the explorer shows first: its chosen answer, padded as in its pair's batch
-        in_batch = len(encode(tok, first.prompt, first.rejected)) - len(encode(tok, first.prompt, first.chosen))
+        # what the explorer shows first: a padded answer, padded as in its pair's batch
+        first, label = padding_flip(model, tok) or padded_answer(tok, support_pairs()[0])
+        answer, other = getattr(first, label), getattr(first, "rejected" if label == "chosen" else "chosen")
+        in_batch = len(encode(tok, first.prompt, other)) - len(encode(tok, first.prompt, answer))
         views = {
-            "start": pooling_view(model, tok, first.prompt, first.chosen, pad=in_batch, side="right"),
-            "unpadded": pooling_view(model, tok, first.prompt, first.chosen),
-            "longer": pooling_view(model, tok, first.prompt, first.chosen, filler=7),
+            "start": pooling_view(model, tok, first.prompt, answer, pad=in_batch, side="right"),
+            "unpadded": pooling_view(model, tok, first.prompt, answer),
+            "longer": pooling_view(model, tok, first.prompt, answer, filler=7),
         }
         # EOS pooling is what RewardModel.score uses: an independent path to the same number
-        eos_longer = model.score([first.prompt], [f"{first.chosen} {filler_words(7)}"], tok)[0].item()
+        eos_longer = model.score([first.prompt], [f"{answer} {filler_words(7)}"], tok)[0].item()
     return {name: {how: f"{r:.4f}" for how, r in view.scores.items()} for name, view in views.items()}, \
         f"{eos_longer:.4f}"
 

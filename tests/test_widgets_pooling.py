@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rmlearn import PASSWORD_RESET
+from rmlearn import PASSWORD_RESET, PreferencePair
 from rmlearn.widgets.pooling import filler_words, pooling_explorer, pooling_view
 
 P = PASSWORD_RESET
@@ -81,32 +81,50 @@ def test_explorer_shows_the_library_numbers_after_a_control_changes(reward_model
     assert "&lt;|pad|&gt;" in box.summary.value
     c["side"].value = "left"
     assert _shown(box, "last") == _shown(box, "eos") == pytest.approx(expected.scores["eos"], abs=5e-5)
-    c["example"].value = c["example"].options[5][1]  # support pair 2, rejected
+    c["filler"].value = 5
+    c["example"].value = c["example"].options[3][1]  # support pair 1, rejected
     assert c["response"].value == "Passwords cannot be reset. Please create a new account."
     assert c["pad"].value == 24  # what it gets in a batch with its chosen answer
+    assert c["filler"].value == 0  # a new example starts without the last one's filler
     assert box.view.scores == pooling_view(reward_model, tokenizer, c["prompt"].value, c["response"].value,
                                            pad=24, side="left").scores
 
 
 @pytest.mark.kernels
 def test_default_view_shows_last_pooling_prefer_the_wrong_answer_under_right_padding(tokenizer):
-    """The explorer opens on PAD_DEMO with the trained course model: in one right-padded batch,
-    EOS pooling prefers the chosen answer and the naive [:, -1] the rejected one."""
-    from rmlearn.widgets.pooling import PAD_DEMO, pair_rewards
+    """With the trained course model the explorer opens on a support pair that right padding turns
+    around: in one right-padded batch, EOS pooling prefers the chosen answer and the naive [:, -1]
+    the rejected one; the answer shown is the padded one."""
+    from rmlearn.widgets.pooling import padding_flip, pair_rewards
     from rmlearn.zoo import trained_reward_model
 
+    model = trained_reward_model()
+    flip = padding_flip(model, tokenizer)
+    assert flip is not None, "no support pair where right padding turns the preference around"
+    pair, label = flip
     box = pooling_explorer()
-    assert box.controls["response"].value == PAD_DEMO.chosen and box.controls["side"].value == "right"
-    rewards = pair_rewards(trained_reward_model(), tokenizer, PAD_DEMO, "right")
+    assert box.controls["example"].value == (pair, label) and box.controls["side"].value == "right"
+    assert box.controls["response"].value == getattr(pair, label) and box.controls["pad"].value > 0
+    rewards = pair_rewards(model, tokenizer, pair, "right")
     (eos_c, eos_r), (last_c, last_r) = rewards["eos"], rewards["last"]
     print(f"eos {eos_c:.2f} vs {eos_r:.2f}; last {last_c:.2f} vs {last_r:.2f}")
-    assert eos_c > eos_r + 1.0 and last_c < last_r - 0.5  # a clear win turned into a clear loss
+    assert eos_c > eos_r + 1.0 and last_c < last_r - 1.0  # a clear win turned into a clear loss
     assert "<td class='rm-prefers-eos'>chosen ✓</td>" in box.summary.value
     assert "<td class='rm-prefers-last'>rejected ✗</td>" in box.summary.value
-    assert _shown(box, "last") == pytest.approx(last_c, abs=5e-4)  # the padded row as in the batch
+    padded = rewards["last"][0 if label == "chosen" else 1]
+    assert _shown(box, "last") == pytest.approx(padded, abs=5e-4)  # the padded row as in the batch
     assert box.view.read_token("last") == tokenizer.pad_token
-    left = pair_rewards(trained_reward_model(), tokenizer, PAD_DEMO, "left")
+    left = pair_rewards(model, tokenizer, pair, "left")
     assert left["last"] == pytest.approx(left["eos"], abs=1e-4)  # left padding: the last column is EOS
+
+
+def test_padding_flip_finds_nothing_where_no_pair_flips(reward_model, tokenizer):
+    from rmlearn import PASSWORD_RESET
+    from rmlearn.widgets.pooling import padding_flip
+
+    same = PreferencePair(PASSWORD_RESET.prompt, PASSWORD_RESET.chosen, PASSWORD_RESET.chosen)
+    assert padding_flip(reward_model, tokenizer, [same], min_gap=1e-6) is None  # no padding: nothing to flip
+    assert padding_flip(reward_model, tokenizer, [PASSWORD_RESET], min_gap=1e9) is None
 
 
 def test_every_marker_is_drawn_at_its_own_reward(reward_model, tokenizer):

@@ -95,3 +95,19 @@ def test_the_disk_cache_can_be_switched_off(tmp_path, monkeypatch, value):
     assert zoo._cache_file("reward-b0.0-s0-eos-n16") is None
     monkeypatch.setenv("RMLEARN_CACHE", str(tmp_path))
     assert zoo._cache_file("reward-b0.0-s0-eos-n16").parent == tmp_path / "zoo"
+
+
+def test_ps3_probe_scores_are_those_of_the_shipped_models():
+    """exercises/source/ps3_bias_and_segments/probe_scores.json is what its script gives today."""
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "build_ps3_probe_scores.py"))
+    shipped, fresh = json.loads(script["OUT"].read_text()), script["build"]()
+    assert shipped["pairs"] == fresh["pairs"]
+    for name in script["BIASES"]:
+        for key in ("r_chosen", "r_rejected"):
+            torch.testing.assert_close(torch.tensor(shipped[name][key]), torch.tensor(fresh[name][key]),
+                                       atol=2e-4, rtol=0)
+    assert script["longer_preferred_rate"](shipped, "annotators_biased") > 0.8
+    assert script["longer_preferred_rate"](shipped, "annotators_fair") < 0.1

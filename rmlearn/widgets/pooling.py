@@ -17,15 +17,6 @@ from ..pooling import POOLINGS, last_token_index, pool
 
 SIDES = ("right", "left")
 
-# The explorer's first example: a short good answer batched with a long answer to another
-# question. Right padding fills the short one with PAD, and the naive [:, -1] reads it there.
-PAD_DEMO = PreferencePair(
-    "My order has not arrived yet.",
-    "tracking link below, let me explain.",
-    "click forgot password, as you may know, in many cases, please note, we value you, we value you.",
-)
-
-
 def pair_rewards(model: Any, tokenizer: Any, pair: PreferencePair, side: str = "right") -> dict[str, tuple[float, float]]:
     """(r_chosen, r_rejected) of ``pair`` under every pooling, both scored in one batch padded on
     ``side`` (the shorter answer gets the padding, as in training and evaluation)."""
@@ -35,6 +26,29 @@ def pair_rewards(model: Any, tokenizer: Any, pair: PreferencePair, side: str = "
     with torch.no_grad():
         hidden = model.hidden(ids, mask)  # (2, T, D)
         return {how: tuple(model.head(pool(hidden, mask, how)).squeeze(-1).tolist()) for how in POOLINGS}
+
+
+def padding_flip(model: Any, tokenizer: Any, pairs: list[PreferencePair] | None = None,
+                 min_gap: float = 1.0) -> tuple[PreferencePair, str] | None:
+    """The first pair of ``pairs`` (default: ``support_pairs()``) whose preference right padding turns
+    around: in one right-padded batch, EOS pooling prefers the chosen answer and the naive ``last``
+    pooling the rejected one, each by at least ``min_gap``. Returns ``(pair, label)``, ``label`` being
+    the answer that gets the padding (``"chosen"`` or ``"rejected"``), or ``None`` if no pair flips.
+
+    The gap keeps the pick the same on every CPU: scores that differ in the 6th digit cannot move a
+    pair across it.
+    """
+    for pair in support_pairs() if pairs is None else pairs:
+        rewards = pair_rewards(model, tokenizer, pair, "right")
+        (eos_c, eos_r), (last_c, last_r) = rewards["eos"], rewards["last"]
+        if eos_c - eos_r >= min_gap and last_r - last_c >= min_gap:
+            return padded_answer(tokenizer, pair)
+    return None
+
+
+def padded_answer(tokenizer: Any, pair: PreferencePair) -> tuple[PreferencePair, str]:
+    """``(pair, label)`` of the answer that gets the padding when the pair is batched (the shorter one)."""
+    return pair, "chosen" if _pad_in_batch(tokenizer, pair, "chosen") else "rejected"
 
 
 @dataclass
@@ -150,9 +164,11 @@ def _pad_in_batch(tokenizer: Any, pair: PreferencePair, label: str) -> int:
 def pooling_explorer(model: Any = None, tokenizer: Any = None):
     """Pick a prompt/response, add filler words and padding, and watch what each pooling reads.
 
-    An example is one answer of a preference pair; its padding starts at what it gets in a batch
+    An example is one answer of a support pair; its padding starts at what it gets in a batch
     with the other answer, and the summary shows which answer each pooling prefers in that batch.
-    The first example (``PAD_DEMO``) is one where the naive ``last`` pooling prefers the wrong one.
+    The explorer opens on ``padding_flip(model, tokenizer)``, the padded answer of a pair whose
+    preference the naive ``last`` pooling turns around (the padded answer of the first support pair
+    if none does). Picking an example clears the filler words.
 
     Defaults: the trained course model (``rmlearn.zoo.trained_reward_model()``) and
     ``course_tokenizer()``. Returns an ipywidgets ``VBox``; ``.controls`` names its controls,
@@ -170,15 +186,18 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
         from ..backbone import course_tokenizer
 
         tokenizer = course_tokenizer()
-    pairs = [PAD_DEMO, *support_pairs()]
+    pairs = support_pairs()
     options = [(f"{i}. {p.prompt} → {label}", (p, label))
                for i, p in enumerate(pairs) for label in ("chosen", "rejected")]
-    example = w.Dropdown(options=options, description="Example", layout=w.Layout(width="95%"))
+    start, start_label = padding_flip(model, tokenizer, pairs) or padded_answer(tokenizer, pairs[0])
+    example = w.Dropdown(options=options, value=(start, start_label), description="Example",
+                         layout=w.Layout(width="95%"))
     wide = w.Layout(width="95%")
-    prompt = w.Text(value=PAD_DEMO.prompt, description="Prompt", continuous_update=False, layout=wide)
-    response = w.Textarea(value=PAD_DEMO.chosen, description="Response", continuous_update=False, layout=wide)
+    prompt = w.Text(value=start.prompt, description="Prompt", continuous_update=False, layout=wide)
+    response = w.Textarea(value=getattr(start, start_label), description="Response", continuous_update=False,
+                          layout=wide)
     filler = w.IntSlider(value=0, min=0, max=40, description="Filler words", continuous_update=False)
-    pad = w.IntSlider(value=_pad_in_batch(tokenizer, PAD_DEMO, "chosen"), min=0, max=40, description="Padding",
+    pad = w.IntSlider(value=_pad_in_batch(tokenizer, start, start_label), min=0, max=40, description="Padding",
                       continuous_update=False)
     side = w.ToggleButtons(options=list(SIDES), value="right", description="Pad side")
     summary = w.HTML()
@@ -208,6 +227,7 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
             pair, label = change["new"]
             prompt.value, response.value = pair.prompt, getattr(pair, label)
             pad.value = _pad_in_batch(tokenizer, pair, label)
+            filler.value = 0  # filler typed for the last example would lengthen this one
         finally:
             picking.clear()
         redraw()  # once, with both fields set
