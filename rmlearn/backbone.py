@@ -82,7 +82,7 @@ def tiny_backbone(seed: int = 0, **config: Any) -> PreTrainedModel:
         **settings,
     )
     with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: the caller's GPU ones stay as they are
         model = GPT2Model(cfg)
     return model.eval()
 
@@ -119,6 +119,7 @@ def load_backbone(name_or_path: str | Path, **kwargs: Any) -> PreTrainedModel:
     return model.eval()
 
 
+GENERIC_TOKENIZERS = ("PreTrainedTokenizerFast", "TokenizersBackend")  # no model type of their own
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
@@ -126,9 +127,14 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
     """The tokenizer saved with a model (``save_pretrained(dir, tokenizer=tok)``), or a hub id's.
 
     Raises ``FileNotFoundError`` for a folder without one, rather than fall back on another
-    tokenizer whose ids would mean different words to the model.
+    tokenizer whose ids would mean different words to the model. A generic tokenizer
+    (``PreTrainedTokenizerFast``, saved as ``TokenizersBackend``) is loaded as that class:
+    ``AutoTokenizer`` would swap in the model type's own class (``Qwen2Tokenizer`` beside a Qwen2
+    model), whose ids can differ.
     """
-    from transformers import AutoTokenizer
+    import json
+
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     path = Path(name_or_path).expanduser()
     if path.is_dir():
@@ -137,7 +143,13 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
                 f"{path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the model with "
                 "save_pretrained(dir, tokenizer=tok) or name the tokenizer to use"
             )
+        settings = path / "tokenizer_config.json"
+        saved_class = json.loads(settings.read_text()).get("tokenizer_class") if settings.is_file() else None
+        if saved_class in GENERIC_TOKENIZERS and (path / "tokenizer.json").is_file():
+            return PreTrainedTokenizerFast.from_pretrained(str(path))
         name_or_path = path
+    elif len(path.parts) > 2 or str(name_or_path).startswith(("/", ".", "~")):
+        raise FileNotFoundError(f"no tokenizer folder at {path} (a hub id looks like 'org/name')")
     return AutoTokenizer.from_pretrained(str(name_or_path))
 
 
@@ -162,6 +174,7 @@ def save_tokenizer_appending_eos(tokenizer: Any, directory: str | Path, max_leng
 
     tok = copy.deepcopy(tokenizer)
     tok.truncation_side = "left"  # keep the end of the response, as rmlearn's inputs do
+    tok.padding_side = "right"  # the pipeline's batches: positions as rmlearn counts them (absolute ones too)
     if max_length is not None:
         tok.model_max_length = max_length
     if not appends_eos(tok):

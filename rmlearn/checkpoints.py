@@ -21,9 +21,46 @@ HEAD_NAMES = ("score", "classifier", "v_head.summary", "v_head", "summary")  # r
 
 def unwrap(backbone: nn.Module) -> nn.Module:
     """The decoder stack of a ``transformers`` model: a ``*ForCausalLM`` (or any model with a head)
-    becomes its ``base_model``, so its ``lm_head`` is not used and hidden states come out."""
+    becomes its ``base_model``, so its ``lm_head`` is not used and hidden states come out.
+
+    A PEFT model (``get_peft_model(backbone, LoraConfig(...))``) becomes the transformers model
+    inside it, its LoRA layers in place: only they (and the reward head) are trainable.
+    """
+    if callable(getattr(backbone, "get_base_model", None)) and hasattr(backbone, "peft_config"):
+        backbone = backbone.get_base_model()
     base = getattr(backbone, "base_model", None)
     return base if isinstance(base, nn.Module) and base is not backbone else backbone
+
+
+def adapter_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """PEFT's tuner layers (LoRA, …) inside ``model``, by module name; empty without PEFT."""
+    return {name: m for name, m in model.named_modules()
+            if callable(getattr(m, "get_base_layer", None)) and hasattr(m, "active_adapters")}
+
+
+def merged_copy(backbone: nn.Module) -> nn.Module:
+    """The backbone with its LoRA adapters merged into the weights, as a plain transformers model
+    of the same class: W + B·A·scale per adapted layer (PEFT's ``get_delta_weight``). The
+    backbone is left as it is; unadapted tensors are shared, not copied."""
+    layers = adapter_layers(backbone)
+    merged: dict[str, torch.Tensor] = {}
+    for name, tensor in backbone.state_dict().items():
+        if "lora_" in name:
+            continue
+        merged[name.replace(".base_layer.", ".")] = tensor
+    for name, layer in layers.items():
+        if getattr(layer, "use_dora", {}) and any(layer.use_dora.values()):
+            raise NotImplementedError(f"{name}: merging DoRA adapters on save is not supported; save with "
+                                      "peft's own save_pretrained")
+        if not hasattr(layer, "get_delta_weight"):
+            raise NotImplementedError(f"{name}: {type(layer).__name__} adapters cannot be merged on save")
+        weight = layer.get_base_layer().weight
+        delta = sum(layer.get_delta_weight(a) for a in layer.active_adapters if a in getattr(layer, "lora_A", {}))
+        merged[f"{name}.weight"] = (weight + delta).detach() if torch.is_tensor(delta) else weight.detach()
+    with torch.device("meta"):
+        plain = type(backbone)(backbone.config)
+    plain.load_state_dict(merged, assign=True)
+    return plain.eval()
 
 
 def output_width(config: Any) -> int:

@@ -64,25 +64,45 @@ def _demo(args: argparse.Namespace) -> None:
           f"{time.perf_counter() - start:.1f} s in all.")
 
 
+MAX_CHARS = 20_000  # rmlearn.data.MAX_CHARS (not imported here: `rmlearn --help` stays light)
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 PRETRAINED_LR = 1e-5  # default lr for a pretrained backbone; the tiny course model uses TrainConfig's 3e-3
 
 
 def _saved_tokenizer(directory: Path, tokenizer: str | None = None):
     """The tokenizer saved with a model (or ``tokenizer``, a path or hub id); never a silent default."""
+    return _load_tokenizer(tokenizer or directory, "--tokenizer" if tokenizer else "model")
+
+
+def _load_tokenizer(name: str | Path, flag: str):
     from .backbone import load_tokenizer
 
-    return load_tokenizer(tokenizer or directory)
+    try:
+        return load_tokenizer(name)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{flag} {name}: {err}") from None
+    except OSError as err:  # a hub id that is not there, or no network: say which flag named it
+        raise FileNotFoundError(f"{flag} {name}: no such folder, and no hub model of that name could be "
+                                f"loaded ({str(err).splitlines()[0]})") from None
 
 
 def _train_tokenizer(args: argparse.Namespace):
     if args.tokenizer or args.backbone:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(args.tokenizer or args.backbone)
+        return _load_tokenizer(args.tokenizer or args.backbone, "--tokenizer" if args.tokenizer else "--backbone")
     from . import course_tokenizer
 
     return course_tokenizer()
+
+
+def _holds_reward_model(path: Path) -> bool:
+    """Whether a folder holds a reward model (rmlearn's or any one-label sequence classifier)."""
+    if (path / "rmlearn_config.json").is_file():
+        return True
+    config = path / "config.json"
+    if not config.is_file():
+        return False
+    settings = json.loads(config.read_text())
+    return "rmlearn" in settings or any(a.endswith("ForSequenceClassification") for a in settings.get("architectures") or [])
 
 
 def _train_model(args: argparse.Namespace):
@@ -91,56 +111,118 @@ def _train_model(args: argparse.Namespace):
     from . import RewardModel, load_backbone, tiny_backbone
 
     dtype = getattr(torch, DTYPES[args.dtype])
+    if args.backbone and _holds_reward_model(Path(args.backbone)):  # go on training it: its head too
+        model = RewardModel.from_pretrained(args.backbone, dtype=dtype)
+        model.pooling = args.pooling or model.pooling
+        return model.to(args.device)
     if args.backbone:
-        backbone = load_backbone(args.backbone, dtype=dtype)
+        try:
+            backbone = load_backbone(args.backbone, dtype=dtype)
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise FileNotFoundError(f"--backbone {args.backbone}: no such folder, and no hub model of that name "
+                                    f"could be loaded ({str(err).splitlines()[0]})") from None
     else:
         backbone = tiny_backbone(seed=args.seed).to(dtype)
-    return RewardModel(backbone, pooling=args.pooling, seed=args.seed).to(args.device)
+    return RewardModel(backbone, pooling=args.pooling or "eos", seed=args.seed).to(args.device)
+
+
+def _check_device(name: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device {name!r}: {err}") from None
+    available = {"cuda": torch.cuda.is_available, "mps": lambda: torch.backends.mps.is_available()}
+    if device.type in available and not available[device.type]():
+        raise ValueError(f"--device {name}: this torch ({torch.__version__}) cannot use {device.type.upper()} here"
+                         + (" (a CPU-only build)" if device.type == "cuda" and torch.version.cuda is None else ""))
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a folder we can write, checked before hours of training."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    existing = next(p for p in [out, *out.parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot create or write there ({existing} is not a writable folder)")
+
+
+def _train_settings(args: argparse.Namespace) -> dict:
+    """``train_reward_model``'s keywords from the flags, validated (``TrainConfig``) before anything loads."""
+    from .train import TrainConfig
+
+    settings = dict(
+        epochs=args.epochs, batch_size=args.batch_size, loss=args.loss, margin=args.margin,
+        center_coef=args.center_coef, seed=args.seed, max_length=args.max_length, too_long=args.too_long,
+        grad_accum=args.grad_accum, max_grad_norm=args.max_grad_norm, lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps, save_dir=args.out if args.save_every else None,
+        save_every=args.save_every, threads=args.threads, gradient_checkpointing=args.gradient_checkpointing,
+        lr=args.lr if args.lr is not None else (PRETRAINED_LR if args.backbone else TrainConfig.lr))
+    TrainConfig(**settings)
+    if args.eval_split and not 0 < args.eval_split < 1:
+        raise ValueError(f"--eval-split must be between 0 and 1, got {args.eval_split}")
+    if args.max_chars < 1:
+        raise ValueError(f"--max-chars must be a positive number, got {args.max_chars}")
+    return settings
 
 
 def _train(args: argparse.Namespace) -> None:
+    settings = _train_settings(args)  # flags first: a typo costs no loading
+    _check_device(args.device)
+    _check_out(Path(args.out))
     from . import evaluate, load_preferences, split, train_reward_model
     from .plots import plot_history
+    from .train import OPTIMIZER_FILE, save_optimizer_state
 
-    data = load_preferences(args.data)
+    data = load_preferences(args.data, max_chars=args.max_chars)
     train, test = split(data, args.eval_split, args.seed) if args.eval_split and len(data) >= 5 else (data, [])
+    if args.device.startswith("cuda") and ":" not in args.device and "LOCAL_RANK" in os.environ:
+        args.device = f"cuda:{os.environ['LOCAL_RANK']}"  # under `accelerate launch`: this process's GPU
     tokenizer = _train_tokenizer(args)
     model = _train_model(args)
-    lr = args.lr or (PRETRAINED_LR if args.backbone else None)
-    print(f"{len(train)} training and {len(test)} held-out examples from {args.data}")
-    history = train_reward_model(
-        model, tokenizer, train, eval_data=test or None, epochs=args.epochs, batch_size=args.batch_size,
-        loss=args.loss, margin=args.margin, center_coef=args.center_coef, seed=args.seed,
-        max_length=args.max_length, too_long=args.too_long, grad_accum=args.grad_accum,
-        max_grad_norm=args.max_grad_norm, lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
-        save_dir=args.out if args.save_every else None, save_every=args.save_every, threads=args.threads,
-        **({"lr": lr} if lr else {}))
-    print(f"lr {history.config['lr']:g}, {history.threads} CPU thread(s), {len(history)} steps in "
-          f"{history.seconds:.1f} s; final loss {history.loss[-1]:.4f}")
+    if args.backbone and (Path(args.backbone) / OPTIMIZER_FILE).is_file():
+        settings["resume_from"] = args.backbone
+    first = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch` the first process reports and saves
+    if first and args.backbone and _holds_reward_model(Path(args.backbone)):
+        print(f"resuming from the reward model in {args.backbone}: its head"
+              + (" and optimizer state" if "resume_from" in settings else ""))
+    if first:
+        print(f"{len(train)} training and {len(test)} held-out examples from {args.data}")
+    history = train_reward_model(model, tokenizer, train, eval_data=test or None, **settings)
+    if not first:
+        return
+    print(f"lr {history.config['lr']:g}, {history.threads} CPU thread(s), {history.optimizer_steps} optimizer steps "
+          f"({len(history)} batches) in {history.seconds:.1f} s; final loss {history.loss[-1]:.4f}")
     if history.too_long:
-        print(f"{history.too_long} example(s) longer than max_length: {history.config['too_long']}d")
+        done = "truncated" if history.config["too_long"] == "truncate" else "dropped"
+        print(f"{history.too_long} example(s) longer than max_length: {done}")
     for epoch, accuracy in enumerate(history.eval_accuracy, start=1):
         print(f"epoch {epoch}: held-out accuracy {accuracy:.1%}")
     out = model.save_pretrained(args.out, tokenizer=tokenizer)
+    save_optimizer_state(out, history.optimizer_state)  # `--backbone OUT` resumes from it
     metrics = {"train_loss_last": history.loss[-1], "seconds": history.seconds, "too_long": history.too_long,
-               "eval_accuracy_per_epoch": history.eval_accuracy}
+               "optimizer_steps": history.optimizer_steps, "eval_accuracy_per_epoch": history.eval_accuracy}
     if test:
         metrics.update({f"test_{k}": v for k, v in evaluate(model, tokenizer, test).items()})
         print(f"Held-out accuracy: {metrics['test_accuracy']:.1%}")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_history(history).savefig(out / "training.png", dpi=120)
-    print(f"Saved the model, tokenizer, metrics.json and training.png to {out}")
+    print(f"Saved the model, tokenizer, optimizer state, metrics.json and training.png to {out}")
 
 
 def _load_model(args: argparse.Namespace):
     from . import RewardModel
 
+    _check_device(args.device)
     directory = Path(args.model)
     model = RewardModel.from_pretrained(directory)
     return model.to(args.device), _saved_tokenizer(directory, args.tokenizer)
 
 
-def _score_jsonl(model, tokenizer, path: Path) -> list[dict]:
+def _score_jsonl(model, tokenizer, path: Path, max_chars: int = MAX_CHARS) -> list[dict]:
     """Each line of ``path`` with its scores: ``score`` for a ``prompt``/``response`` row,
     ``score_chosen``/``score_rejected`` for a preference pair, ``scores`` (best → worst) for a ranking."""
     from .data import DataError, PreferencePair, parse_record, read_jsonl
@@ -152,7 +234,7 @@ def _score_jsonl(model, tokenizer, path: Path) -> list[dict]:
         if isinstance(record, dict) and isinstance(record.get("response"), str):
             items.append((row, "score", str(record.get("prompt", "")), record["response"]))
             continue
-        example = parse_record(record, (path, number))
+        example = parse_record(record, (path, number), max_chars)
         if isinstance(example, PreferencePair):
             items += [(row, "score_chosen", example.prompt, example.chosen),
                       (row, "score_rejected", example.prompt, example.rejected)]
@@ -180,7 +262,7 @@ def _score(args: argparse.Namespace) -> None:
         for value, response in zip(scores.tolist(), args.response):
             print(f"{value:+.4f}\t{response}")
         return
-    rows = _score_jsonl(model, tokenizer, Path(args.jsonl))
+    rows = _score_jsonl(model, tokenizer, Path(args.jsonl), args.max_chars)
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -193,7 +275,7 @@ def _eval(args: argparse.Namespace) -> None:
     from . import evaluate, load_preferences
 
     model, tokenizer = _load_model(args)
-    metrics = evaluate(model, tokenizer, load_preferences(args.data))
+    metrics = evaluate(model, tokenizer, load_preferences(args.data, max_chars=args.max_chars))
     if args.json:
         print(json.dumps(metrics, indent=2))
         return
@@ -307,9 +389,11 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a reward model on a JSONL preference file")
     train.add_argument("data", help="JSONL: prompt/chosen/rejected, implicit, conversational or ranked")
     train.add_argument("--out", required=True, help="folder to save the trained model in")
-    train.add_argument("--backbone", help="local directory or hub id of a decoder (default: tiny course model)")
+    train.add_argument("--backbone", help="local directory or hub id of a decoder (default: tiny course model); "
+                       "a folder written by `rmlearn train` resumes it: head and optimizer state")
     train.add_argument("--tokenizer", help="tokenizer path or hub id (default: the backbone's, or the course's)")
-    train.add_argument("--pooling", choices=["eos", "mean", "last"], default="eos")
+    train.add_argument("--pooling", choices=["eos", "mean", "last"], default=None,
+                       help="eos (default), mean or last; a reward model given as --backbone keeps its own")
     train.add_argument("--loss", choices=["pairwise", "listwise", "plackett_luce"], default="pairwise")
     train.add_argument("--epochs", type=int, default=4)
     train.add_argument("--batch-size", type=int, default=16)
@@ -321,6 +405,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="what happens to longer pairs (truncate: cut the prompt's start, keep EOS)")
     train.add_argument("--dtype", choices=list(DTYPES), default="fp32",
                        help="load the backbone in this dtype; bf16/fp16 train with fp32 master weights")
+    train.add_argument("--max-chars", type=int, default=MAX_CHARS,
+                       help=f"longest text field accepted in the JSONL file (default {MAX_CHARS:,})")
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, …")
     train.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
     train.add_argument("--max-grad-norm", type=float, help="clip the gradient norm (default: no clipping)")
@@ -331,6 +417,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--save-every", type=int, default=0, help="checkpoint every N optimizer steps into --out")
     train.add_argument("--threads", type=_threads, default="auto",
                        help="CPU threads: auto (one per idle core) or N; the same N gives the same numbers")
+    train.add_argument("--gradient-checkpointing", action="store_true",
+                       help="recompute activations in the backward pass: less memory, ~30%% more time")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train)
 
@@ -341,6 +429,8 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--prompt")
     score.add_argument("--response", action="append", help="repeat for several responses")
     score.add_argument("--tokenizer", help="tokenizer path or hub id (default: the one saved with the model)")
+    score.add_argument("--max-chars", type=int, default=MAX_CHARS,
+                       help=f"longest text field accepted in the JSONL file (default {MAX_CHARS:,})")
     score.add_argument("--device", default="cpu")
     score.set_defaults(run=_score)
 
@@ -348,6 +438,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("model", help="folder written by `rmlearn train` or RewardModel.save_pretrained")
     evaluation.add_argument("data", help="JSONL preference file (any format `train` reads)")
     evaluation.add_argument("--tokenizer", help="tokenizer path or hub id (default: the one saved with the model)")
+    evaluation.add_argument("--max-chars", type=int, default=MAX_CHARS,
+                       help=f"longest text field accepted in the JSONL file (default {MAX_CHARS:,})")
     evaluation.add_argument("--device", default="cpu")
     evaluation.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluation.set_defaults(run=_eval)
@@ -379,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         args.run(args)
-    except (DataError, FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
+    except (DataError, OSError, ValueError, FloatingPointError) as err:
         print(f"rmlearn: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

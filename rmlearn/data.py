@@ -89,7 +89,9 @@ def _split_implicit(chosen: str, rejected: str, where: tuple[Path, int]) -> Pref
     n = 0
     while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
         n += 1
-    cut = max(chosen.rfind("\n", 0, n + 1), chosen.rfind(" ", 0, n + 1))
+    # the last line or word break *inside* the shared prefix: where the longer text merely goes on
+    # with a space ("Sure" vs "Sure thing"), cutting at that space would leave "Sure" nothing
+    cut = max(chosen.rfind("\n", 0, n), chosen.rfind(" ", 0, n))
     if cut <= 0:
         raise DataError(*where, "implicit format: 'chosen' and 'rejected' share no prompt prefix")
     prompt, c, r = chosen[:cut], chosen[cut + 1:], rejected[cut + 1:]
@@ -161,8 +163,13 @@ def read_jsonl(path: str | Path, what: str = "JSON-lines file") -> Iterator[tupl
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no {what} at {path}")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(path, number, f"not UTF-8 text (byte {raw[err.start]:#04x} at column "
+                                              f"{err.start + 1}); re-save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:

@@ -59,7 +59,7 @@ def special_prefix(tokenizer: Any) -> list[int]:
 
 
 def encode(tokenizer: Any, prompt: str, response: str, max_length: int | None = None) -> list[int]:
-    """Token ids of ``[BOS? ; prompt ; SEPARATOR + response ; EOS]``.
+    """Token ids of ``[BOS? ; prompt + SEPARATOR + response ; EOS]``.
 
     The tokenizer's own leading special tokens (BOS) are kept; EOS is appended once, after the
     response, even by a tokenizer that appends one itself. When longer than ``max_length``,
@@ -72,8 +72,12 @@ def encode(tokenizer: Any, prompt: str, response: str, max_length: int | None = 
 def encode_many(
     tokenizer: Any, prompts: Sequence[str], responses: Sequence[str], max_length: int | None = None
 ) -> list[list[int]]:
-    """``encode`` for many pairs: the same ids, from two batched tokenizer calls instead of 2·N
-    (each distinct prompt is tokenized once)."""
+    """``encode`` for many pairs: the same ids, from one batched tokenizer call.
+
+    ``prompt + SEPARATOR + response`` is tokenized as one text, as transformers' pipeline does:
+    a SentencePiece tokenizer (Llama-2, Mistral, Gemma, Phi-3) writes a "▁" before the first word
+    of every call, so tokenizing the two parts apart would put an extra token at the boundary.
+    """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     if not responses:
@@ -82,11 +86,10 @@ def encode_many(
     prefix = special_prefix(tokenizer)
     if max_length is not None and max_length < len(prefix) + 2:
         raise ValueError(f"max_length must be at least {len(prefix) + 2}, got {max_length}")
-    distinct = list(dict.fromkeys(prompts))
-    prompt_ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=False)["input_ids"], strict=True))
-    response_ids = tokenizer([SEPARATOR + r for r in responses], add_special_tokens=False)["input_ids"]
+    texts = [p + SEPARATOR + r for p, r in zip(prompts, responses, strict=True)]
+    text_ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     keep = -(max_length - len(prefix) - 1) if max_length is not None else 0  # drop from the start
-    return [prefix + (prompt_ids[p] + r)[keep:] + [eos] for p, r in zip(prompts, response_ids, strict=True)]
+    return [prefix + ids[keep:] + [eos] for ids in text_ids]
 
 
 def pad_batch(

@@ -21,9 +21,11 @@ from torch import nn
 
 from .checkpoints import (
     HEAD_NAMES,
+    adapter_layers,
     classifier_pad_id,
     hf_head_name,
     hub_kwargs,
+    merged_copy,
     output_width,
     read_head,
     unwrap,
@@ -33,6 +35,7 @@ from .pooling import POOLINGS, pool
 
 CONFIG_NAME = "rmlearn_config.json"
 HEAD_NAME = "head.safetensors"
+CONTEXT_NAMES = ("max_position_embeddings", "n_positions", "max_seq_len", "n_ctx", "seq_length")  # MPT: max_seq_len
 SMALL_MODEL = 5_000_000  # parameters; below this, CPU work runs on one thread (see cpu_threads_for)
 
 
@@ -84,11 +87,46 @@ class _DecoderWithHead(nn.Module):
             if self.head.bias is not None:
                 self.head.bias.zero_()
         self._takes_positions = "position_ids" in inspect.signature(self.backbone.forward).parameters
+        self._max_length: int | None = None  # set by training (TrainConfig.max_length), saved with the model
+        self.train(self.backbone.training)  # the backbone's mode, not nn.Module's default (training)
+
+    @property
+    def context_length(self) -> int | None:
+        """The longest sequence the backbone's position table allows (None: no limit, e.g. ALiBi)."""
+        cfg = self.backbone.config
+        for name in CONTEXT_NAMES:
+            if isinstance(getattr(cfg, name, None), int):
+                return getattr(cfg, name)
+        return None
 
     @property
     def max_length(self) -> int | None:
-        cfg = self.backbone.config
-        return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+        """Longest ``[prompt ; response ; EOS]`` in tokens, in training and scoring alike: the
+        ``max_length`` the model was trained with, else the backbone's context length."""
+        return self._max_length or self.context_length
+
+    @max_length.setter
+    def max_length(self, value: int | None) -> None:
+        context = self.context_length
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"max_length must be a positive integer or None, got {value!r}")
+        if value is not None and context is not None and value > context:
+            raise ValueError(f"max_length={value} is longer than the model's context of {context} tokens "
+                             f"({type(self.backbone.config).__name__}); use max_length <= {context}")
+        self._max_length = value
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the token-embedding table: every token id must be below this."""
+        return self.backbone.get_input_embeddings().weight.shape[0]
+
+    def check_token_ids(self, largest: int, tokenizer: Any = None) -> None:
+        """Raise ``ValueError`` when a token id has no embedding row (the tokenizer is not this model's):
+        a clear message instead of an IndexError on the CPU or a device-side assert on a GPU."""
+        if largest >= self.vocab_size:
+            size = f" (the tokenizer has {len(tokenizer)} tokens)" if tokenizer is not None else ""
+            raise ValueError(f"token id {largest} is outside the model's vocabulary of {self.vocab_size} "
+                             f"embeddings{size}: the tokenizer does not belong to this model")
 
     @property
     def input_device(self) -> torch.device:
@@ -121,13 +159,18 @@ class _DecoderWithHead(nn.Module):
                 self.head.bias.copy_(bias.reshape(1))
 
     def _extra_config(self) -> dict[str, Any]:
-        return {}
+        return {} if self._max_length is None else {"max_length": self._max_length}
+
+    def _plain_backbone(self) -> nn.Module:
+        """The backbone as transformers saves it: with LoRA (PEFT) adapters merged into a copy of the
+        adapted weights, so that the checkpoint has the base class's own keys (no ``lora_*``)."""
+        return merged_copy(self.backbone) if adapter_layers(self.backbone) else self.backbone
 
     def _save_rmlearn_format(self, directory: Path) -> None:
         """rmlearn's own layout: the backbone as transformers saves it, the head beside it."""
         from safetensors.torch import save_file
 
-        self.backbone.save_pretrained(directory)
+        self._plain_backbone().save_pretrained(directory)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()},
                   directory / HEAD_NAME)
         config = {"class": type(self).__name__, **self._extra_config()}
@@ -226,13 +269,14 @@ class RewardModel(_DecoderWithHead):
             prompts = [prompts] * len(responses)
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        was_training = self.training
+        modes = [(m, m.training) for m in self.modules()]  # each module's own, restored as found
         self.eval()
         try:
             with torch.inference_mode(), cpu_threads_for(self):
                 return self._score_sorted(list(prompts), list(responses), tokenizer, batch_size)
         finally:
-            self.train(was_training)
+            for module, mode in modes:
+                module.training = mode
 
     def _score_sorted(self, prompts, responses, tokenizer, batch_size) -> torch.Tensor:
         device = self.input_device
@@ -243,6 +287,7 @@ class RewardModel(_DecoderWithHead):
             ids, mask = encode_batch(
                 tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx], self.max_length
             )
+            self.check_token_ids(int(ids.max()), tokenizer)
             out[idx] = self(ids.to(device), mask.to(device)).float().cpu()
         return out
 
@@ -277,7 +322,7 @@ class RewardModel(_DecoderWithHead):
         return rmlearn_reward
 
     def _extra_config(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"pooling": self.pooling}
+        extra: dict[str, Any] = {"pooling": self.pooling, **super()._extra_config()}
         if self.head.bias is not None:
             extra["head_bias"] = float(self.head.bias.detach().float().cpu())
         return extra
@@ -305,11 +350,13 @@ class RewardModel(_DecoderWithHead):
                 classifier = AutoModelForSequenceClassification.from_config(config)
         except ValueError:
             warnings.warn(f"transformers has no sequence-classification class for model type "
-                          f"{config.model_type!r}; saved in rmlearn's own layout (only rmlearn loads it)",
+                          f"{config.model_type!r}; saved in rmlearn's own layout: RewardModel.from_pretrained "
+                          f"loads it; AutoModel.from_pretrained loads only the decoder (the head is {HEAD_NAME}); "
+                          "AutoModelForSequenceClassification and pipeline('text-classification') cannot load it",
                           stacklevel=2)
             return super().save_pretrained(directory, tokenizer)
         head_name = hf_head_name(classifier)
-        setattr(classifier, classifier.base_model_prefix, self.backbone)
+        setattr(classifier, classifier.base_model_prefix, self._plain_backbone())
         head = getattr(classifier, head_name)
         head.weight = self.head.weight  # shared, not copied
         if self.head.bias is not None or self.pooling != "eos":
@@ -346,6 +393,7 @@ class RewardModel(_DecoderWithHead):
         if bias is None and "head_bias" in config:
             bias = torch.tensor([config["head_bias"]])
         model._set_head(head["weight"], bias)
+        model.max_length = config.get("max_length")
         return model.eval()
 
     @classmethod
@@ -393,7 +441,8 @@ class ValueModel(_DecoderWithHead):
     def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> ValueModel:
         """Load a model written by ``save_pretrained``, or start a critic from a reward model's
         checkpoint (its head, bias 0), as InstructGPT initialises the value function."""
-        _, backbone, head = cls._load_parts(name_or_path, **kwargs)
+        config, backbone, head = cls._load_parts(name_or_path, **kwargs)
         model = cls(backbone)
         model._set_head(head["weight"], head.get("bias", torch.zeros(1)))
+        model.max_length = config.get("max_length")
         return model.eval()

@@ -56,7 +56,7 @@ def tiny_policy(seed: int = 0, **config: Any) -> nn.Module:
     cfg = GPT2Config(vocab_size=vocab_size, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,
                      loss_type="ForCausalLM", **{**TINY_CONFIG, **config})  # transformers 4 reads the config
     with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: the caller's GPU ones stay as they are
         policy = GPT2LMHeadModel(cfg).eval()
     policy.loss_type = "ForCausalLM"  # the loss it uses anyway; transformers 5 warns when the class name hides it
     return policy
@@ -89,7 +89,7 @@ def sft_policy(policy: nn.Module, tokenizer: Any, responses: Sequence[tuple[str,
     losses = []
     policy.train()
     with torch.random.fork_rng(devices=[]), cpu_threads_for(policy):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: the caller's GPU ones stay as they are
         for _ in range(epochs):
             rng.shuffle(order)
             for start in range(0, len(order), batch_size):

@@ -13,9 +13,10 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ class TrainConfig:
     precision: str | None = None  # None = follow the model; "fp32", "bf16", "fp16": autocast, fp32 master weights
     save_dir: str | None = None  # write checkpoints (save_pretrained) to save_dir/checkpoint-<step>
     save_every: int = 0  # with save_dir: every this many optimizer steps; 0 = at the end of each epoch
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30 % more time
+    resume_from: str | None = None  # a folder holding optimizer.pt (a checkpoint, `rmlearn train --out`): AdamW's state
     threads: int | str | None = None  # None: the reference path (1 thread for a small model: the same numbers
     # whatever the core count); "auto" (one per idle core) or N: the fast path (data-parallel shards, fused kernels), whose
     # numbers depend on the thread count only (History.threads)
@@ -113,15 +116,19 @@ class History:
     too_long: int = 0  # examples longer than max_length (truncated or dropped, see config["too_long"])
     threads: int = 0  # CPU threads used (pass it as threads= to get the same numbers again)
     shards: int = 1  # each batch ran as this many shards side by side, one thread each (see _cpu_threads)
+    optimizer_steps: int = 0  # optimizer updates (batches ÷ grad_accum, rounded up per epoch)
     checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole run
     config: dict[str, Any] = field(default_factory=dict)
+    optimizer_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # AdamW state → optimizer.pt (del to free it)
 
     def __len__(self) -> int:
         return len(self.loss)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, optimizer_state=None))  # AdamW's tensors are not copied
+        del out["optimizer_state"]
+        return out
 
 
 def _groups(data: Sequence[Example], loss: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -310,20 +317,29 @@ def _encode_groups(tokenizer: Any, groups: list[tuple[str, tuple[str, ...]]], ma
     return [encoded[i] for i in keep], keep, len(long)
 
 
-def _mixed_precision(model: nn.Module, precision: str | None) -> torch.dtype | None:
-    """Keep fp32 master weights: upcast fp16/bf16 parameters to fp32, and return the dtype to
-    autocast the forward pass to (None = plain fp32).
+def _mixed_precision(model: nn.Module, precision: str | None) -> tuple[torch.dtype | None, dict]:
+    """fp32 master weights for the *trainable* parameters only: upcast those that are fp16/bf16 to
+    fp32, and return the dtype to autocast the forward pass to (None = plain fp32) and the
+    parameters upcast, with their dtype (``_restore_dtypes`` puts them back).
 
     Updates of size lr·1 on a weight w vanish when rounded back to bf16 (8 significant bits) unless
-    |w| < ~256·lr, and fp16 overflows past 65504: so the weights and the optimizer live in fp32 and
-    only the forward's matmuls run in low precision (what ``torch.autocast`` does). ``precision``
-    None follows the model: an fp16/bf16 backbone is trained this way, an fp32 one in plain fp32.
+    |w| < ~256·lr, and fp16 overflows past 65504: so what the optimizer updates lives in fp32 and
+    only the forward's matmuls run in low precision (what ``torch.autocast`` does). Frozen
+    parameters (a LoRA backbone's base weights) stay in their dtype: no fp32 copy of what is not
+    trained. ``precision`` None follows the model: an fp16/bf16 backbone is trained this way, an
+    fp32 one in plain fp32. Memory per parameter: docs/practitioners.md.
     """
     low = [p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)]
     amp = PRECISIONS[precision] if precision else (low[0] if low else None)
-    if low:
-        model.float()  # the trained model comes back in fp32; .to(dtype) for a low-precision copy
-    return amp
+    upcast = {p: p.dtype for p in model.parameters() if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16)}
+    for p in upcast:
+        p.data = p.data.float()  # the same Parameter object (hooks, optimizer), now fp32
+    return amp, upcast
+
+
+def _restore_dtypes(upcast: dict) -> None:
+    for p, dtype in upcast.items():
+        p.data = p.data.to(dtype)
 
 
 def _non_finite(value: float, step: int, epoch: int, cfg: TrainConfig, amp: torch.dtype | None) -> FloatingPointError:
@@ -350,7 +366,7 @@ def _lr_factor(cfg: TrainConfig, total_steps: int):
             return (step + 1) / (warmup + 1)
         if cfg.lr_schedule == "constant":
             return 1.0
-        done = (step - warmup) / max(1, total_steps - warmup)  # 0 → 1
+        done = min(1.0, (step - warmup) / max(1, total_steps - warmup))  # 0 → 1, never past
         return 1.0 - done if cfg.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
     return factor
 
@@ -360,85 +376,266 @@ def _fit(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int
          weight: Callable[[list[int]], float] = len) -> History:
     """The one training loop, for both objectives.
 
-    ``batch_loss(batch)`` gets a list of example indices and returns ``(loss, accuracy or None)``,
-    both means over the batch in which each example counts ``weight(example's indices)``: then a
-    batch cut into shards has the loss Σ weight(shard)·loss(shard) / weight(batch) (how a small CPU
-    model uses several threads, ``_cpu_threads``). Batches are length-grouped (``_batches``);
-    ``grad_accum`` batches make one optimizer step.
+    ``batch_loss(model, batch)`` gets the model to call (under DDP, its wrapper) and a list of
+    example indices, and returns ``(loss, accuracy or None)``, both means over the batch in which
+    each example counts ``weight(example's indices)``: then a batch cut into shards has the loss
+    Σ weight(shard)·loss(shard) / weight(batch) (how a small CPU model uses several threads,
+    ``_cpu_threads``, and how DDP processes split a batch, ``_distributed``). Batches are
+    length-grouped (``_batches``); ``grad_accum`` batches make one optimizer step. The model comes
+    back in eval mode; after an error (a non-finite loss) also in the dtype it came in.
     """
-    amp = _mixed_precision(model, cfg.precision)
+    _check_trainable(model)
+    amp, upcast = _mixed_precision(model, cfg.precision)
+    try:
+        with _gradient_checkpointing(model, cfg.gradient_checkpointing):
+            _loop(model, cfg, lengths, sizes, batch_loss, desc, history, tokenizer, eval_data, weight, amp)
+    except BaseException:
+        model.eval()
+        _restore_dtypes(upcast)  # as it came in: the fp32 masters of a failed run are of no use
+        raise
+    model.eval()
+    _warn_if_diverged(history.loss)
+    return history
+
+
+def _loop(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int], batch_loss: Callable,
+          desc: str, history: History, tokenizer: Any, eval_data: Sequence[Example],
+          weight: Callable[[list[int]], float], amp: torch.dtype | None) -> None:
+    accelerator = _accelerator(model)  # None unless started by `accelerate launch` / torchrun
+    if accelerator is not None:
+        model.to(accelerator.device)  # this process's GPU (or the CPU)
     device = next(model.parameters()).device
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None  # fp16 gradients underflow
     rng = random.Random(cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    n_batches = len(_batches(lengths, sizes, cfg.batch_size, random.Random(0)))
-    total = math.ceil(n_batches / cfg.grad_accum) * cfg.epochs  # optimizer steps
+    trainable = [p for p in model.parameters() if p.requires_grad]  # a LoRA backbone: adapters and head
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.resume_from:
+        _load_optimizer_state(optimizer, scaler, cfg)
+    net = model
+    if accelerator is not None:  # DDP (or FSDP / DeepSpeed as configured): gradients averaged over processes
+        net, optimizer = accelerator.prepare(model, optimizer)
+    plan = [_batches(lengths, sizes, cfg.batch_size, rng) for _ in range(cfg.epochs)]  # the batches of every epoch
+    total = sum(math.ceil(len(batches) / cfg.grad_accum) for batches in plan)  # optimizer steps
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg, total))
     losses, accuracies, step = [], [], 0
     start = time.perf_counter()
     model.train()
-    shardable = scaler is None and not _has_dropout(model)
+    shardable = scaler is None and accelerator is None and not _has_dropout(model)
     # threads=None is the course's reference path: the same numbers, bit for bit, whatever the core count
     fused = _fused_activations(model) if cfg.threads is not None else contextlib.nullcontext()
-    with torch.random.fork_rng(devices=[]), fused, \
+    with _own_rng(cfg.seed, device), fused, \
             _cpu_threads(model, cfg.threads, shardable) as (history.threads, history.shards), \
-            _shards(model, history.shards, batch_loss, weight, device, amp) as run_batch, \
-            _progress(n_batches * cfg.epochs, cfg.progress, desc) as bar:
-        torch.manual_seed(cfg.seed)  # dropout, for backbones that have it
-        for epoch in range(cfg.epochs):
-            batches = _batches(lengths, sizes, cfg.batch_size, rng)
+            _shards(net, history.shards, batch_loss, weight, device, amp, accelerator) as run_batch, \
+            _progress(sum(map(len, plan)), cfg.progress and (accelerator is None or accelerator.is_main_process),
+                      desc) as bar:
+        for epoch, batches in enumerate(plan):
             for i, batch in enumerate(batches):
                 first = i - i % cfg.grad_accum  # first batch of this optimizer step
                 in_step = min(cfg.grad_accum, len(batches) - first)
+                last = i == first + in_step - 1
                 if i == first:
                     optimizer.zero_grad(set_to_none=True)
-                loss, accuracy = run_batch(batch, in_step, scaler)  # forward and backward
-                if not torch.isfinite(loss):  # stop before a NaN reaches the weights
-                    raise _non_finite(loss.item(), len(losses) + 1, epoch, cfg, amp)
-                if i == first + in_step - 1:
+                loss, accuracy = run_batch(batch, in_step, scaler, last)  # forward and backward
+                if (device.type == "cpu" or last) and not _all_finite(loss, losses, first - i, accelerator):
+                    # stop before a NaN reaches the weights (on a GPU once per optimizer step: a host sync)
+                    bad = torch.stack([*losses[len(losses) + first - i:], loss]).float().cpu()
+                    at = int((~torch.isfinite(bad)).nonzero()[0])
+                    raise _non_finite(bad[at].item(), len(losses) + first - i + at + 1, epoch, cfg, amp)
+                if last:
                     step += 1
-                    _optimizer_step(model, optimizer, scaler, cfg.max_grad_norm)
+                    _optimizer_step(net, optimizer, scaler, cfg.max_grad_norm)
                     schedule.step()
                     if cfg.save_dir and cfg.save_every and step % cfg.save_every == 0:
-                        history.checkpoints.append(_checkpoint(model, tokenizer, cfg.save_dir, step))
+                        history.checkpoints.append(_checkpoint(model, tokenizer, cfg.save_dir, step, optimizer,
+                                                               scaler, accelerator))
                 losses.append(loss.detach())
                 if accuracy is not None:
                     accuracies.append(accuracy)
                 history.epoch.append(epoch)
                 bar.update()
-                if cfg.progress and (bar.n % 10 == 0 or bar.n == bar.total):  # the only host sync
+                # the only host sync; under DDP a process holds only its share of the loss: no postfix
+                if not bar.disable and accelerator is None and (bar.n % 10 == 0 or bar.n == bar.total):
                     bar.set_postfix(loss=f"{loss.item():.3f}",
                                     **({"acc": f"{accuracy.item():.2f}"} if accuracy is not None else {}))
             if eval_data:
                 history.eval_accuracy.append(evaluate(model, tokenizer, eval_data)["accuracy"])
                 model.train()
             if cfg.save_dir and not cfg.save_every:
-                history.checkpoints.append(_checkpoint(model, tokenizer, cfg.save_dir, step))
-    model.eval()
-    history.loss = torch.stack(losses).float().cpu().tolist()
+                history.checkpoints.append(_checkpoint(model, tokenizer, cfg.save_dir, step, optimizer, scaler,
+                                                       accelerator))
+    history.loss = _gathered(losses, accelerator)
     if accuracies:
-        history.accuracy = torch.stack(accuracies).float().cpu().tolist()
+        history.accuracy = _gathered(accuracies, accelerator)
+    history.optimizer_steps = step
+    history.optimizer_state = _optimizer_state(optimizer, scaler)
     history.seconds = time.perf_counter() - start
-    return history
+
+
+def _all_finite(loss: torch.Tensor, losses: list[torch.Tensor], back: int, accelerator) -> bool:
+    """Whether this batch's loss, and the step's earlier ones (``back`` ≤ 0 of ``losses``), are finite:
+    on every process under DDP (one stopping alone would leave the others waiting)."""
+    ok = torch.isfinite(torch.stack([*losses[len(losses) + back:], loss.detach()])).all()
+    if accelerator is not None:
+        ok = accelerator.reduce(ok.float().reshape(1), "sum") == accelerator.num_processes
+    return bool(ok)
+
+
+def _gathered(values: list[torch.Tensor], accelerator) -> list[float]:
+    """Per-batch values as floats; under DDP each process holds its share of a batch: add them up."""
+    stacked = torch.stack(values).float()
+    if accelerator is not None:
+        stacked = accelerator.reduce(stacked, "sum")
+    return stacked.cpu().tolist()
+
+
+@contextmanager
+def _own_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed dropout with ``seed`` and give the caller's generators back afterwards: the CPU's, and
+    the training device's when it is a GPU (``torch.manual_seed`` would reseed every GPU's)."""
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)  # what torch.manual_seed does for the CPU
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
+DIVERGED = 1e3  # a loss this many times its first value (and above 1e3) has diverged
+
+
+def _warn_if_diverged(losses: list[float]) -> None:
+    """Warn when the loss exploded and stayed finite (e.g. 6e8): training diverged without a NaN."""
+    if not losses:
+        return
+    limit = DIVERGED * max(1.0, abs(losses[0]))
+    at = next((i for i, value in enumerate(losses) if value > limit), None)
+    if at is not None:
+        warnings.warn(f"the training loss rose to {losses[at]:.3g} at step {at + 1} (it started at "
+                      f"{losses[0]:.3g}): training diverged. Try a 10x smaller lr, max_grad_norm=1.0, or "
+                      "warmup_steps", RuntimeWarning, stacklevel=4)
+
+
+def _check_trainable(model: nn.Module) -> None:
+    """A quantised backbone (bitsandbytes, GPTQ, AWQ, quanto…) trains only through adapters."""
+    backbone = getattr(model, "backbone", model)
+    quantizer = getattr(backbone, "hf_quantizer", None)
+    quantized = quantizer is not None or getattr(backbone.config, "quantization_config", None) is not None
+    if quantized and not any(p.requires_grad for n, p in backbone.named_parameters() if "lora_" in n):
+        method = getattr(getattr(backbone.config, "quantization_config", None), "quant_method", None) or "quantised"
+        method = getattr(method, "value", method)  # transformers' QuantizationMethod enum
+        raise ValueError(f"the backbone is quantised ({method}): its weights cannot be trained directly. Wrap it "
+                         "with LoRA adapters first (peft.get_peft_model(backbone, LoraConfig(...))); only the "
+                         "adapters and the head are then trained")
+
+
+@contextmanager
+def _gradient_checkpointing(model: nn.Module, enabled: bool) -> Iterator[None]:
+    """transformers' gradient checkpointing on the backbone for the run (off again afterwards)."""
+    backbone = getattr(model, "backbone", model)
+    if not enabled:
+        yield
+        return
+    if not getattr(backbone, "supports_gradient_checkpointing", False):
+        raise ValueError(f"{type(backbone).__name__} does not support gradient checkpointing")
+    kwargs = {"use_reentrant": False}  # works with frozen embeddings (LoRA) too
+    if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        backbone.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    try:
+        yield
+    finally:
+        (getattr(backbone, "activation_checkpointing_disable", None) or backbone.gradient_checkpointing_disable)()
+
+
+def _accelerator(model: nn.Module):
+    """Hugging Face Accelerate's ``Accelerator`` when this process is one of several (``accelerate
+    launch``, ``torchrun``: ``WORLD_SIZE`` > 1), else None. It sets up the process group and wraps
+    the model in DDP (FSDP, DeepSpeed: as ``accelerate config`` says); rmlearn only gives each
+    process its share of every batch (``_shards``)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    try:
+        from accelerate import Accelerator
+    except ImportError as err:
+        raise ImportError("training in several processes (WORLD_SIZE > 1) runs on Hugging Face Accelerate: "
+                          "pip install accelerate") from err
+    accelerators = getattr(torch, "accelerator", None)  # torch >= 2.6; CUDA before
+    on_gpu = accelerators.is_available() if accelerators is not None else torch.cuda.is_available()
+    return Accelerator(cpu=not on_gpu)  # cpu=True: processes on CPUs talk over gloo
+
+
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+def _optimizer_state(optimizer, scaler) -> dict[str, Any]:
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps it
+    return {"optimizer": inner.state_dict(), **({"scaler": scaler.state_dict()} if scaler else {})}
+
+
+def save_optimizer_state(directory: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``History.optimizer_state`` to ``directory/optimizer.pt``, for ``resume_from=directory``."""
+    path = Path(directory) / OPTIMIZER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def _load_optimizer_state(optimizer, scaler, cfg: TrainConfig) -> None:
+    """AdamW's moments and step counts from ``cfg.resume_from``; the lr is this run's (``cfg.lr``)."""
+    path = Path(cfg.resume_from) / OPTIMIZER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"resume_from: no {OPTIMIZER_FILE} in {cfg.resume_from}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError as err:
+        raise ValueError(f"{path} does not match this model's trainable parameters: {err}") from None
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.lr
+        group.pop("initial_lr", None)
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
 
 
 @contextmanager
 def _shards(model: nn.Module, n: int, batch_loss: Callable, weight: Callable[[list[int]], float],
-            device: torch.device, amp: torch.dtype | None) -> Iterator[Callable]:
-    """Yields ``run_batch(batch, in_step, scaler) -> (loss, accuracy)``: the forward and backward of
-    one batch, its gradients (÷ ``in_step``, the batches per optimizer step) added to ``.grad``.
+            device: torch.device, amp: torch.dtype | None, accelerator=None) -> Iterator[Callable]:
+    """Yields ``run_batch(batch, in_step, scaler, last) -> (loss, accuracy)``: the forward and
+    backward of one batch, its gradients (÷ ``in_step``, the batches per optimizer step) added to
+    ``.grad``; ``last``: the step's last batch.
 
     n == 1: one forward, ``loss.backward()``. n > 1: the batch is cut into n shards that run in n
     threads (torch's kernels let go of Python's lock), each returning its gradients; they are added
-    in shard order, so the numbers do not depend on which thread finishes first.
+    in shard order, so the numbers do not depend on which thread finishes first. Under DDP
+    (``accelerator``) each of the W processes takes its cut of the batch; DDP averages the W
+    gradients, so each process scales its loss by W·weight(cut)/weight(batch): the average is the
+    whole batch's gradient, and the losses (added over processes at the end) its loss.
     """
     def autocast():
         return torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
 
+    if accelerator is not None:
+        rank, world = accelerator.process_index, accelerator.num_processes
+
+        def run_batch(batch: list[int], in_step: int, scaler, last: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            cuts = [round(len(batch) * j / world) for j in range(world + 1)]
+            part = batch[cuts[rank]:cuts[rank + 1]]
+            share = weight(part) / weight(batch) if part else 0.0  # a batch smaller than W: some get none
+            sync = contextlib.nullcontext() if last else accelerator.no_sync(model)  # sync once per step
+            with sync:
+                with autocast():
+                    loss, accuracy = batch_loss(model, part or batch[:1])  # every process runs a backward
+                scaled = loss * (share * world / in_step)
+                (scaler.scale(scaled) if scaler else scaled).backward()
+            return loss.detach() * share, (accuracy * share if accuracy is not None else None)
+        yield run_batch
+        return
+
     if n == 1:
-        def run_batch(batch: list[int], in_step: int, scaler) -> tuple[torch.Tensor, torch.Tensor | None]:
+        def run_batch(batch: list[int], in_step: int, scaler, last: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
             with autocast():
-                loss, accuracy = batch_loss(batch)
+                loss, accuracy = batch_loss(model, batch)
             scaled = loss / in_step if in_step > 1 else loss
             (scaler.scale(scaled) if scaler else scaled).backward()
             return loss, accuracy
@@ -449,11 +646,11 @@ def _shards(model: nn.Module, n: int, batch_loss: Callable, weight: Callable[[li
 
     def shard(part: list[int], share: float) -> tuple[torch.Tensor, torch.Tensor | None, tuple]:
         with autocast():  # autocast is per thread
-            loss, accuracy = batch_loss(part)
+            loss, accuracy = batch_loss(model, part)
         grads = torch.autograd.grad(loss * share, params, allow_unused=True)
         return loss.detach() * share, (accuracy * share if accuracy is not None else None), grads
 
-    def run_batch(batch: list[int], in_step: int, scaler) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def run_batch(batch: list[int], in_step: int, scaler, last: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         cuts = [round(len(batch) * j / n) for j in range(n + 1)]
         parts = [batch[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
         total = sum(weight(part) for part in parts)
@@ -477,7 +674,7 @@ def _optimizer_step(model: nn.Module, optimizer, scaler, max_grad_norm: float | 
     if scaler:
         scaler.unscale_(optimizer)  # clip the true gradients
     if max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
     if scaler:
         scaler.step(optimizer)  # skips the step when a gradient overflowed
         scaler.update()
@@ -485,9 +682,17 @@ def _optimizer_step(model: nn.Module, optimizer, scaler, max_grad_norm: float | 
         optimizer.step()
 
 
-def _checkpoint(model: nn.Module, tokenizer: Any, save_dir: str, step: int) -> str:
+def _checkpoint(model: nn.Module, tokenizer: Any, save_dir: str, step: int, optimizer=None, scaler=None,
+                accelerator=None) -> str:
+    """``save_dir/checkpoint-<step>``: the model (``save_pretrained``) and ``optimizer.pt``; under DDP
+    the first process writes it while the others wait."""
     path = Path(save_dir) / f"checkpoint-{step}"
-    model.save_pretrained(path, tokenizer=tokenizer)
+    if accelerator is None or accelerator.is_main_process:
+        model.save_pretrained(path, tokenizer=tokenizer)
+        if optimizer is not None:
+            save_optimizer_state(path, _optimizer_state(optimizer, scaler))
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return str(path)
 
 
@@ -522,15 +727,18 @@ def train_reward_model(
         data, eval_data = split(list(data), cfg.eval_split, cfg.seed)
     _, pad = special_ids(tokenizer)
     groups = _groups(data, cfg.loss)
-    encoded, _, n_long = _encode_groups(tokenizer, groups, cfg.max_length or model.max_length, cfg.too_long)
+    if cfg.max_length is not None:
+        model.max_length = cfg.max_length  # checked against the context; scoring and saving use it too
+    encoded, _, n_long = _encode_groups(tokenizer, groups, model.max_length, cfg.too_long)
+    model.check_token_ids(max(i for seqs in encoded for s in seqs for i in s), tokenizer)
     lengths = [max(len(s) for s in seqs) for seqs in encoded]
     sizes = [len(seqs) for seqs in encoded]
-    device = next(model.parameters()).device
 
-    def batch_loss(batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_loss(net: nn.Module, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         k = sizes[batch[0]]
         ids, mask = pad_batch([s for i in batch for s in encoded[i]], pad)  # (B*K, T)
-        scores = model(ids.to(device), mask.to(device)).float().view(len(batch), k)  # (B, K)
+        device = model.input_device
+        scores = net(ids.to(device), mask.to(device)).float().view(len(batch), k)  # (B, K)
         return _group_loss(scores, cfg)
 
     history = History(config=asdict(cfg), too_long=n_long)
@@ -594,7 +802,10 @@ def train_value_model(
     cfg = TrainConfig(**{**VALUE_DEFAULTS, **config})
     texts = sorted({(p.prompt, r) for p in as_pairs(data) for r in (p.chosen, p.rejected)})
     groups = [(prompt, (response,)) for prompt, response in texts]
-    encoded, keep, n_long = _encode_groups(tokenizer, groups, cfg.max_length or value_model.max_length, cfg.too_long)
+    if cfg.max_length is not None:
+        value_model.max_length = cfg.max_length
+    encoded, keep, n_long = _encode_groups(tokenizer, groups, value_model.max_length, cfg.too_long)
+    value_model.check_token_ids(max(i for seqs in encoded for s in seqs for i in s), tokenizer)
     texts = [texts[i] for i in keep]
     encoded = [seqs[0] for seqs in encoded]
     device = next(value_model.parameters()).device
@@ -605,14 +816,15 @@ def train_value_model(
     n_states = torch.tensor(n_list, device=device)
     _, pad = special_ids(tokenizer)
 
-    def batch_loss(batch: list[int]) -> tuple[torch.Tensor, None]:
+    def batch_loss(net: nn.Module, batch: list[int]) -> tuple[torch.Tensor, None]:
+        here = value_model.input_device  # under DDP, this process's device (set once training starts)
         ids, mask = pad_batch([encoded[i] for i in batch], pad)  # (B, T)
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask = ids.to(here), mask.to(here)
         lens = mask.sum(1, keepdim=True)  # (B, 1)
-        pos = torch.arange(ids.shape[1], device=device).unsqueeze(0)  # (1, T)
-        states = (pos < lens) & (pos >= lens - n_states[batch].unsqueeze(1))  # (B, T)
-        values = value_model(ids, mask).float()  # (B, T)
-        target = targets[batch].unsqueeze(1).expand_as(values)  # (B, T)
+        pos = torch.arange(ids.shape[1], device=here).unsqueeze(0)  # (1, T)
+        states = (pos < lens) & (pos >= lens - n_states[batch].to(here).unsqueeze(1))  # (B, T)
+        values = net(ids, mask).float()  # (B, T)
+        target = targets[batch].to(here).unsqueeze(1).expand_as(values)  # (B, T)
         return segment_regression_loss(values[states], target[states]), None
 
     lengths = [len(s) for s in encoded]

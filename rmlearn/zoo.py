@@ -174,7 +174,8 @@ def recipe_fingerprint(kind: str, **settings) -> str:
 
     if kind == "reward":
         data, _ = course_data(settings["n_pairs"], settings["length_bias"], settings["seed"])
-        recipe = {**asdict(TrainConfig()), "pooling": settings["pooling"]}
+        how = ("gradient_checkpointing", "resume_from")  # how a run runs, not what it computes
+        recipe = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in how}, "pooling": settings["pooling"]}
     else:
         from .rlhf import sft_data
         data, recipe = sft_data(POLICY_SFT["n"], seed=settings["seed"]), POLICY_SFT

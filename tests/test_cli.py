@@ -155,7 +155,7 @@ def test_train_with_backbone_dtype_grad_accum_eval_split_then_score_and_eval(tmp
           "--max-length", "24", "--threads", "1"])
     out = capsys.readouterr().out
     assert "30 training and 10 held-out examples" in out
-    assert "lr 1e-05, 1 CPU thread(s), 4 steps" in out  # the pretrained default lr; 2 batches per epoch
+    assert "lr 1e-05, 1 CPU thread(s), 2 optimizer steps (4 batches)" in out  # the pretrained lr; 2 batches an epoch
     assert "epoch 1: held-out accuracy" in out and "epoch 2: held-out accuracy" in out
     long_pairs = sum(max(len(a), len(b)) > 24 for a, b in zip(*(
         encode_many(course_tokenizer(), [p.prompt for p in pairs], texts)
@@ -222,3 +222,73 @@ def _assert_no_nbgrader_authoring_ui(base: str, token: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as not_found:
         urllib.request.urlopen(f"{base}/formgrader?token={token}", timeout=10)
     assert not_found.value.code == 404
+
+
+# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+
+def _error(argv, capsys) -> str:
+    """Run the CLI expecting a clean failure: exit status 2 and one `rmlearn: error:` line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2, captured
+    assert captured.err.splitlines()[-1].startswith("rmlearn: error: ") and "Traceback" not in captured.err
+    return captured.err + captured.out
+
+
+def test_flags_are_checked_before_data_and_model_are_loaded(tmp_path, capsys):
+    missing = str(tmp_path / "missing.jsonl")  # a flag error is reported first: nothing was read
+    assert "lr must be a positive number, got 0" in _error(["train", missing, "--out", str(tmp_path / "o"), "--lr", "0"], capsys)
+    assert "epochs must be a positive integer, got 0" in _error(["train", missing, "--out", str(tmp_path / "o"), "--epochs", "0"], capsys)
+    (tmp_path / "file").write_text("x")
+    data = _jsonl(tmp_path / "prefs.jsonl", synthetic_preferences(8, seed=0))
+    err = _error(["train", str(data), "--out", str(tmp_path / "file")], capsys)
+    assert "--out" in err and "is a file" in err and "training" not in err.lower().split("error:")[0]
+    if not torch.cuda.is_available():
+        assert "CUDA" in _error(["train", str(data), "--out", str(tmp_path / "o"), "--device", "cuda"], capsys)
+
+
+def test_missing_or_mismatched_backbone_and_tokenizer_are_clean_errors(tmp_path, capsys):
+    data = _jsonl(tmp_path / "prefs.jsonl", synthetic_preferences(8, seed=0))
+    out = ["--out", str(tmp_path / "o"), "--epochs", "1"]
+    err = _error(["train", str(data), *out, "--backbone", str(tmp_path / "nope")], capsys)
+    assert f"--backbone {tmp_path / 'nope'}: no tokenizer folder" in err
+    assert "mistyped-folder" in _error(["train", str(data), *out, "--backbone", "mistyped-folder"], capsys)
+    assert "nope" in _error(["train", str(data), *out, "--tokenizer", str(tmp_path / "nope")], capsys)
+    small = tmp_path / "small"
+    from transformers import GPT2Config, GPT2Model
+
+    GPT2Model(GPT2Config(vocab_size=100, n_embd=32, n_layer=1, n_head=4)).save_pretrained(small)
+    assert "vocabulary of 100" in _error(["train", str(data), *out, "--backbone", str(small),
+                                          "--tokenizer", str(_tiny_backbone_dir(tmp_path))], capsys)
+    assert "the training loss is" in _error(["train", str(data), *out, "--lr", "1e30", "--eval-split", "0",
+                                            "--epochs", "3"], capsys)
+
+
+def test_field_limit_flag_and_the_too_long_message(tmp_path, capsys):
+    pairs = synthetic_preferences(8, seed=0)
+    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+    rows[0]["chosen"] += " and so on" * 2100  # 21,000+ characters
+    (tmp_path / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["train", str(tmp_path / "long.jsonl"), "--out", str(tmp_path / "o"), "--epochs", "1", "--eval-split", "0"]
+    assert "(limit 20000)" in _error(args, capsys)
+    main([*args, "--max-chars", "30000", "--max-length", "40", "--too-long", "drop"])
+    out = capsys.readouterr().out
+    assert "longer than max_length: dropped" in out and "dropd" not in out
+
+
+def test_backbone_naming_a_reward_model_resumes_its_head_and_optimizer(tmp_path, capsys):
+    data = _jsonl(tmp_path / "prefs.jsonl", synthetic_preferences(32, seed=0))
+    main(["train", str(data), "--out", str(tmp_path / "rm1"), "--epochs", "1", "--eval-split", "0"])
+    first = RewardModel.from_pretrained(tmp_path / "rm1")
+    state = torch.load(tmp_path / "rm1" / "optimizer.pt", weights_only=True)
+    steps = state["optimizer"]["state"][0]["step"].item()
+    assert steps == 2  # 32 pairs in batches of 16
+    main(["train", str(data), "--out", str(tmp_path / "rm2"), "--epochs", "1", "--eval-split", "0",
+          "--backbone", str(tmp_path / "rm1"), "--lr", "1e-12"])
+    assert "resuming" in capsys.readouterr().out
+    second = RewardModel.from_pretrained(tmp_path / "rm2")
+    torch.testing.assert_close(second.head.weight, first.head.weight, atol=1e-9, rtol=0)  # not a new random head
+    resumed = torch.load(tmp_path / "rm2" / "optimizer.pt", weights_only=True)
+    assert resumed["optimizer"]["state"][0]["step"].item() == 2 * steps

@@ -189,3 +189,22 @@ def test_bad_arguments_are_named():
         prompt_swap_probe(0)
     with pytest.raises(ValueError, match="between 0 and 1, got 1.0"):
         split([1, 2, 3], 1.0)
+
+
+# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+
+def test_implicit_pair_where_one_response_is_the_other_plus_more_words(tmp_path):
+    """Defect 9: 'Sure' vs 'Sure thing': the shared prefix ends where the longer one has a space;
+    the prompt used to be cut there, leaving the shorter response empty."""
+    dialog = "\n\nHuman: Can you help me?\n\nAssistant:"
+    path = _write(tmp_path, json.dumps({"chosen": dialog + " Sure thing", "rejected": dialog + " Sure"}),
+                  json.dumps({"chosen": dialog + " No", "rejected": dialog + " No way"}))
+    assert load_preferences(path) == [PreferencePair(dialog, "Sure thing", "Sure"), PreferencePair(dialog, "No", "No way")]
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"prompt": "Q", "chosen": "a", "rejected": "b"}\n'
+                     + '{"prompt": "Qué", "chosen": "sí", "rejected": "no"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: not UTF-8 text")):
+        load_preferences(path)

@@ -251,3 +251,108 @@ def test_as_reward_function_drives_one_grpo_step(tmp_path, reward_model, tokeniz
     assert rewards == reward_model.score(prompts, completions, tokenizer).tolist()
     logged = trainer.state.log_history[0]["rewards/rmlearn_reward/mean"]
     assert logged == pytest.approx(sum(rewards) / 4, abs=1e-6)
+
+
+# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+
+def _sentencepiece_tokenizer() -> PreTrainedTokenizerFast:
+    """A Llama/Mistral-style tokenizer built here (nothing downloaded): BPE over SentencePiece's
+    Metaspace, which writes a "▁" before the first word of every call."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    texts = [t for p in support_pairs() for t in (p.prompt, p.chosen, p.rejected, p.prompt + "\n" + p.chosen)]
+    backend.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<pad>"]))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", add_bos_token=True)
+
+
+def test_sentencepiece_prefix_space_tokenizer_gives_the_pipelines_ids_and_score(tmp_path):
+    """Defect 4: prompt and "\\n" + response tokenized apart gave an extra "▁" at the boundary."""
+    tok = _sentencepiece_tokenizer()
+    prompts, responses = _texts()
+    assert tok.tokenize("\n" + responses[0])[0] == "▁"  # what tokenizing apart used to add
+    from transformers import AutoModel
+
+    config = hf_parity.tiny_configs(len(tok), tok.eos_token_id, tok.pad_token_id)["Llama"]
+    model = RewardModel(hf_parity.seeded(AutoModel, config), seed=1)
+    with torch.no_grad():
+        model.head.weight.mul_(50)
+    model.save_pretrained(tmp_path, tokenizer=tok)
+    saved = load_tokenizer(tmp_path)
+    for p, r in zip(prompts, responses):
+        assert encode(tok, p, r) == saved(p + "\n" + r)["input_ids"]
+    classify = pipeline("text-classification", model=str(tmp_path), function_to_apply="none")
+    piped = torch.tensor([o["score"] for o in classify([p + "\n" + r for p, r in zip(prompts, responses)])])
+    expected = model.score(prompts, responses, tok)
+    assert expected.std() > 1e-3
+    assert_close(piped, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_saved_tokenizer_pads_on_the_right_whatever_the_callers_side(tokenizer, tmp_path):
+    """Defect 7: a tokenizer set to padding_side="left" was saved so, and the pipeline's batches of an
+    absolute-position model (GPT-2) were scored at shifted positions."""
+    left = course_tokenizer()
+    left.padding_side = "left"
+    model = RewardModel(tiny_backbone(seed=3), seed=3)
+    with torch.no_grad():
+        model.head.weight.mul_(50)
+    model.save_pretrained(tmp_path, tokenizer=left)
+    assert left.padding_side == "left" and load_tokenizer(tmp_path).padding_side == "right"
+    prompts, responses = _texts()
+    classify = pipeline("text-classification", model=str(tmp_path), function_to_apply="none")
+    batched = torch.tensor([o["score"] for o in classify([p + "\n" + r for p, r in zip(prompts, responses)],
+                                                         batch_size=4)])
+    assert_close(batched, model.score(prompts, responses, tokenizer), atol=1e-5, rtol=1e-5)
+
+
+def test_load_tokenizer_keeps_the_saved_class_whatever_the_model_type(tokenizer, tmp_path):
+    """Defect 8: AutoTokenizer swapped in Qwen2Tokenizer for a generic tokenizer saved with a Qwen2 model."""
+    from transformers import AutoModel
+
+    config = hf_parity.tiny_configs(len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)["Qwen2"]
+    RewardModel(hf_parity.seeded(AutoModel, config)).save_pretrained(tmp_path, tokenizer=tokenizer)
+    loaded = load_tokenizer(tmp_path)
+    assert type(loaded) is type(tokenizer)
+    text = "Hello  world\n\n12345 don't"
+    assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def _no_classifier_configs(tokenizer) -> dict:
+    from transformers import CodeGenConfig, CohereConfig, GraniteConfig, XGLMConfig
+
+    n, llama_like = len(tokenizer), dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return {"codegen": CodeGenConfig(vocab_size=n, n_embd=32, n_layer=1, n_head=4, n_positions=64, rotary_dim=4),
+            "cohere": CohereConfig(vocab_size=n, **llama_like), "granite": GraniteConfig(vocab_size=n, **llama_like),
+            "xglm": XGLMConfig(vocab_size=n, d_model=32, num_layers=1, attention_heads=4, ffn_dim=64,
+                               max_position_embeddings=64)}
+
+
+@pytest.mark.parametrize("model_type", ["codegen", "cohere", "granite", "xglm"])
+def test_types_without_a_transformers_classifier_say_what_loads_their_checkpoint(model_type, tokenizer, tmp_path):
+    """Defect 12, settled as a statement: transformers has no *ForSequenceClassification for these
+    types (and no base class to borrow without trust_remote_code), so the checkpoint is rmlearn's own
+    layout; the warning says what loads it, and this test holds each part of that to account."""
+    from transformers import AutoModel
+
+    config = _no_classifier_configs(tokenizer)[model_type]
+    model = RewardModel(hf_parity.seeded(AutoModel, config), seed=1)
+    with torch.no_grad():
+        model.head.weight.mul_(50)
+    with pytest.warns(UserWarning, match="RewardModel.from_pretrained loads it; AutoModel.from_pretrained loads "
+                                         "only the decoder .*AutoModelForSequenceClassification .* cannot"):
+        model.save_pretrained(tmp_path, tokenizer=tokenizer)
+    prompts, responses = _texts()
+    expected = model.score(prompts, responses, tokenizer)
+    assert expected.std() > 1e-3
+    assert_close(RewardModel.from_pretrained(tmp_path).score(prompts, responses, tokenizer), expected)
+    decoder = AutoModel.from_pretrained(tmp_path)
+    ids, mask = encode_batch(tokenizer, prompts, responses)
+    with torch.no_grad():
+        assert_close(decoder(input_ids=ids, attention_mask=mask).last_hidden_state,
+                     model.backbone(input_ids=ids, attention_mask=mask).last_hidden_state)
+    with pytest.raises(ValueError):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path)

@@ -212,3 +212,76 @@ def test_score_does_not_change_training_mode_or_grad(reward_model, tokenizer):
         warnings.simplefilter("error")
         out = reward_model.score("q", "a", tokenizer)
     assert reward_model.training and not out.requires_grad
+
+
+# --- issue 19: defects a practitioner hit (each test failed before its fix) ---------------------------------
+
+def test_score_leaves_dropout_off_for_a_model_wrapped_in_training_mode(tokenizer):
+    """Defect 1: RewardModel() starts in nn.Module's training mode; score() used to "restore" it,
+    switching on the backbone's dropout. The model now takes its mode from the backbone."""
+    backbone = tiny_backbone(seed=0, resid_pdrop=0.5, attn_pdrop=0.5, embd_pdrop=0.5)  # eval mode
+    model = RewardModel(backbone)
+    ids, mask = _batch(tokenizer, "right")
+    with torch.no_grad():
+        before = model(ids, mask)
+        model.score("Q?", ["A."], tokenizer)
+        assert_close(model(ids, mask), before, rtol=0, atol=0)
+    assert not any(m.training for m in model.modules())
+
+
+def test_from_sequence_classifier_keeps_the_classifier_in_eval_mode(tokenizer):
+    config = tiny_backbone().config.__class__(**{**tiny_backbone().config.to_dict(), "num_labels": 1,
+                                                  "resid_pdrop": 0.5, "embd_pdrop": 0.5})
+    classifier = GPT2ForSequenceClassification(config).eval()
+    model = RewardModel.from_sequence_classifier(classifier)
+    model.score("Q?", ["A."], tokenizer)
+    assert not any(m.training for m in classifier.modules())
+
+
+def test_max_length_longer_than_the_context_and_a_small_vocabulary_are_named(tokenizer):
+    """Defect 3: a max_length past the position table or ids past the embedding table used to
+    fail as an IndexError (a device-side assert on GPU)."""
+    from rmlearn import synthetic_preferences, train_reward_model
+
+    model = RewardModel(tiny_backbone(n_positions=32))
+    with pytest.raises(ValueError, match="max_length=64 .* context of 32"):
+        train_reward_model(model, tokenizer, synthetic_preferences(4), max_length=64, progress=False)
+    with pytest.raises(ValueError, match="max_length=64 .* context of 32"):
+        model.max_length = 64
+    from transformers import GPT2Config, GPT2Model
+
+    small = RewardModel(GPT2Model(GPT2Config(vocab_size=100, n_embd=32, n_layer=1, n_head=4)))
+    with pytest.raises(ValueError, match=r"token id \d+ .* vocabulary of 100"):
+        small.score("How do I reset my password?", ["Click 'Forgot password'."], tokenizer)
+    with pytest.raises(ValueError, match=r"token id \d+ .* vocabulary of 100"):
+        train_reward_model(small, tokenizer, synthetic_preferences(4), progress=False)
+
+
+def test_trained_max_length_is_used_for_scoring_and_saved(tokenizer, tmp_path):
+    """Defect 2: the max_length a model was trained with is what it scores with, after a save too."""
+    from rmlearn import evaluate, synthetic_preferences, train_reward_model
+    from rmlearn.inputs import encode_batch
+
+    data = synthetic_preferences(8, seed=3)
+    model = RewardModel(tiny_backbone(seed=0))
+    train_reward_model(model, tokenizer, data, epochs=1, max_length=16, progress=False)
+    assert model.max_length == 16
+    prompt, response = PASSWORD_RESET.prompt, PASSWORD_RESET.chosen  # 40 tokens
+    with torch.no_grad():
+        expected = model(*encode_batch(tokenizer, [prompt], [response], 16))
+    assert_close(model.score(prompt, [response], tokenizer), expected)
+    model.save_pretrained(tmp_path / "rm", tokenizer=tokenizer)
+    loaded = RewardModel.from_pretrained(tmp_path / "rm")
+    assert loaded.max_length == 16
+    assert_close(loaded.score(prompt, [response], tokenizer), expected)
+    chosen = model.score([p.prompt for p in data], [p.chosen for p in data], tokenizer)
+    rejected = model.score([p.prompt for p in data], [p.rejected for p in data], tokenizer)
+    assert evaluate(loaded, tokenizer, data)["mean_gap"] == pytest.approx((chosen - rejected).mean().item(), abs=1e-6)
+
+
+def test_mpt_context_length_is_read_from_max_seq_len():
+    """Defect 13: MPT names its context max_seq_len; no truncation was applied."""
+    from transformers import MptConfig, MptModel
+
+    config = MptConfig(d_model=32, n_heads=4, n_layers=1, max_seq_len=48, vocab_size=300)
+    assert RewardModel(MptModel(config)).max_length == 48

@@ -363,3 +363,81 @@ def test_a_backbone_with_dropout_is_not_sharded(tokenizer):
     history = train_reward_model(model, tokenizer, synthetic_preferences(16, seed=0), epochs=1, threads=2,
                                  progress=False)
     assert (history.threads, history.shards) == (2, 1)  # torch splits each op over 2 threads instead
+
+
+# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+
+def test_linear_schedule_ends_at_zero_with_rankings_of_mixed_size(tokenizer, monkeypatch):
+    """Defect 5: with K = 2 and K = 3 examples the number of batches changes with the shuffle; the
+    schedule's length was counted on another shuffle, and the lr went below 0 (gradient ascent)."""
+    data = _rankings(80) + synthetic_preferences(90, seed=0)  # batches of 2: 2 chunks of 100 examples
+    seen, handle = _record_steps(monkeypatch)
+    try:
+        history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=3, batch_size=2,
+                                     loss="listwise", lr=1e-6, lr_schedule="linear", warmup_ratio=0.0, progress=False)
+    finally:
+        handle.remove()
+    lrs = [lr for lr, _ in seen]
+    assert len(lrs) == history.optimizer_steps == len(history)
+    assert min(lrs) > 0 and lrs[-1] == pytest.approx(1e-6 / len(lrs))  # linear: the last step is 1/N of lr
+
+
+def test_history_counts_optimizer_steps(tokenizer):
+    history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(80, seed=0),
+                                 epochs=2, grad_accum=2, progress=False)
+    assert len(history) == 10 and history.optimizer_steps == 6  # 5 batches = 3 steps per epoch
+
+
+def test_an_exploding_but_finite_loss_is_flagged(tokenizer):
+    """Defect 11: a loss of 1e8 is finite, so it went unnoticed."""
+    model = RewardModel(tiny_backbone(seed=0), seed=0)
+    calls = []
+
+    def explode(module, args, output):  # from the third forward on, the scores are huge
+        calls.append(1)
+        return output * 1e9 if len(calls) > 2 else output
+
+    model.head.register_forward_hook(explode)
+    with pytest.warns(RuntimeWarning, match=r"the training loss rose to [0-9.e+]+ at step \d+ .*diverged"):
+        train_reward_model(model, tokenizer, synthetic_preferences(80, seed=0), epochs=1, progress=False)
+
+
+def test_a_non_finite_stop_leaves_the_model_in_eval_mode_and_its_own_dtype(tokenizer):
+    model = RewardModel(tiny_backbone(seed=0).to(torch.bfloat16), seed=0)
+    calls = []
+    model.head.register_forward_hook(lambda m, a, out: (calls.append(1), out * float("nan") if len(calls) == 2 else out)[1])
+    with pytest.raises(FloatingPointError, match="loss is nan at step 2"):
+        train_reward_model(model, tokenizer, synthetic_preferences(48, seed=0), epochs=1, progress=False)
+    assert not model.training and {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_gradient_checkpointing_gives_the_same_step_and_is_switched_off_after(tokenizer):
+    data = synthetic_preferences(16, seed=0)
+    runs = []
+    for checkpointing in (False, True):
+        model = RewardModel(tiny_backbone(seed=0), seed=0)
+        seen = []
+        def on(model=model):  # transformers' own flag, on the blocks it recomputes
+            return any(getattr(m, "gradient_checkpointing", False) for m in model.backbone.modules())
+
+        model.backbone.h[0].register_forward_pre_hook(lambda m, a, seen=seen, on=on: seen.append(on()))
+        history = train_reward_model(model, tokenizer, data, epochs=1, gradient_checkpointing=checkpointing,
+                                     progress=False)
+        assert set(seen) == {checkpointing} and not on()
+        runs.append((history.loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert runs[1][0] == pytest.approx(runs[0][0], abs=1e-6)
+    for name, grad in runs[0][1].items():
+        torch.testing.assert_close(runs[1][1][name], grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_training_and_tiny_backbone_leave_the_callers_gpu_generators_alone(tokenizer, monkeypatch):
+    """"Also" of issue 19: fork_rng(devices=[]) saves only the CPU generator, and torch.manual_seed
+    reseeds every GPU's too (queued when CUDA is not started yet), so a caller's CUDA random stream
+    changed. Now only the CPU generator (and the training GPU's, restored) is seeded."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(seed))
+    model = RewardModel(tiny_backbone(seed=7), seed=7)
+    state = torch.get_rng_state()
+    train_reward_model(model, tokenizer, synthetic_preferences(16, seed=0), epochs=1, seed=5, progress=False)
+    assert calls == [] and torch.equal(torch.get_rng_state(), state)
