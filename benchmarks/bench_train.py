@@ -66,7 +66,7 @@ def run_rmlearn(epochs: int, threads: int | str | None = None) -> dict:
     rss_before = _rss_mib()
     start, cpu = time.perf_counter(), time.process_time()
     history = train_reward_model(model, tok, data, epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
-                                 seed=common.SEED, threads=threads, progress=False)
+                                 seed=common.SEED, threads=threads, progress=False, **common.AS_TRL)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     return dict(pairs=len(data) * epochs, steps=len(history), seconds=seconds, cpu_seconds=cpu_seconds,
                 mean_loss=sum(history.loss) / len(history), rss_before_mib=rss_before, threads=history.threads)
@@ -137,9 +137,9 @@ def first_step_losses() -> dict:
     warnings.filterwarnings("ignore")
     tok, data = course_tokenizer(), common.preference_data()[: common.BATCH_SIZE]
     history = train_reward_model(common.reward_model(), tok, data, epochs=3, batch_size=common.BATCH_SIZE,
-                                 lr=common.LR, progress=False)
+                                 lr=common.LR, progress=False, **common.AS_TRL)
     fast = train_reward_model(common.reward_model(), tok, data, epochs=3, batch_size=common.BATCH_SIZE,
-                              lr=common.LR, progress=False, threads=2)
+                              lr=common.LR, progress=False, threads=2, **common.AS_TRL)
     trl_losses: list[float] = []
 
     class Recording(RewardTrainer):

@@ -90,6 +90,11 @@ def trl_config(output_dir: str, **overrides: Any):
     return RewardConfig(**settings)
 
 
+# rmlearn's settings that match trl_config: constant lr, no warm-up, no clipping (the course's
+# defaults warm up, decay and clip; the comparison is of the same optimisation, not of recipes)
+AS_TRL = {"lr_schedule": "constant", "warmup_ratio": 0.0, "max_grad_norm": None}
+
+
 def trl_trainer(model, pairs, tokenizer, output_dir: str, **overrides: Any):
     """TRL's ``RewardTrainer`` on ``pairs`` (tokenized by TRL itself from ``trl_records``)."""
     from datasets import Dataset

@@ -173,7 +173,7 @@ def data_parallel(repeats: int = 5) -> dict:
         cpu = time.process_time()
         try:
             history = train_reward_model(common.reward_model(), tok, data, epochs=1, batch_size=BATCH_SIZE, lr=LR,
-                                         threads=2, progress=False)
+                                         threads=2, progress=False, **common.AS_TRL)
         finally:
             rmlearn.train._has_dropout = real
         assert history.shards == (2 if shards else 1), history.shards

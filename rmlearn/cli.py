@@ -150,16 +150,22 @@ def _check_out(out: Path) -> None:
         raise ValueError(f"--out {out}: cannot create or write there ({existing} is not a writable folder)")
 
 
+# flags whose default is TrainConfig's own (None here: not given, so the library's default holds)
+RECIPE_FLAGS = ("epochs", "batch_size", "margin", "center_coef", "grad_accum", "max_grad_norm", "lr_schedule",
+                "warmup_steps", "warmup_ratio")
+
+
 def _train_settings(args: argparse.Namespace) -> dict:
     """``train_reward_model``'s keywords from the flags, validated (``TrainConfig``) before anything loads."""
     from .train import TrainConfig
 
+    recipe = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name) is not None}
+    if recipe.get("max_grad_norm") == 0:
+        recipe["max_grad_norm"] = None  # --max-grad-norm 0: no clipping
     settings = dict(
-        epochs=args.epochs, batch_size=args.batch_size, loss=args.loss, margin=args.margin,
-        center_coef=args.center_coef, seed=args.seed, max_length=args.max_length, too_long=args.too_long,
-        grad_accum=args.grad_accum, max_grad_norm=args.max_grad_norm, lr_schedule=args.lr_schedule,
-        warmup_steps=args.warmup_steps, save_dir=args.out if args.save_every else None,
-        save_every=args.save_every, threads=args.threads, gradient_checkpointing=args.gradient_checkpointing,
+        loss=args.loss, seed=args.seed, max_length=args.max_length, too_long=args.too_long,
+        save_dir=args.out if args.save_every else None, save_every=args.save_every, threads=args.threads,
+        gradient_checkpointing=args.gradient_checkpointing, **recipe,
         lr=args.lr if args.lr is not None else (PRETRAINED_LR if args.backbone else TrainConfig.lr))
     TrainConfig(**settings)
     if args.eval_split and not 0 < args.eval_split < 1:
@@ -395,11 +401,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--pooling", choices=["eos", "mean", "last"], default=None,
                        help="eos (default), mean or last; a reward model given as --backbone keeps its own")
     train.add_argument("--loss", choices=["pairwise", "listwise", "plackett_luce"], default="pairwise")
-    train.add_argument("--epochs", type=int, default=4)
-    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--epochs", type=int, help="passes over the data (default: TrainConfig's, 12)")
+    train.add_argument("--batch-size", type=int, help="pairs per batch (default: TrainConfig's, 16)")
     train.add_argument("--lr", type=float, help=f"default: {PRETRAINED_LR:g} with --backbone, 3e-3 for the tiny model")
-    train.add_argument("--margin", type=float, default=0.0)
-    train.add_argument("--center-coef", type=float, default=0.0)
+    train.add_argument("--margin", type=float, help="m in -log σ(r_c - r_r - m) (default 0)")
+    train.add_argument("--center-coef", type=float, help="weight of the centering penalty (default 0)")
     train.add_argument("--max-length", type=int, help="longest sequence in tokens (default: the backbone's)")
     train.add_argument("--too-long", choices=["truncate", "drop"], default="truncate",
                        help="what happens to longer pairs (truncate: cut the prompt's start, keep EOS)")
@@ -408,10 +414,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--max-chars", type=int, default=MAX_CHARS,
                        help=f"longest text field accepted in the JSONL file (default {MAX_CHARS:,})")
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, …")
-    train.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
-    train.add_argument("--max-grad-norm", type=float, help="clip the gradient norm (default: no clipping)")
-    train.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default="constant")
-    train.add_argument("--warmup-steps", type=int, default=0)
+    train.add_argument("--grad-accum", type=int, help="batches per optimizer step (default 1)")
+    train.add_argument("--max-grad-norm", type=float, help="clip the gradient norm (default 1.0; 0: no clipping)")
+    train.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"],
+                       help="after warm-up (default: cosine decay to 0)")
+    train.add_argument("--warmup-steps", type=int, help="optimizer steps of linear warm-up (default: --warmup-ratio)")
+    train.add_argument("--warmup-ratio", type=float, help="warm-up as a share of all steps (default 0.05)")
     train.add_argument("--eval-split", "--test-fraction", type=float, default=0.2, dest="eval_split",
                        help="fraction held out, evaluated after every epoch (0: none)")
     train.add_argument("--save-every", type=int, default=0, help="checkpoint every N optimizer steps into --out")

@@ -292,3 +292,23 @@ def test_backbone_naming_a_reward_model_resumes_its_head_and_optimizer(tmp_path,
     torch.testing.assert_close(second.head.weight, first.head.weight, atol=1e-9, rtol=0)  # not a new random head
     resumed = torch.load(tmp_path / "rm2" / "optimizer.pt", weights_only=True)
     assert resumed["optimizer"]["state"][0]["step"].item() == 2 * steps
+
+
+def test_train_flags_default_to_the_librarys_recipe(tmp_path):
+    """`rmlearn train` without recipe flags trains with TrainConfig's defaults (not a copy of them);
+    a flag overrides one, and --max-grad-norm 0 switches clipping off."""
+    from dataclasses import asdict
+
+    from rmlearn.cli import _parser, _train_settings
+    from rmlearn.train import TrainConfig
+
+    args = _parser().parse_args(["train", "data.jsonl", "--out", str(tmp_path)])
+    settings = TrainConfig(**_train_settings(args))
+    defaults = asdict(TrainConfig())
+    for name in ("epochs", "batch_size", "margin", "center_coef", "grad_accum", "max_grad_norm", "lr_schedule",
+                 "warmup_steps", "warmup_ratio", "lr"):
+        assert getattr(settings, name) == defaults[name], name
+    args = _parser().parse_args(["train", "data.jsonl", "--out", str(tmp_path), "--epochs", "3",
+                                 "--max-grad-norm", "0", "--lr-schedule", "constant"])
+    settings = TrainConfig(**_train_settings(args))
+    assert (settings.epochs, settings.max_grad_norm, settings.lr_schedule) == (3, None, "constant")

@@ -93,7 +93,7 @@ def test_three_training_steps_match_trl(pairs, tokenizer, threads):
     """One batch, three AdamW steps in each trainer: the same losses and the same weights after."""
     model = common.reward_model()
     history = train_reward_model(model, tokenizer, pairs, epochs=3, batch_size=N_PAIRS, lr=common.LR,
-                                 threads=threads, progress=False)
+                                 threads=threads, progress=False, **common.AS_TRL)
     assert history.shards == (threads or 1)
     classifier = common.sequence_classifier()
     trl_losses: list[float] = []
