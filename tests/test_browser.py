@@ -201,19 +201,22 @@ def _pooling_expectations():
     """What the pooling explorer must show, computed here with the library."""
     from rmlearn import RewardModel, course_tokenizer, tiny_backbone
     from rmlearn.inputs import encode
-    from rmlearn.widgets.pooling import PAD_DEMO, filler_words, pooling_view
+    from rmlearn.widgets.pooling import filler_words, padding_demo, pooling_view
 
     with kernel_threads():  # the same seeded model as the dashboard notebook builds
         model, tok = RewardModel(tiny_backbone(seed=0), seed=0).eval(), course_tokenizer()
-        first = PAD_DEMO  # what the explorer shows first: its chosen answer, padded as in its pair's batch
-        in_batch = len(encode(tok, first.prompt, first.rejected)) - len(encode(tok, first.prompt, first.chosen))
+        # what the explorer shows first: the shorter answer of the pair padding_demo picks, padded as in its batch
+        first = padding_demo(model, tok)
+        lengths = {label: len(encode(tok, first.prompt, getattr(first, label))) for label in ("chosen", "rejected")}
+        label = min(lengths, key=lengths.get)
+        answer, in_batch = getattr(first, label), max(lengths.values()) - lengths[label]
         views = {
-            "start": pooling_view(model, tok, first.prompt, first.chosen, pad=in_batch, side="right"),
-            "unpadded": pooling_view(model, tok, first.prompt, first.chosen),
-            "longer": pooling_view(model, tok, first.prompt, first.chosen, filler=7),
+            "start": pooling_view(model, tok, first.prompt, answer, pad=in_batch, side="right"),
+            "unpadded": pooling_view(model, tok, first.prompt, answer),
+            "longer": pooling_view(model, tok, first.prompt, answer, filler=7),
         }
         # EOS pooling is what RewardModel.score uses: an independent path to the same number
-        eos_longer = model.score([first.prompt], [f"{first.chosen} {filler_words(7)}"], tok)[0].item()
+        eos_longer = model.score([first.prompt], [f"{answer} {filler_words(7)}"], tok)[0].item()
     return {name: {how: f"{r:.4f}" for how, r in view.scores.items()} for name, view in views.items()}, \
         f"{eos_longer:.4f}"
 

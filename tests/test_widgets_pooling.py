@@ -90,23 +90,36 @@ def test_explorer_shows_the_library_numbers_after_a_control_changes(reward_model
 
 @pytest.mark.kernels
 def test_default_view_shows_last_pooling_prefer_the_wrong_answer_under_right_padding(tokenizer):
-    """The explorer opens on PAD_DEMO with the trained course model: in one right-padded batch,
-    EOS pooling prefers the chosen answer and the naive [:, -1] the rejected one."""
-    from rmlearn.widgets.pooling import PAD_DEMO, pair_rewards
+    """The explorer opens on the pair ``padding_demo`` picks for the trained course model: in one
+    right-padded batch, EOS pooling prefers the chosen answer and the naive [:, -1] the rejected one."""
+    from rmlearn.widgets.pooling import padding_demo, pair_rewards
     from rmlearn.zoo import trained_reward_model
 
+    demo = padding_demo(trained_reward_model(), tokenizer)
     box = pooling_explorer()
-    assert box.controls["response"].value == PAD_DEMO.chosen and box.controls["side"].value == "right"
-    rewards = pair_rewards(trained_reward_model(), tokenizer, PAD_DEMO, "right")
+    padded = "chosen" if box.controls["pad"].value and box.controls["response"].value == demo.chosen else "rejected"
+    assert box.controls["prompt"].value == demo.prompt and box.controls["side"].value == "right"
+    assert box.controls["response"].value == getattr(demo, padded) and box.controls["pad"].value > 0
+    rewards = pair_rewards(trained_reward_model(), tokenizer, demo, "right")
     (eos_c, eos_r), (last_c, last_r) = rewards["eos"], rewards["last"]
     print(f"eos {eos_c:.2f} vs {eos_r:.2f}; last {last_c:.2f} vs {last_r:.2f}")
     assert eos_c > eos_r + 1.0 and last_c < last_r - 0.5  # a clear win turned into a clear loss
     assert "<td class='rm-prefers-eos'>chosen ✓</td>" in box.summary.value
     assert "<td class='rm-prefers-last'>rejected ✗</td>" in box.summary.value
-    assert _shown(box, "last") == pytest.approx(last_c, abs=5e-4)  # the padded row as in the batch
+    shown = last_c if padded == "chosen" else last_r
+    assert _shown(box, "last") == pytest.approx(shown, abs=5e-4)  # the padded row as in the batch
     assert box.view.read_token("last") == tokenizer.pad_token
-    left = pair_rewards(trained_reward_model(), tokenizer, PAD_DEMO, "left")
+    left = pair_rewards(trained_reward_model(), tokenizer, demo, "left")
     assert left["last"] == pytest.approx(left["eos"], abs=1e-4)  # left padding: the last column is EOS
+
+
+def test_picking_an_example_clears_the_filler(reward_model, tokenizer):
+    box = pooling_explorer(reward_model, tokenizer)
+    c = box.controls
+    c["filler"].value = 7
+    c["example"].value = c["example"].options[5][1]
+    assert c["filler"].value == 0 and box.view.num_real == len(pooling_view(
+        reward_model, tokenizer, c["prompt"].value, c["response"].value).tokens)
 
 
 def test_every_marker_is_drawn_at_its_own_reward(reward_model, tokenizer):

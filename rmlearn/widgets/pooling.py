@@ -11,20 +11,11 @@ from typing import Any
 
 import torch
 
-from ..data import FILLER, PreferencePair, support_pairs
+from ..data import FILLER, PreferencePair, support_pairs, synthetic_preferences
 from ..inputs import encode, encode_batch, pad_batch, special_ids
 from ..pooling import POOLINGS, last_token_index, pool
 
 SIDES = ("right", "left")
-
-# The explorer's first example: a short good answer batched with a long answer to another
-# question. Right padding fills the short one with PAD, and the naive [:, -1] reads it there.
-PAD_DEMO = PreferencePair(
-    "My order has not arrived yet.",
-    "tracking link below, let me explain.",
-    "click forgot password, as you may know, in many cases, please note, we value you, we value you.",
-)
-
 
 def pair_rewards(model: Any, tokenizer: Any, pair: PreferencePair, side: str = "right") -> dict[str, tuple[float, float]]:
     """(r_chosen, r_rejected) of ``pair`` under every pooling, both scored in one batch padded on
@@ -35,6 +26,29 @@ def pair_rewards(model: Any, tokenizer: Any, pair: PreferencePair, side: str = "
     with torch.no_grad():
         hidden = model.hidden(ids, mask)  # (2, T, D)
         return {how: tuple(model.head(pool(hidden, mask, how)).squeeze(-1).tolist()) for how in POOLINGS}
+
+
+def padding_flip(model: Any, tokenizer: Any, pair: PreferencePair) -> float:
+    """How clearly right padding turns ``pair``'s preference around under the naive ``last`` pooling:
+    min(EOS's lead for chosen, ``last``'s lead for rejected), both from one right-padded batch.
+    Positive means EOS pooling prefers the chosen answer and ``hidden[:, -1]`` the rejected one."""
+    rewards = pair_rewards(model, tokenizer, pair, "right")
+    (eos_c, eos_r), (last_c, last_r) = rewards["eos"], rewards["last"]
+    return min(eos_c - eos_r, last_r - last_c)
+
+
+def padding_demo(model: Any, tokenizer: Any, candidates: list[PreferencePair] | None = None) -> PreferencePair:
+    """The pair where right padding makes ``hidden[:, -1]`` flip ``model``'s preference most clearly
+    (largest ``padding_flip``), picked at run time: the lesson-02 example and the explorer's first view.
+
+    ``candidates`` default to the support pairs, then, if none of them flips, 100 synthetic pairs.
+    """
+    pools = [candidates] if candidates is not None else [support_pairs(), synthetic_preferences(100, seed=0)]
+    for pairs in pools:
+        best = max(pairs, key=lambda pair: padding_flip(model, tokenizer, pair))
+        if padding_flip(model, tokenizer, best) > 0:
+            break
+    return best
 
 
 @dataclass
@@ -152,7 +166,8 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
 
     An example is one answer of a preference pair; its padding starts at what it gets in a batch
     with the other answer, and the summary shows which answer each pooling prefers in that batch.
-    The first example (``PAD_DEMO``) is one where the naive ``last`` pooling prefers the wrong one.
+    The first example (``padding_demo``) is the pair where the naive ``last`` pooling prefers the wrong
+    answer most clearly, picked for this model when the explorer opens; picking an example clears the filler.
 
     Defaults: the trained course model (``rmlearn.zoo.trained_reward_model()``) and
     ``course_tokenizer()``. Returns an ipywidgets ``VBox``; ``.controls`` names its controls,
@@ -170,15 +185,18 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
         from ..backbone import course_tokenizer
 
         tokenizer = course_tokenizer()
-    pairs = [PAD_DEMO, *support_pairs()]
+    demo = padding_demo(model, tokenizer)
+    pairs = [demo, *(p for p in support_pairs() if p != demo)]
     options = [(f"{i}. {p.prompt} → {label}", (p, label))
                for i, p in enumerate(pairs) for label in ("chosen", "rejected")]
     example = w.Dropdown(options=options, description="Example", layout=w.Layout(width="95%"))
     wide = w.Layout(width="95%")
-    prompt = w.Text(value=PAD_DEMO.prompt, description="Prompt", continuous_update=False, layout=wide)
-    response = w.Textarea(value=PAD_DEMO.chosen, description="Response", continuous_update=False, layout=wide)
+    demo_label = "chosen" if _pad_in_batch(tokenizer, demo, "chosen") else "rejected"  # open on the padded answer
+    example.value = (demo, demo_label)
+    prompt = w.Text(value=demo.prompt, description="Prompt", continuous_update=False, layout=wide)
+    response = w.Textarea(value=getattr(demo, demo_label), description="Response", continuous_update=False, layout=wide)
     filler = w.IntSlider(value=0, min=0, max=40, description="Filler words", continuous_update=False)
-    pad = w.IntSlider(value=_pad_in_batch(tokenizer, PAD_DEMO, "chosen"), min=0, max=40, description="Padding",
+    pad = w.IntSlider(value=_pad_in_batch(tokenizer, demo, demo_label), min=0, max=40, description="Padding",
                       continuous_update=False)
     side = w.ToggleButtons(options=list(SIDES), value="right", description="Pad side")
     summary = w.HTML()
@@ -207,6 +225,7 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
         try:
             pair, label = change["new"]
             prompt.value, response.value = pair.prompt, getattr(pair, label)
+            filler.value = 0  # filler added to the last example would otherwise stay on this one
             pad.value = _pad_in_batch(tokenizer, pair, label)
         finally:
             picking.clear()
