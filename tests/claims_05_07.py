@@ -80,7 +80,15 @@ def check_05(nb) -> None:
 
     support = cell_text(nb, "support = support_pairs()")
     assert re.search(r"longer one: 100%", support), support  # the 100 % confound the lesson connects back
-    assert "its chosen answer is the longer one" in support and "prefers the fuller answer" in support, support
+    assert "its chosen answer is the longer one" in support, support
+    # the lesson quotes `rmlearn demo`'s output: what the demo prints must still say so (tests/test_cli.py runs it)
+    import inspect
+
+    from rmlearn import cli
+
+    demo = inspect.getsource(cli._demo)
+    assert "length cannot decide" in demo and "{'prefers' if r_good > r_bad else 'does NOT prefer'} the helpful" in demo
+    assert "*length cannot decide*" in support and "*The model prefers the helpful answer*" in support, support
 
 
 def check_06(nb) -> None:
