@@ -132,3 +132,13 @@ def test_every_marker_is_drawn_at_its_own_reward(reward_model, tokenizer):
         (y,) = lines[how].get_ydata()
         assert y == pytest.approx(view.scores[how]), how
     assert lines["last"].get_xdata()[0] == view.reads["last"]
+
+
+def test_padding_demo_picks_the_candidate_that_padding_flips_most(reward_model, tokenizer):
+    from rmlearn import support_pairs
+    from rmlearn.widgets.pooling import padding_demo, padding_flip
+
+    candidates = support_pairs()[:5]
+    flips = [padding_flip(reward_model, tokenizer, pair) for pair in candidates]
+    assert padding_demo(reward_model, tokenizer, candidates) == candidates[flips.index(max(flips))]
+    assert len(set(flips)) > 1  # the candidates differ, so the pick means something
