@@ -33,13 +33,15 @@ def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
     return fig, axes
 
 
-def plot_history(history: Any, window: int = 5):
-    """Loss and accuracy per step (thin) with a moving average (thick)."""
-    fig, (ax_loss, ax_acc) = _figure(8.0, 3.0, ncols=2)
-    for ax, values, name in ((ax_loss, history.loss, "loss"), (ax_acc, history.accuracy, "accuracy")):
-        if not values:
-            ax.set_visible(False)
-            continue
+def plot_history(history: Any, window: int = 5, title: str = "pairwise loss"):
+    """Loss per step (thin) with a moving average (thick), titled ``title``, and beside it the
+    fraction of pairs ranked right when the history has one (a value model's training has none,
+    so it gets the loss panel only: ``plot_history(history, title="value loss ...")``, lesson 07)."""
+    panels = [(history.loss, "loss", title)]
+    if history.accuracy:
+        panels.append((history.accuracy, "accuracy", "pairs ranked correctly (training batch)"))
+    fig, axes = _figure(8.0 if len(panels) == 2 else 5.0, 3.0, ncols=len(panels))
+    for ax, (values, name, heading) in zip(axes if len(panels) == 2 else [axes], panels):
         series = torch.tensor(values, dtype=torch.float64)
         ax.plot(series, alpha=0.3, lw=1, color="C0")
         if len(series) >= window:
@@ -47,9 +49,8 @@ def plot_history(history: Any, window: int = 5):
             ax.plot(range(window - 1, len(series)), smooth, lw=2, color="C0")
         ax.set_xlabel("step")
         ax.set_ylabel(name)
+        ax.set_title(heading)
         ax.grid(alpha=0.3)
-    ax_loss.set_title("pairwise loss")
-    ax_acc.set_title("pairs ranked correctly (training batch)")
     return fig
 
 

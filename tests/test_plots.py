@@ -18,6 +18,12 @@ def test_history_plot_has_loss_and_accuracy_panels():
     fig = plot_history(History(loss=[0.7, 0.5, 0.4, 0.3, 0.2, 0.1], accuracy=[0.5] * 6, epoch=[0] * 6))
     assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "accuracy"]
     assert list(fig.axes[0].lines[0].get_ydata()) == [0.7, 0.5, 0.4, 0.3, 0.2, 0.1]
+    assert fig.axes[0].get_title() == "pairwise loss"
+
+
+def test_history_without_accuracy_gets_one_panel_with_its_own_title():
+    fig = plot_history(History(loss=[3.0, 2.0, 1.5, 1.2, 1.1, 1.0]), title="value loss")
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "value loss" and fig.axes[0].get_visible()
 
 
 def test_figures_display_as_png_in_ipython_without_matplotlib_inline():
