@@ -230,6 +230,9 @@ def claims_04(nb):
     assert abs(losses["all equal"][0] - math.log(2)) < 1e-3 and abs(losses["all equal"][1] - math.log(24)) < 1e-3
     against = int(re.search(r"the model orders (\d+) of 6 pairs against the people", _printed(nb, "c12")).group(1))
     assert (against > 0) == (losses["model's scores"][0] > losses["same numbers, human order"][0])
+    assert (against > 0) == (losses["model's scores"][1] > losses["same numbers, human order"][1])  # "both are higher"
+    k2 = re.search(r"K = 2, .*: listwise ([\d.]+), Plackett–Luce ([\d.]+)", _printed(nb, "c12"))
+    assert k2 and k2[1] == k2[2], "For K = 2 the two are the same loss"
     assert re.search(r"Best-of-8 picked an answer of quality \*\*\+1\*\*", text)
     means = dict(re.findall(r"quality ([+-]\d): (-?[\d.+]+) \(", text))
     assert float(means["+1"]) > float(means.get("+0", "-inf")) > float(means.get("-1", "-inf"))
