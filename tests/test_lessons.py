@@ -88,6 +88,11 @@ def claims_01(nb):
     verdict, n, c_lo, c_hi, r_lo, r_hi = found.groups()
     assert (verdict == "All") == (float(c_lo) > float(r_hi))
     assert float(c_hi) - float(c_lo) > 1.0 and float(r_hi) - float(r_lo) > 1.0  # "each gets its own value"
+    # "in k of the n pairs the preferred answer scores higher than the other answer to the same question"
+    right, of_pairs, smallest = re.search(r"in (\d+) of the (\d+) pairs the preferred answer scores higher than the other "
+                                          r"answer to the same question \(smallest gap (-?[\d.]+)\)", text).groups()
+    assert int(of_pairs) == int(n) and (int(right) == int(n)) == (float(smallest) > 0)
+    assert verdict == "Not all" or int(right) == int(n)  # all chosen above all rejected implies every pair right
     longer, of = map(int, re.search(r"in (\d+) of the (\d+) pairs the preferred answer is also the longer one", text).groups())
     assert of == int(n) and longer == of  # "from these pairs alone a model could have learned 'longer is better'"
     assert int(said.group(1)) > 4 * of  # the support pairs are a small part of the training data
@@ -225,6 +230,9 @@ def claims_04(nb):
     assert abs(losses["all equal"][0] - math.log(2)) < 1e-3 and abs(losses["all equal"][1] - math.log(24)) < 1e-3
     against = int(re.search(r"the model orders (\d+) of 6 pairs against the people", _printed(nb, "c12")).group(1))
     assert (against > 0) == (losses["model's scores"][0] > losses["same numbers, human order"][0])
+    assert (against > 0) == (losses["model's scores"][1] > losses["same numbers, human order"][1])  # "both are higher"
+    k2 = re.search(r"K = 2, .*: listwise ([\d.]+), Plackett–Luce ([\d.]+)", _printed(nb, "c12"))
+    assert k2 and k2[1] == k2[2], "For K = 2 the two are the same loss"
     assert re.search(r"Best-of-8 picked an answer of quality \*\*\+1\*\*", text)
     means = dict(re.findall(r"quality ([+-]\d): (-?[\d.+]+) \(", text))
     assert float(means["+1"]) > float(means.get("+0", "-inf")) > float(means.get("-1", "-inf"))
