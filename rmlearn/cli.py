@@ -39,13 +39,14 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"\nHeld-out pairs ranked correctly: {metrics['accuracy']:.1%} of {metrics['num_pairs']} "
           f"(mean gap r_chosen − r_rejected = {metrics['mean_gap']:.2f})")
     prompt = "How do I reset my password?"
-    good, bad = f"{HELPFUL_FOR[prompt][0].capitalize()}, kind regards.", f"{UNHELPFUL[0].capitalize()}, kind regards."
+    # written as the synthetic training data writes its answers: lower case, the content phrase first
+    good, bad = f"{HELPFUL_FOR[prompt][0]}, kind regards.", f"{UNHELPFUL[0]}, kind regards."
     r_good, r_bad = model.score([prompt] * 2, [good, bad], tokenizer).tolist()
     print(f"\nPrompt: {prompt}   (two answers of {len(good.split())} words each: length cannot decide)")
     print(f"  {r_good:+.3f}  {good}")
     print(f"  {r_bad:+.3f}  {bad}")
     print(f"The model {'prefers' if r_good > r_bad else 'does NOT prefer'} the helpful answer.")
-    others = [f"{phrases[0].capitalize()}, kind regards." for q, phrases in HELPFUL_FOR.items() if q != prompt]
+    others = [f"{phrases[0]}, kind regards." for q, phrases in HELPFUL_FOR.items() if q != prompt]
     r_others = model.score([prompt] * len(others), others, tokenizer).tolist()
     print(f"\nThe same prompt with good answers of the same length to the {len(others)} other questions:")
     for r, answer in sorted(zip(r_others, others), reverse=True):

@@ -102,7 +102,7 @@ def plot_token_scores(tokens, token_scores, reads: dict, scores: dict | None = N
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel("position (token)")
     ax.set_ylabel("head output at this position")
-    ax.legend(fontsize=8, loc="best")
+    fig.legend(fontsize=8, loc="outside upper center", ncol=2)  # above the bars, never over them
     return fig
 
 
@@ -212,7 +212,6 @@ def plot_overoptimization(best_of_n: Any, kl_regularised: Any, n: int | None = N
     ``best_of_n`` and ``kl_regularised`` are ``rmlearn.rlhf.Curve`` objects.
     """
     fig, axes = _figure(9.6, 3.2, ncols=2)
-    legend = None
     for ax, curve, at, name in ((axes[0], best_of_n, n, "best-of-n"), (axes[1], kl_regularised, beta, "KL-regularised, softmax(r/β)")):
         gold_ax = ax.twinx()  # gold on its own scale: its rise and fall are small next to the proxy's climb
         proxy_line, = ax.plot(curve.kl, curve.proxy, "-o", ms=3, color="tab:orange", label="proxy (reward model, left)")
@@ -228,9 +227,9 @@ def plot_overoptimization(best_of_n: Any, kl_regularised: Any, n: int | None = N
         gold_ax.set_ylabel("gold reward", color="tab:green")
         gold_ax.tick_params(axis="y", colors="tab:green")
         ax.grid(alpha=0.3)
-        if legend is None:  # on the first panel, on its gold axis (drawn above the proxy's)
-            legend = gold_ax.legend([proxy_line, gold_line], [proxy_line.get_label(), gold_line.get_label()],
-                                    fontsize=8, loc="lower right")
+    # below both panels: inside one it hid the end of a curve
+    fig.legend([proxy_line, gold_line], [proxy_line.get_label(), gold_line.get_label()], fontsize=8,
+               loc="outside lower center", ncol=2)
     if best_of_n.kl_bound:
         twin = axes[0].secondary_xaxis("top")
         twin.set_xticks(best_of_n.kl[::2], [str(x) for x in best_of_n.x[::2]])

@@ -43,7 +43,7 @@ def unavailable(reason: str):
     """Missing browser or server: a failure in CI, a skip (with the reason) elsewhere."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)  # also from a test module's top level
 
 
 @pytest.fixture(scope="module")
