@@ -160,12 +160,15 @@ def check_07(nb) -> None:
     assert len(starts) == 2 and starts[0] == starts[1], values  # the same first state for both responses
     # "From there each curve moves towards its own response's reward": the distance to the reward shrinks
     moves = re.findall(r"value goes from ([-+]\d+\.\d+) at the first state to ([-+]\d+\.\d+) at EOS; its reward is "
-                       r"([-+]\d+\.\d+), so the distance to the reward shrinks from (\d+\.\d+) to (\d+\.\d+)\.", values)
+                       r"([-+]\d+\.\d+), so the distance to the reward shrinks from (\d+\.\d+) to (\d+\.\d+)"
+                       r"(?: \(on the way it came within (\d+\.\d+), then moved away again\))?\.", values)
     assert len(moves) == 2, values
-    for first_value, end_value, reward, start_off, end_off in moves:
+    for first_value, end_value, reward, start_off, end_off, closest in moves:
         assert abs(float(start_off) - abs(float(first_value) - float(reward))) <= 0.011, values
         assert abs(float(end_off) - abs(float(end_value) - float(reward))) <= 0.011, values
         assert float(end_off) < 0.8 * float(start_off), values
+        if closest:  # "came within … then moved away again": nearer than at EOS by the margin the lesson uses
+            assert float(closest) < float(end_off) - 0.5 and float(closest) <= float(start_off), values
 
     compare = cell_text(nb, "fresh = ValueModel(tiny_backbone(seed=0))")
     (corr_rm, mse_rm), (corr_fresh, mse_fresh) = [
