@@ -131,10 +131,14 @@ def check_06(nb) -> None:
     def span(values):
         return f"{min(values):+.2f} … {max(values):+.2f}"
 
-    said = (f"the helpful phrases gain {span(credit['helpful'])}, the unhelpful ones lose {span(credit['unhelpful'])}, "
+    said = (f"the helpful phrases change the score by {span(credit['helpful'])}, the unhelpful ones by "
+            f"{span(credit['unhelpful'])}, "
             f"and the fillers move the score by {span(credit['filler'])}. Measured from the empty answer instead, the "
-            f"fillers get {span(from_empty['filler'])}.")
+            f"fillers get {span(from_empty['filler'])} and the helpful phrases {span(from_empty['helpful'])}.")
     assert said in table, (said, table)
+    # "the helpful phrases, each read alone as in training, get more even credit" from the empty answer
+    assert (max(from_empty["helpful"]) - min(from_empty["helpful"])
+            < max(credit["helpful"]) - min(credit["helpful"])), (credit, from_empty)
 
     regression = cell_text(nb, "per_segment = segment_regression_loss(pred, target")
     # "here the miss of 0.5 also breaks the order … costs 0.25, exactly what each segment cost in the shifted example"
@@ -144,7 +148,11 @@ def check_06(nb) -> None:
     errors, grads = [float(e) for e, _ in rows], [float(g) for _, g in rows]
     worst = errors.index(max(errors))
     assert max(range(4), key=lambda k: abs(grads[k])) == worst  # the largest miss gets the largest gradient
-    assert f"Segment {worst + 1} holds" in regression
+    # "Segment k misses by m, so its squared error is m² = e. It holds e of the …": the printed row's error
+    said = re.search(r"Segment (\d) misses by (\d\.\d{2}), so its squared error is \2² = (\d\.\d{2})\. It holds \3 of",
+                     regression)
+    assert said and int(said[1]) == worst + 1, regression
+    assert abs(float(said[2]) ** 2 - errors[worst]) < 0.01 and abs(float(said[3]) - errors[worst]) < 0.006, regression
     share = re.search(r"\((\d+)% of the loss\)", regression)
     assert share and abs(int(share[1]) - 100 * errors[worst] / sum(errors)) < 1, regression
 
