@@ -64,6 +64,10 @@ def check_05(nb) -> None:
     before, after = [float(x) for x in re.findall(r"accuracy (\d\.\d{3})", penalty)][:2]
     verdict = re.search(r"true-quality accuracy went from (\d\.\d{3}) to (\d\.\d{3})", penalty)
     assert verdict and (float(verdict[1]), float(verdict[2])) == (before, after), penalty
+    probe_before, probe_after = [int(x) for x in re.findall(r"probe prefers longer (\d+)%", penalty)][:2]
+    # "the probe moved a lot, the ordinary pairs hardly at all" is said exactly when the printed rows show it
+    moved_little = probe_before - probe_after >= 20 and abs(after - before) < 0.05
+    assert ("the probe moved a lot, the ordinary pairs hardly at all" in penalty) == moved_little, penalty
 
     rebalanced = cell_text(nb, "pool = synthetic_preferences(3000")
     rows = dict(re.findall(r"^(careful labels|biased, rebalanced|biased)\s+probe prefers longer (\d+)%", rebalanced,
@@ -77,6 +81,11 @@ def check_05(nb) -> None:
     # "in the half where the longer answer won … names the better answer about as often as a coin would"
     assert 35 <= longer_right <= 65 and shorter_right > longer_right + 20, rebalanced
     assert "held-out pairs also among the kept pairs: 0" in rebalanced  # "so no held-out pair is trained on"
+
+    example = cell_text(nb, "probe = length_probe(200, seed=1)")
+    (better_q, better_n), (worse_q, worse_n) = [(int(q), int(n)) for q, n in
+                                                re.findall(r"quality ([-+]\d+), +(\d+) words:", example)]
+    assert better_q > worse_q and better_n < worse_n, example  # "better, shorter" / "worse, longer"
 
     support = cell_text(nb, "support = support_pairs()")
     assert re.search(r"longer one: 100%", support), support  # the 100 % confound the lesson connects back
