@@ -187,6 +187,14 @@ def check_07(nb) -> None:
         if closest:  # "came within … then moved away again": nearer than at EOS by the margin the lesson uses
             assert float(closest) < float(end_off) - 0.5 and float(closest) <= float(start_off), values
 
+    # "Early states … their best guess is an average": said only when the first value is within 1 of that average
+    said = re.search(r"average reward of ([-+]\d+\.\d{2}) \(their rewards run from ([-+]\d+\.\d{2}) to "
+                     r"([-+]\d+\.\d{2})\)(, close to the first state's ([-+]\d+\.\d{2}))?", values)
+    assert said and float(said[2]) <= float(said[1]) <= float(said[3]), values
+    said = [said[1], said[4], said[5]]
+    assert (said[1] is not None) == (abs(float(starts[0]) - float(said[0])) < 1), values
+    assert said[1] is None or abs(float(said[2]) - float(starts[0])) <= 0.006, values
+
     compare = cell_text(nb, "fresh = ValueModel(tiny_backbone(seed=0))")
     (corr_rm, mse_rm), (corr_fresh, mse_fresh) = [
         (float(c), float(m)) for c, m in re.findall(r"correlation (\d\.\d{3})\s+mean squared error (\d+\.\d+)", compare)]
