@@ -64,6 +64,10 @@ def check_05(nb) -> None:
     before, after = [float(x) for x in re.findall(r"accuracy (\d\.\d{3})", penalty)][:2]
     verdict = re.search(r"true-quality accuracy went from (\d\.\d{3}) to (\d\.\d{3})", penalty)
     assert verdict and (float(verdict[1]), float(verdict[2])) == (before, after), penalty
+    probe_before, probe_after = [int(x) for x in re.findall(r"probe prefers longer (\d+)%", penalty)][:2]
+    # "the probe moved a lot, the ordinary pairs hardly at all" is said exactly when the printed rows show it
+    moved_little = probe_before - probe_after >= 20 and abs(after - before) < 0.05
+    assert ("the probe moved a lot, the ordinary pairs hardly at all" in penalty) == moved_little, penalty
 
     rebalanced = cell_text(nb, "pool = synthetic_preferences(3000")
     rows = dict(re.findall(r"^(careful labels|biased, rebalanced|biased)\s+probe prefers longer (\d+)%", rebalanced,
@@ -77,6 +81,11 @@ def check_05(nb) -> None:
     # "in the half where the longer answer won … names the better answer about as often as a coin would"
     assert 35 <= longer_right <= 65 and shorter_right > longer_right + 20, rebalanced
     assert "held-out pairs also among the kept pairs: 0" in rebalanced  # "so no held-out pair is trained on"
+
+    example = cell_text(nb, "probe = length_probe(200, seed=1)")
+    (better_q, better_n), (worse_q, worse_n) = [(int(q), int(n)) for q, n in
+                                                re.findall(r"quality ([-+]\d+), +(\d+) words:", example)]
+    assert better_q > worse_q and better_n < worse_n, example  # "better, shorter" / "worse, longer"
 
     support = cell_text(nb, "support = support_pairs()")
     assert re.search(r"longer one: 100%", support), support  # the 100 % confound the lesson connects back
@@ -131,10 +140,14 @@ def check_06(nb) -> None:
     def span(values):
         return f"{min(values):+.2f} … {max(values):+.2f}"
 
-    said = (f"the helpful phrases gain {span(credit['helpful'])}, the unhelpful ones lose {span(credit['unhelpful'])}, "
+    said = (f"the helpful phrases change the score by {span(credit['helpful'])}, the unhelpful ones by "
+            f"{span(credit['unhelpful'])}, "
             f"and the fillers move the score by {span(credit['filler'])}. Measured from the empty answer instead, the "
-            f"fillers get {span(from_empty['filler'])}.")
+            f"fillers get {span(from_empty['filler'])} and the helpful phrases {span(from_empty['helpful'])}.")
     assert said in table, (said, table)
+    # "the helpful phrases, each read alone as in training, get more even credit" from the empty answer
+    assert (max(from_empty["helpful"]) - min(from_empty["helpful"])
+            < max(credit["helpful"]) - min(credit["helpful"])), (credit, from_empty)
 
     regression = cell_text(nb, "per_segment = segment_regression_loss(pred, target")
     # "here the miss of 0.5 also breaks the order … costs 0.25, exactly what each segment cost in the shifted example"
@@ -144,7 +157,11 @@ def check_06(nb) -> None:
     errors, grads = [float(e) for e, _ in rows], [float(g) for _, g in rows]
     worst = errors.index(max(errors))
     assert max(range(4), key=lambda k: abs(grads[k])) == worst  # the largest miss gets the largest gradient
-    assert f"Segment {worst + 1} holds" in regression
+    # "Segment k misses by m, so its squared error is m² = e. It holds e of the …": the printed row's error
+    said = re.search(r"Segment (\d) misses by (\d\.\d{2}), so its squared error is \2² = (\d\.\d{2})\. It holds \3 of",
+                     regression)
+    assert said and int(said[1]) == worst + 1, regression
+    assert abs(float(said[2]) ** 2 - errors[worst]) < 0.01 and abs(float(said[3]) - errors[worst]) < 0.006, regression
     share = re.search(r"\((\d+)% of the loss\)", regression)
     assert share and abs(int(share[1]) - 100 * errors[worst] / sum(errors)) < 1, regression
 
@@ -160,12 +177,23 @@ def check_07(nb) -> None:
     assert len(starts) == 2 and starts[0] == starts[1], values  # the same first state for both responses
     # "From there each curve moves towards its own response's reward": the distance to the reward shrinks
     moves = re.findall(r"value goes from ([-+]\d+\.\d+) at the first state to ([-+]\d+\.\d+) at EOS; its reward is "
-                       r"([-+]\d+\.\d+), so the distance to the reward shrinks from (\d+\.\d+) to (\d+\.\d+)\.", values)
+                       r"([-+]\d+\.\d+), so the distance to the reward shrinks from (\d+\.\d+) to (\d+\.\d+)"
+                       r"(?: \(on the way it came within (\d+\.\d+), then moved away again\))?\.", values)
     assert len(moves) == 2, values
-    for first_value, end_value, reward, start_off, end_off in moves:
+    for first_value, end_value, reward, start_off, end_off, closest in moves:
         assert abs(float(start_off) - abs(float(first_value) - float(reward))) <= 0.011, values
         assert abs(float(end_off) - abs(float(end_value) - float(reward))) <= 0.011, values
         assert float(end_off) < 0.8 * float(start_off), values
+        if closest:  # "came within … then moved away again": nearer than at EOS by the margin the lesson uses
+            assert float(closest) < float(end_off) - 0.5 and float(closest) <= float(start_off), values
+
+    # "Early states … their best guess is an average": said only when the first value is within 1 of that average
+    said = re.search(r"average reward of ([-+]\d+\.\d{2}) \(their rewards run from ([-+]\d+\.\d{2}) to "
+                     r"([-+]\d+\.\d{2})\)(, close to the first state's ([-+]\d+\.\d{2}))?", values)
+    assert said and float(said[2]) <= float(said[1]) <= float(said[3]), values
+    said = [said[1], said[4], said[5]]
+    assert (said[1] is not None) == (abs(float(starts[0]) - float(said[0])) < 1), values
+    assert said[1] is None or abs(float(said[2]) - float(starts[0])) <= 0.006, values
 
     compare = cell_text(nb, "fresh = ValueModel(tiny_backbone(seed=0))")
     (corr_rm, mse_rm), (corr_fresh, mse_fresh) = [
