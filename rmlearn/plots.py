@@ -115,10 +115,11 @@ def plot_score_vs_length(panels: dict):
     """
     fig, axes = _figure(max(6.0, 4.2 * len(panels)), 3.4, ncols=len(panels))
     axes = [axes] if len(panels) == 1 else list(axes)
+    limit = max(1.0, *(torch.as_tensor(q, dtype=torch.float64).abs().max().item() for _, _, q in panels.values()))
     for ax, (title, (lengths, scores, quality)) in zip(axes, panels.items(), strict=True):
         dots = ax.scatter(torch.as_tensor(lengths).tolist(), torch.as_tensor(scores).tolist(),
-                          c=torch.as_tensor(quality).tolist(),
-                          cmap="coolwarm_r", s=14, alpha=0.8, vmin=-2, vmax=2)
+                          c=torch.as_tensor(quality).tolist(),  # colours span the qualities present, e.g. −1 … +1
+                          cmap="coolwarm_r", s=14, alpha=0.8, vmin=-limit, vmax=limit)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("response length (words)")
         ax.set_ylabel("reward")
