@@ -15,7 +15,11 @@ other=$([ "$own" = avx512 ] && echo avx2 || echo default)
 cache=$(mktemp -d)
 trap 'rm -rf "$cache"' EXIT
 echo "== again under ATEN_CPU_CAPABILITY=$other (this CPU: $own), the tests marked 'kernels'"
+marker=kernels rest=()  # a -m EXPR of the caller narrows the second pass to "kernels and (EXPR)"
+while [ $# -gt 0 ]; do
+    if [ "$1" = -m ] && [ $# -gt 1 ]; then marker="kernels and ($2)"; shift 2; else rest+=("$1"); shift; fi
+done
 status=0
-ATEN_CPU_CAPABILITY=$other RMLEARN_CACHE=$cache "$py" -m pytest -n 2 -m kernels -p no:cacheprovider "$@" || status=$?
+ATEN_CPU_CAPABILITY=$other RMLEARN_CACHE=$cache "$py" -m pytest -n 2 -m "$marker" -p no:cacheprovider ${rest[@]+"${rest[@]}"} || status=$?
 [ "$status" -eq 5 ] && status=0  # the arguments selected no such test
 exit "$status"
