@@ -26,6 +26,14 @@ KERNEL_SETS = ("default", "avx2", "avx512")
 MODELS = {"course": (0.0, 1500), "biased 0.9": (0.9, 1500), "proxy 0.8": (0.8, 300)}
 
 
+def loss_end_and_best(loss: list[float]) -> tuple[float, float]:
+    """Mean loss over the last tenth of the steps, and the lowest mean over any tenth: a curve that
+    ends low, not rising, has the two close together."""
+    tenth = max(1, len(loss) // 10)
+    windows = [statistics.mean(loss[i:i + tenth]) for i in range(len(loss) - tenth + 1)]
+    return windows[-1], min(windows)
+
+
 def one_run(seed: int) -> dict:
     """Train the three models for one seed in this process and measure them."""
     import torch
@@ -47,13 +55,13 @@ def one_run(seed: int) -> dict:
         model = RewardModel(tiny_backbone(seed=seed), seed=seed)
         loss = train_reward_model(model, tokenizer, course_data(n_pairs, bias, seed)[0], seed=seed, progress=False).loss
         model.eval()
-        tenth = max(1, len(loss) // 10)
+        end, best = loss_end_and_best(loss)
         row[name] = {
             "held_out": evaluate(model, tokenizer, synthetic_preferences(300, seed=123))["accuracy"],
             "swap": evaluate(model, tokenizer, prompt_swap_probe(200, seed=2))["accuracy"],
             "longer": 1 - evaluate(model, tokenizer, length_probe(200))["accuracy"],
-            "loss_end": statistics.mean(loss[-tenth:]),
-            "loss_best": min(statistics.mean(loss[i:i + tenth]) for i in range(len(loss) - tenth + 1)),
+            "loss_end": end,
+            "loss_best": best,
         }
     return row
 

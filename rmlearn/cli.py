@@ -33,7 +33,7 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"Training a {sum(p.numel() for p in model.parameters()):,}-parameter reward model "
           f"on {len(train)} preference pairs (seed {args.seed})")
     history = train_reward_model(model, tokenizer, train, seed=args.seed,
-                                 **({"epochs": args.epochs} if args.epochs else {}))
+                                 **({"epochs": args.epochs} if args.epochs is not None else {}))
     model.eval()
     metrics = evaluate(model, tokenizer, test)
     print(f"\nHeld-out pairs ranked correctly: {metrics['accuracy']:.1%} of {metrics['num_pairs']} "

@@ -76,9 +76,13 @@ def reward_name(length_bias: float, seed: int, pooling: str, n_pairs: int) -> st
     return f"reward-b{float(length_bias)}-s{seed}-{pooling}-n{n_pairs}"
 
 
+def policy_name(seed: int) -> str:
+    return f"policy-s{seed}"
+
+
 def is_shipped(kind: str, **settings) -> bool:
     """Whether the package carries these weights (``kind`` "reward" or "policy")."""
-    name = reward_name(**settings) if kind == "reward" else f"policy-s{settings['seed']}"
+    name = reward_name(**settings) if kind == "reward" else policy_name(**settings)
     return _shipped_file(name) is not None
 
 
@@ -102,15 +106,15 @@ def _policy(seed: int):
         sft_policy(policy, course_tokenizer(), sft_data(POLICY_SFT["n"], seed=seed),
                    epochs=POLICY_SFT["epochs"], lr=POLICY_SFT["lr"], seed=seed)
 
-    return _load_or_train(f"policy-s{seed}", lambda: tiny_policy(seed), train)
+    return _load_or_train(policy_name(seed), lambda: tiny_policy(seed), train)
 
 
 def _load_or_train(name: str, fresh: Callable[[], torch.nn.Module], train: Callable) -> torch.nn.Module:
     """The shipped weights if the package has them, else the disk cache, else train (and cache)."""
     from safetensors.torch import load_model
 
-    model = fresh()
-    for path in (_shipped_file(name), _cache_file(name)):
+    model, cached = fresh(), _cache_file(name)  # the cache's name hashes rmlearn's code: work it out once
+    for path in (_shipped_file(name), cached):
         if path is not None and path.is_file():
             try:
                 load_model(model, str(path))
@@ -118,7 +122,6 @@ def _load_or_train(name: str, fresh: Callable[[], torch.nn.Module], train: Calla
             except Exception:  # a damaged cache file (the shipped ones are tested): train again
                 model = fresh()
     train(model)
-    cached = _cache_file(name)
     if cached is not None:
         _save(model, cached)
     return model.eval()

@@ -47,7 +47,7 @@ def main() -> None:
                           "held_out_accuracy": held, "prompt_swap_accuracy": swap}
         print(f"{name}: held-out {held:.3f}, prompt swap {swap:.3f}")
     for seed in zoo.SHIPPED_POLICY:
-        name = f"policy-s{seed}"
+        name = zoo.policy_name(seed)
         _write(zoo.trained_policy(seed), name)
         manifest[name] = {"kind": "policy", "settings": {"seed": seed},
                           "fingerprint": zoo.recipe_fingerprint("policy", seed=seed)}

@@ -259,7 +259,7 @@ def test_lesson_has_slides_and_ends_with_a_quiz_and_its_exercise(path):
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_quiz_is_data_beside_the_lesson_and_the_notebook_shows_no_answer(path):
+def test_quiz_is_package_data_and_the_notebook_shows_no_answer(path):
     from rmlearn.widgets.quizzes import load_quiz, quiz_file
 
     questions = load_quiz(quiz_file(path.name[:2]))

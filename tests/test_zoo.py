@@ -5,11 +5,11 @@ are trained once and kept on disk."""
 from __future__ import annotations
 
 import json
-import statistics
 
 import pytest
 import torch
 
+from benchmarks.course_models import loss_end_and_best
 from rmlearn import evaluate, length_probe, synthetic_preferences, zoo
 from rmlearn.data import prompt_swap_probe
 
@@ -43,7 +43,7 @@ def test_the_shipped_weights_match_the_code_that_would_train_them():
     """A change to the synthetic data, the tokenizer or the recipe must rebuild the shipped weights
     (scripts/build_course_models.py); every shipped setting is in the manifest and vice versa."""
     manifest = json.loads((zoo.WEIGHTS / "manifest.json").read_text())["models"]
-    names = {zoo.reward_name(*s) for s in zoo.SHIPPED_REWARD} | {f"policy-s{s}" for s in zoo.SHIPPED_POLICY}
+    names = {zoo.reward_name(*s) for s in zoo.SHIPPED_REWARD} | {zoo.policy_name(s) for s in zoo.SHIPPED_POLICY}
     assert set(manifest) == names == {p.stem for p in zoo.WEIGHTS.glob("*.safetensors")}
     for name, entry in manifest.items():
         assert entry["fingerprint"] == zoo.recipe_fingerprint(entry["kind"], **entry["settings"]), (
@@ -60,9 +60,7 @@ def test_training_afresh_on_this_cpu_reaches_the_targets(tokenizer, monkeypatch,
     model = RewardModel(tiny_backbone(seed=0))
     history = train_reward_model(model, course_tokenizer(), zoo.course_data()[0], seed=0, progress=False)
     _check_course_model(model.eval(), tokenizer)
-    tenth = len(history.loss) // 10
-    last, best = statistics.mean(history.loss[-tenth:]), min(
-        statistics.mean(history.loss[i:i + tenth]) for i in range(len(history.loss) - tenth + 1))
+    last, best = loss_end_and_best(history.loss)
     assert last < 0.05 and last <= 2 * best + 0.005  # the curve ends low, not rising
 
 
