@@ -30,10 +30,12 @@ _EXPORTS = {
     ],
     "train": ["train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig"],
     "rlhf": [
-        "tiny_policy", "sft_policy", "frozen_copy", "sample", "per_token_kl", "sequence_kl",
+        "tiny_policy", "sft_policy", "frozen_copy", "sample_responses", "per_token_kl", "sequence_kl",
         "kl_penalised_rewards", "gae", "ppo_losses", "ppo", "PPOConfig", "best_of_n_weights",
         "best_of_n_kl", "best_of_n_kl_bound", "best_of_n_curve", "kl_regularised_curve",
-        "draw_samples", "overoptimization_grid", "ensemble_scores", "conservative_reward", "gold_reward",
+        "response_pool", "ResponsePool", "overoptimization_grid", "ensemble_scores", "conservative_reward",
+        "gold_reward", "fit_gao", "GaoFit", "score_stats", "NormalisedReward",
+        "sample", "draw_samples",  # deprecated aliases of sample_responses and response_pool
     ],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

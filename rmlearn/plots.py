@@ -314,3 +314,45 @@ def plot_prompt_swap(scores, prompts, answers=None):
     ax.set_ylabel("question asked")
     fig.colorbar(image, ax=ax, label="mean reward")
     return fig
+
+
+def plot_gao_fits(best_of_n: Any, kl_regularised: Any, fits: dict):
+    """Lesson 08: gold against d = √KL for best-of-n and the KL-regularised optimum (points), with
+    Gao et al.'s fitted forms (lines); the proxy beside it. ``fits`` maps "best_of_n" and
+    "kl_regularised" to ``rmlearn.rlhf.GaoFit`` objects fitted on gold minus the policy's gold."""
+    fig, (gold_ax, proxy_ax) = _figure(9.6, 3.2, ncols=2)
+    start = best_of_n.gold[0]  # the policy's own gold: where both curves begin (d = 0)
+    for curve, name, color in ((best_of_n, "best_of_n", "C0"), (kl_regularised, "kl_regularised", "C1")):
+        d = torch.tensor(curve.kl, dtype=torch.float64).clamp(min=0).sqrt()  # (K,)
+        label = "best-of-n" if name == "best_of_n" else "KL-regularised"
+        gold_ax.plot(d, curve.gold, "o", ms=4, color=color, label=label)
+        proxy_ax.plot(d, curve.proxy, "-o", ms=3, color=color, label=label)
+        fit = fits.get(name)
+        if fit is not None:
+            grid = torch.linspace(0.0, float(d.max()), 100, dtype=torch.float64)  # (100,)
+            shape = "d(α − βd)" if fit.form == "best_of_n" else "d(α − β log d)"
+            gold_ax.plot(grid, start + fit(grid), "-", color=color, lw=1.2, label=f"fit {shape}, R² {fit.r2:.2f}")
+    gold_ax.set(xlabel="d = √KL  (√nats)", ylabel="gold reward", title="gold: points and Gao et al.'s forms")
+    proxy_ax.set(xlabel="d = √KL  (√nats)", ylabel="proxy reward (normalised)", title="proxy")
+    for ax in (gold_ax, proxy_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def plot_rl_runs(histories: list, window: int = 6):
+    """Lesson 08: proxy, gold and KL per PPO step over several seeds: each run smoothed by a moving
+    average over ``window`` steps, then the mean over runs (line) and the lowest to highest run
+    (band). ``histories`` are ``rmlearn.rlhf.RLHistory`` objects of equal length."""
+    fig, axes = _figure(11.0, 3.0, ncols=3)
+    for ax, name, label in zip(axes, ("proxy", "gold", "kl"), ("proxy reward", "gold reward", "KL(π‖π_ref), nats")):
+        runs = torch.tensor([getattr(h, name) for h in histories], dtype=torch.float64)  # (R, steps)
+        smooth = runs.unfold(1, window, 1).mean(-1)  # (R, steps - window + 1)
+        steps = torch.arange(window - 1, runs.shape[1])
+        ax.fill_between(steps, smooth.min(0).values, smooth.max(0).values, alpha=0.25, color="C0",
+                        label=f"lowest … highest of {len(histories)} seeds")
+        ax.plot(steps, smooth.mean(0), color="C0", lw=2, label="mean over seeds")
+        ax.set(xlabel="PPO step", ylabel=label, title=f"{label} ({window}-step average)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return fig

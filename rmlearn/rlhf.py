@@ -122,7 +122,8 @@ class Rollout:
     """Sampled responses, left-padded queries followed by right-padded responses.
 
     ``ids`` (B, Q + L): ``[pad… query][response… pad]``; ``mask`` (B, Q + L) 1 on real tokens;
-    ``response_mask`` (B, L) 1 on response tokens up to and including EOS; ``q`` = Q.
+    ``response_mask`` (B, L) 1 on response tokens up to and including EOS; ``query_len`` = Q, the
+    padded length of the queries, so ``ids[:, query_len:]`` are the response tokens.
     """
 
     prompts: list[str]
@@ -130,16 +131,19 @@ class Rollout:
     ids: torch.Tensor
     mask: torch.Tensor
     response_mask: torch.Tensor
-    q: int
+    query_len: int
+
+    q = property(lambda self: self.query_len)  # deprecated alias of query_len (issue 18)
 
 
 @torch.no_grad()
-def sample(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 40,
-           temperature: float = 1.0, generator: torch.Generator | None = None) -> Rollout:
-    """Sample one response per prompt from ``policy`` (ancestral sampling, KV cache).
+def sample_responses(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 40,
+                     temperature: float = 1.0, generator: torch.Generator | None = None) -> Rollout:
+    """Sample one response per prompt from ``policy`` (ancestral sampling, KV cache), with the
+    token ids PPO needs (lesson 08).
 
     >>> tok = __import__("rmlearn").course_tokenizer()
-    >>> out = sample(tiny_policy(), tok, ["I was charged twice."] * 2, max_new_tokens=5,
+    >>> out = sample_responses(tiny_policy(), tok, ["I was charged twice."] * 2, max_new_tokens=5,
     ...              generator=torch.Generator().manual_seed(0))
     >>> out.ids.shape[0], out.response_mask.shape            # (B, L), L ≤ max_new_tokens
     (2, torch.Size([2, 5]))
@@ -176,7 +180,7 @@ def sample(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new
 
 def response_logprobs(policy: nn.Module, rollout: Rollout) -> torch.Tensor:
     """log π(a_t | s_t) of each sampled response token, (B, L); 0 at padding."""
-    ids, mask, q = rollout.ids, rollout.mask, rollout.q
+    ids, mask, q = rollout.ids, rollout.mask, rollout.query_len
     logits = policy(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits  # (B, T, V)
     logits = logits[:, q - 1:-1].float()  # (B, L, V): position t predicts token t + 1
     logp = torch.log_softmax(logits, -1).gather(-1, ids[:, q:, None]).squeeze(-1)  # (B, L)
@@ -306,8 +310,10 @@ def kl_regularised_weights(scores: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 @dataclass
-class Samples:
-    """Responses sampled from one policy, ``per_prompt`` for each prompt, flattened prompt-major."""
+class ResponsePool:
+    """Responses sampled once from one policy, ``per_prompt`` for each prompt, flattened
+    prompt-major, with their gold reward and length: the pool best-of-n and the KL-regularised
+    optimum pick from (lesson 08). Only text and numbers: no token ids (see ``Rollout``)."""
 
     prompts: list[str]
     responses: list[str]
@@ -319,17 +325,17 @@ class Samples:
         return [slice(i, i + self.per_prompt) for i in range(0, len(self.responses), self.per_prompt)]
 
 
-def draw_samples(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], per_prompt: int, *,
-                 gold: Gold = gold_reward, seed: int = 0, batch_size: int = 256,
-                 max_new_tokens: int = 40) -> Samples:
-    """``per_prompt`` seeded samples for each prompt, with their gold reward and length."""
+def response_pool(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], per_prompt: int, *,
+                  gold: Gold = gold_reward, seed: int = 0, batch_size: int = 256,
+                  max_new_tokens: int = 40) -> ResponsePool:
+    """``per_prompt`` seeded responses for each prompt, with their gold reward and length."""
     gen = torch.Generator().manual_seed(seed)
     flat = [p for p in prompts for _ in range(per_prompt)]
     texts: list[str] = []
     for start in range(0, len(flat), batch_size):
-        texts += sample(policy, tokenizer, flat[start:start + batch_size],
-                        max_new_tokens=max_new_tokens, generator=gen).responses
-    return Samples(flat, texts, torch.tensor([gold(p, r) for p, r in zip(flat, texts)], dtype=torch.float64),
+        texts += sample_responses(policy, tokenizer, flat[start:start + batch_size],
+                                  max_new_tokens=max_new_tokens, generator=gen).responses
+    return ResponsePool(flat, texts, torch.tensor([gold(p, r) for p, r in zip(flat, texts)], dtype=torch.float64),
                    torch.tensor([len(r.split()) for r in texts], dtype=torch.float64), per_prompt)
 
 
@@ -352,7 +358,7 @@ class Curve:
         return asdict(self)
 
 
-def _curve(samples: Samples, scores: torch.Tensor, xs: Sequence[float], weigh, kl) -> Curve:
+def _curve(samples: ResponsePool, scores: torch.Tensor, xs: Sequence[float], weigh, kl) -> Curve:
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # hundreds of ops on (per_prompt,) tensors, too small to split: on a busy
     try:  # 2-core machine one thread runs them ~30x faster (as models.cpu_threads_for does for models)
@@ -361,7 +367,7 @@ def _curve(samples: Samples, scores: torch.Tensor, xs: Sequence[float], weigh, k
         torch.set_num_threads(before)
 
 
-def _curve_points(samples: Samples, scores: torch.Tensor, xs: Sequence[float], weigh, kl) -> Curve:
+def _curve_points(samples: ResponsePool, scores: torch.Tensor, xs: Sequence[float], weigh, kl) -> Curve:
     curve = Curve(list(xs), [], [], [], [])
     for x in xs:
         rows = []
@@ -377,7 +383,7 @@ def _curve_points(samples: Samples, scores: torch.Tensor, xs: Sequence[float], w
     return curve
 
 
-def best_of_n_curve(samples: Samples, scores: torch.Tensor, ns: Sequence[int]) -> Curve:
+def best_of_n_curve(samples: ResponsePool, scores: torch.Tensor, ns: Sequence[int]) -> Curve:
     """Best-of-n under the reward ``scores`` (N,), exactly, for each n, averaged over prompts.
 
     Each prompt's samples stand for π; picking the best of n draws has the closed-form
@@ -388,7 +394,7 @@ def best_of_n_curve(samples: Samples, scores: torch.Tensor, ns: Sequence[int]) -
     return curve
 
 
-def kl_regularised_curve(samples: Samples, scores: torch.Tensor, betas: Sequence[float]) -> Curve:
+def kl_regularised_curve(samples: ResponsePool, scores: torch.Tensor, betas: Sequence[float]) -> Curve:
     """The KL-regularised optimum softmax(r/β) over each prompt's samples, for each β."""
     def kl(s, beta, w):
         return float((w * torch.log(w * len(s)).nan_to_num(0.0)).sum())
@@ -407,12 +413,104 @@ class Overoptimization:
     kl_regularised: Curve  # x = β
 
 
-def overoptimization_grid(samples: Samples, proxies: dict[float, torch.Tensor],
+def overoptimization_grid(samples: ResponsePool, proxies: dict[float, torch.Tensor],
                           ns: Sequence[int] = BEST_OF, betas: Sequence[float] = BETAS) -> dict[float, Overoptimization]:
     """For each proxy's scores (N,) on ``samples``, keyed by its annotators' length bias: the
     best-of-n curve and the KL-regularised curve. Precomputed, so a widget only looks things up."""
     return {bias: Overoptimization(best_of_n_curve(samples, scores, ns), kl_regularised_curve(samples, scores, betas))
             for bias, scores in proxies.items()}
+
+
+# ---------------------------------------------------------------------------------- Gao's forms
+
+@dataclass
+class GaoFit:
+    """Gold gain R(d) over the starting policy fitted as a function of d = √KL (Gao et al., 2022)."""
+
+    form: str  # "best_of_n": R = d(α − βd);  "rl": R = d(α − β·log d)
+    alpha: float
+    beta: float
+    r2: float  # 1 − SS_res / SS_tot: the share of the gain's variance the form explains
+    rmse: float  # root mean squared residual, in gold units
+
+    def __call__(self, d: torch.Tensor) -> torch.Tensor:
+        """R(d) of the fitted form, (K,) → (K,)."""
+        return _gao_features(torch.as_tensor(d, dtype=torch.float64), self.form) @ torch.tensor(
+            [self.alpha, self.beta], dtype=torch.float64)
+
+
+def _gao_features(d: torch.Tensor, form: str) -> torch.Tensor:
+    """(K,) → (K, 2): the columns multiplying α and β, so R = features @ [α, β]."""
+    if form == "best_of_n":
+        second = -d * d  # R = αd − βd²
+    elif form == "rl":
+        second = -d * torch.log(d.clamp(min=1e-12))  # R = αd − βd·log d  (→ 0 as d → 0)
+    else:
+        raise ValueError(f"form must be 'best_of_n' or 'rl', got {form!r}")
+    return torch.stack([d, second], 1)  # (K, 2)
+
+
+def fit_gao(kl: Sequence[float], gain: Sequence[float], form: str) -> GaoFit:
+    """Least-squares fit of Gao et al.'s (2022, eq. 1–2) functional forms to a gold curve.
+
+    ``kl`` (K,) are KLs from the starting policy in nats, ``gain`` (K,) the gold reward minus the
+    starting policy's gold (so R(0) = 0); d = √KL. best-of-n: R(d) = d(α − βd); RL:
+    R(d) = d(α − β log d). Both are linear in (α, β), so one ``lstsq`` solves them exactly.
+
+    >>> d = torch.linspace(0.0, 3.0, 7, dtype=torch.float64)
+    >>> fit = fit_gao(d ** 2, d * (1.2 - 0.4 * d), "best_of_n")
+    >>> round(fit.alpha, 6), round(fit.beta, 6), round(fit.r2, 6)
+    (1.2, 0.4, 1.0)
+    """
+    d = torch.as_tensor(kl, dtype=torch.float64).clamp(min=0).sqrt()  # (K,)
+    y = torch.as_tensor(gain, dtype=torch.float64)  # (K,)
+    x = _gao_features(d, form)  # (K, 2)
+    coef = torch.linalg.lstsq(x, y[:, None]).solution[:, 0]  # (2,)
+    residual = y - x @ coef  # (K,)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1.0 - float((residual ** 2).sum() / total) if total > 0 else float("nan")
+    return GaoFit(form, float(coef[0]), float(coef[1]), r2, float(residual.pow(2).mean().sqrt()))
+
+
+# ---------------------------------------------------------------------------------- normalising
+
+def score_stats(scores: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of a reward model's scores (N,) on held-out responses: the two
+    numbers OpenRLHF stores beside a reward model to normalise its scores (lesson 08)."""
+    scores = scores.double()
+    return float(scores.mean()), float(scores.std())
+
+
+class NormalisedReward(nn.Module):
+    """A frozen reward model whose scores are standardised, (r − mean) / std, with the mean and std
+    of its scores on held-out responses kept as buffers (OpenRLHF's ``normalize_reward``). A KL
+    penalty β then means the same for every reward model: one standard deviation of score is worth
+    β⁻¹ nats of KL, whatever the model's own scale (lesson 08).
+
+    >>> from rmlearn import RewardModel, course_tokenizer, tiny_backbone
+    >>> tok, rm = course_tokenizer(), RewardModel(tiny_backbone())
+    >>> raw = rm.score(["Hi?"] * 3, ["a", "b c", "d e f"], tok)
+    >>> normed = NormalisedReward(rm, *score_stats(raw))
+    >>> z = normed.score(["Hi?"] * 3, ["a", "b c", "d e f"], tok)     # (3,)
+    >>> round(z.mean().item(), 4) + 0.0, round(z.std().item(), 4)
+    (0.0, 1.0)
+    """
+
+    def __init__(self, reward_model: RewardModel, mean: float, std: float) -> None:
+        super().__init__()
+        if not std > 0:
+            raise ValueError(f"std must be > 0 to normalise by it, got {std}")
+        self.reward_model = reward_model
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T), (B, T) → (B,) standardised scores."""
+        return (self.reward_model(input_ids, attention_mask) - self.mean) / self.std
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str], tokenizer: Any) -> torch.Tensor:
+        """Like ``RewardModel.score``: (N,) standardised scores."""
+        return (self.reward_model.score(prompts, responses, tokenizer) - self.mean) / self.std
 
 
 # ---------------------------------------------------------------------------------- ensembles
@@ -510,8 +608,8 @@ def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel, valu
     with cpu_threads_for(policy):
         for _ in range(cfg.steps):
             batch = rng.choices(list(prompts), k=cfg.batch_size)
-            roll = sample(policy, tokenizer, batch, max_new_tokens=cfg.max_new_tokens, generator=gen)
-            rm, q = roll.response_mask.float(), roll.q  # (B, L)
+            roll = sample_responses(policy, tokenizer, batch, max_new_tokens=cfg.max_new_tokens, generator=gen)
+            rm, q = roll.response_mask.float(), roll.query_len  # (B, L)
             with torch.no_grad():
                 logp_old = response_logprobs(policy, roll)  # (B, L)
                 logp_ref = response_logprobs(reference, roll)  # (B, L)
@@ -536,3 +634,10 @@ def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel, valu
             history.kl.append(sequence_kl(logp_old, logp_ref, rm).mean().item())
             history.length.append(sum(len(r.split()) for r in roll.responses) / len(batch))
     return history
+
+
+# ---------------------------------------------------------------------------------- old names
+# Deprecated aliases (issue 18: three different things were called sample, draw_samples, Samples).
+sample = sample_responses  # deprecated: use sample_responses
+draw_samples = response_pool  # deprecated: use response_pool
+Samples = ResponsePool  # deprecated: use ResponsePool

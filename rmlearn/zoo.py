@@ -45,6 +45,7 @@ SHIPPED_REWARD = (
     (0.0, 1, "eos", PROXY_PAIRS), (0.0, 2, "eos", PROXY_PAIRS),  # an ensemble of three proxies
 )
 SHIPPED_POLICY = (0,)
+HELD_OUT = {"n_pairs": 200, "seed": 4242}  # pairs no course model trains on: where score stats are taken
 
 
 def course_data(n_pairs: int = N_PAIRS, length_bias: float = 0.0, seed: int = 0):
@@ -70,6 +71,51 @@ def trained_policy(seed: int = 0):
     Do not train it further; copy it first (``copy.deepcopy``) or take ``rlhf.frozen_copy``.
     """
     return _policy(int(seed))
+
+
+def held_out_responses() -> tuple[list[str], list[str]]:
+    """(prompts, responses): both answers of ``HELD_OUT`` synthetic pairs, which no course model
+    trains on (their seed differs from every training seed). Fixed, so stats taken on them are too."""
+    pairs = synthetic_preferences(HELD_OUT["n_pairs"], seed=HELD_OUT["seed"])
+    return [p.prompt for p in pairs for _ in (0, 1)], [r for p in pairs for r in (p.chosen, p.rejected)]
+
+
+def normalised_reward_model(length_bias: float = 0.0, seed: int = 0, pooling: str = "eos",
+                            n_pairs: int = N_PAIRS):
+    """``trained_reward_model`` with its scores standardised by their mean and std on
+    ``held_out_responses`` (``rlhf.NormalisedReward``, lesson 08). The stats are computed when the
+    model is loaded, from fixed data, so the shipped weights stay as they are."""
+    return _normalised(float(length_bias), int(seed), str(pooling), int(n_pairs))
+
+
+@lru_cache(maxsize=16)
+def _normalised(length_bias: float, seed: int, pooling: str, n_pairs: int):
+    from .rlhf import NormalisedReward, score_stats
+
+    model = _trained(length_bias, seed, pooling, n_pairs)
+    with torch.no_grad():
+        stats = score_stats(model.score(*held_out_responses(), course_tokenizer()))
+    return NormalisedReward(model, *stats).eval()
+
+
+def overoptimization_pool(per_prompt: int = 256, length_biases: tuple[float, ...] = (0.0, 0.5, 0.8),
+                          n_pairs: int = PROXY_PAIRS, normalised: bool = True):
+    """Lesson 08's setting, computed in one place for the lesson and its explorer: ``per_prompt``
+    responses of the SFT policy to every synthetic prompt (``rlhf.ResponsePool``, seed 0) and, for
+    each annotators' length bias, the proxy's scores (N,) of them (normalised unless told not to).
+
+    ``rlhf.overoptimization_grid(*overoptimization_pool())`` is the explorer's grid.
+    """
+    from .data import SYNTHETIC_PROMPTS
+    from .rlhf import response_pool
+
+    tok = course_tokenizer()
+    pool = response_pool(trained_policy(), tok, SYNTHETIC_PROMPTS, per_prompt, seed=0)
+    load = normalised_reward_model if normalised else trained_reward_model
+    with torch.no_grad():
+        scores = {b: load(length_bias=b, n_pairs=n_pairs).score(pool.prompts, pool.responses, tok)
+                  for b in length_biases}
+    return pool, scores
 
 
 def reward_name(length_bias: float, seed: int, pooling: str, n_pairs: int) -> str:

@@ -74,3 +74,35 @@ def test_overoptimization_plot_gives_gold_its_own_scale():
     for ax in gold_axes:
         low, high = ax.get_ylim()
         assert high - low < 2 * (max(curve.gold) - min(curve.gold))  # gold fills its axis
+
+
+def test_gao_plot_draws_points_against_sqrt_kl_and_the_fitted_curve():
+    """Lesson 08: gold against d = √KL, the points and the fit R(d) drawn from the policy's own gold."""
+    from rmlearn.plots import plot_gao_fits
+    from rmlearn.rlhf import Curve, fit_gao
+
+    kl = [0.0, 0.2, 0.6, 1.2, 1.8, 2.5]
+    gold = [0.3, 0.5, 0.7, 0.8, 0.7, 0.6]
+    curve = Curve([1, 2, 4, 8, 16, 32], [0.0, 1.0, 1.5, 1.8, 1.9, 2.0], gold, kl, [12.0] * 6, [0.0] * 6)
+    fit = fit_gao(kl, [g - gold[0] for g in gold], "best_of_n")
+    fig = plot_gao_fits(curve, curve, {"best_of_n": fit})
+    points = next(line for line in fig.axes[0].lines if list(line.get_ydata()) == gold)
+    assert_close(torch.tensor(points.get_xdata(), dtype=torch.float64), torch.tensor(kl, dtype=torch.float64).sqrt())
+    fitted = next(line for line in fig.axes[0].lines if "R²" in line.get_label())
+    x = torch.tensor(fitted.get_xdata(), dtype=torch.float64)
+    assert_close(torch.tensor(fitted.get_ydata(), dtype=torch.float64), gold[0] + fit(x))
+
+
+def test_rl_runs_plot_bands_the_smoothed_runs():
+    from rmlearn.plots import plot_rl_runs
+    from rmlearn.rlhf import RLHistory
+
+    runs = [RLHistory(proxy=[float(i + s) for i in range(8)], gold=[0.1 * s] * 8, kl=[0.5 * i for i in range(8)])
+            for s in range(3)]
+    fig = plot_rl_runs(runs, window=4)
+    proxy_ax = fig.axes[0]
+    mean = proxy_ax.lines[0]
+    assert list(mean.get_xdata()) == [3, 4, 5, 6, 7]  # a 4-step average starts at step 3
+    assert_close(torch.tensor(mean.get_ydata(), dtype=torch.float64), torch.tensor([2.5, 3.5, 4.5, 5.5, 6.5], dtype=torch.float64))
+    band = proxy_ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == 1.5 and band.max() == 7.5  # lowest run (seed 0) to highest (seed 2)

@@ -1,5 +1,8 @@
 """rmlearn.rlhf (lesson 08): the formulas on hand-checked numbers, then the shapes of
-over-optimization (Gao et al., 2022) measured on the tiny course policy.
+over-optimization (Gao et al., 2022) that lesson 08 does not show itself, measured on the tiny
+course policy. What the lesson shows (best-of-n's peak, its KL gap, the length-biased proxies, the
+KL-regularised optimum, Gao's fits, the PPO runs) is checked on the executed lesson
+(``tests/test_lessons.py::check_08``), not run a second time here.
 
 The trained models (SFT policy, proxies, ensemble, two RL runs) are built once per session.
 """
@@ -15,25 +18,28 @@ from torch.testing import assert_close
 
 from rmlearn import ValueModel
 from rmlearn.data import SYNTHETIC_PROMPTS
+from rmlearn import rlhf
 from rmlearn.rlhf import (
+    NormalisedReward,
     best_of_n_curve,
     best_of_n_kl,
     best_of_n_kl_bound,
     best_of_n_weights,
     conservative_reward,
-    draw_samples,
     ensemble_scores,
+    fit_gao,
     frozen_copy,
     gae,
     kl_penalised_rewards,
-    kl_regularised_curve,
     ppo,
     ppo_losses,
-    sample,
+    response_pool,
+    sample_responses,
+    score_stats,
     sequence_kl,
     tiny_policy,
 )
-from rmlearn.zoo import trained_policy, trained_reward_model
+from rmlearn.zoo import held_out_responses, normalised_reward_model, trained_policy, trained_reward_model
 
 pytestmark = pytest.mark.kernels  # trained models' numbers: checked under two CPU kernel sets
 
@@ -86,6 +92,47 @@ def test_best_of_n_weights_match_monte_carlo_and_ties_lower_the_kl():
     assert best_of_n_kl(continuous, 8) == pytest.approx(best_of_n_kl_bound(8), abs=0.01)
     repeated = torch.randint(0, 4, (4000,), generator=gen).float()  # only 4 distinct responses
     assert best_of_n_kl(repeated, 8) < best_of_n_kl_bound(8) - 0.1
+    assert best_of_n_kl(torch.arange(4096.0), 256) > best_of_n_kl_bound(256) - 0.005  # many samples: the bound
+    assert best_of_n_kl(torch.arange(256.0), 256) < best_of_n_kl_bound(256) - 0.02  # as many as n: below it
+
+
+@pytest.mark.parametrize("form", ["best_of_n", "rl"])
+def test_fit_gao_recovers_known_coefficients_from_noisy_curves(form):
+    gen = torch.Generator().manual_seed(0)
+    kl = torch.linspace(0.05, 6.0, 25, dtype=torch.float64)
+    d = kl.sqrt()
+    true = d * (0.9 - 0.3 * d) if form == "best_of_n" else d * (0.9 - 0.3 * torch.log(d))
+    noisy = true + 0.01 * torch.randn(25, generator=gen, dtype=torch.float64)
+    fit = fit_gao(kl.tolist(), noisy.tolist(), form)
+    assert fit.form == form and fit.alpha == pytest.approx(0.9, abs=0.02) and fit.beta == pytest.approx(0.3, abs=0.02)
+    assert fit.r2 > 0.99 and fit.rmse == pytest.approx(0.01, abs=0.004)
+    assert_close(fit(d), true, atol=0.02, rtol=0)  # the fitted curve, evaluated at d
+    other = fit_gao(kl.tolist(), noisy.tolist(), "rl" if form == "best_of_n" else "best_of_n")
+    assert other.rmse > 2 * fit.rmse  # the two forms are told apart by their fit
+    with pytest.raises(ValueError, match="'best_of_n' or 'rl'"):
+        fit_gao(kl, noisy, "linear")
+
+
+def test_normalised_reward_standardises_held_out_scores_and_stays_frozen(tokenizer):
+    normed = normalised_reward_model(length_bias=0.5, n_pairs=FEW)
+    prompts, responses = held_out_responses()
+    raw = trained_reward_model(length_bias=0.5, n_pairs=FEW).score(prompts, responses, tokenizer)
+    assert (normed.mean.item(), normed.std.item()) == pytest.approx(score_stats(raw))
+    z = normed.score(prompts, responses, tokenizer)
+    assert z.mean().item() == pytest.approx(0.0, abs=1e-4) and z.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert_close(z, (raw - normed.mean) / normed.std)
+    assert normalised_reward_model(length_bias=0.5, n_pairs=FEW) is normed  # loaded once
+    assert "mean" in normed.state_dict() and "std" in normed.state_dict()  # stored with the model
+    with pytest.raises(ValueError, match="std must be > 0"):
+        NormalisedReward(normed.reward_model, 0.0, 0.0)
+
+
+def test_old_names_are_aliases_of_the_new_ones(tokenizer):
+    assert rlhf.sample is sample_responses and rlhf.draw_samples is response_pool
+    assert rlhf.Samples is rlhf.ResponsePool
+    out = sample_responses(tiny_policy(), tokenizer, ["I was charged twice."], max_new_tokens=3,
+                           generator=torch.Generator().manual_seed(0))
+    assert out.q == out.query_len == out.ids.shape[1] - out.response_mask.shape[1]
 
 
 def test_conservative_reward():
@@ -99,10 +146,10 @@ def test_conservative_reward():
 def test_sampling_is_seeded_and_leaves_the_global_rng_alone(tokenizer):
     policy = tiny_policy(seed=0)
     state = torch.get_rng_state()
-    a = sample(policy, tokenizer, ["I was charged twice."] * 3, max_new_tokens=6,
-               generator=torch.Generator().manual_seed(1))
-    b = sample(policy, tokenizer, ["I was charged twice."] * 3, max_new_tokens=6,
-               generator=torch.Generator().manual_seed(1))
+    a = sample_responses(policy, tokenizer, ["I was charged twice."] * 3, max_new_tokens=6,
+                         generator=torch.Generator().manual_seed(1))
+    b = sample_responses(policy, tokenizer, ["I was charged twice."] * 3, max_new_tokens=6,
+                         generator=torch.Generator().manual_seed(1))
     assert a.responses == b.responses and torch.equal(a.ids, b.ids)
     assert torch.equal(torch.get_rng_state(), state)
 
@@ -129,58 +176,13 @@ def test_ppo_moves_policy_and_critic_only(tokenizer):
 
 @pytest.fixture(scope="session")
 def samples(tokenizer):
-    return draw_samples(trained_policy(), tokenizer, SYNTHETIC_PROMPTS, 256, seed=0)
+    return response_pool(trained_policy(), tokenizer, SYNTHETIC_PROMPTS, 256, seed=0)
 
 
 @pytest.fixture(scope="session")
 def ensemble(tokenizer, samples):
     models = [trained_reward_model(n_pairs=FEW, seed=s) for s in range(3)]
     return ensemble_scores(models, tokenizer, samples.prompts, samples.responses)  # (3, N)
-
-
-def test_best_of_n_overoptimizes_a_proxy_trained_on_few_labels(tokenizer, samples):
-    proxy = trained_reward_model(n_pairs=FEW).score(samples.prompts, samples.responses, tokenizer)
-    curve = best_of_n_curve(samples, proxy, NS)
-    peak = curve.peak()
-    print("best-of-n, proxy from", FEW, "pairs:", curve.to_dict())
-    assert 1 <= peak < len(NS) - 2, "gold should peak at an intermediate n"
-    gain = curve.gold[peak] - curve.gold[0]
-    assert gain > 0.3  # optimising helped at first…
-    assert curve.proxy[-1] > curve.proxy[peak] + 0.2  # …the proxy keeps rising…
-    assert curve.gold[-1] < curve.gold[peak] - max(0.1, gain / 4)  # …while gold gives back a good part of its gain
-    assert all(k <= b + 1e-9 for k, b in zip(curve.kl, curve.kl_bound))  # the bound is a bound
-
-
-def test_best_of_n_kl_gap_comes_from_the_sample_count_more_than_from_ties(tokenizer, samples):
-    """At n = 256 on 256 samples per prompt the KL is below log n − (n−1)/n mostly because n is as large as
-    the sample count (all 256 distinct); the policy's repeated answers (ties) lower it by less (lesson 08)."""
-    proxy = trained_reward_model(n_pairs=FEW).score(samples.prompts, samples.responses, tokenizer)
-    n = NS[-1]
-    ours = best_of_n_curve(samples, proxy, [n]).kl[0]
-    distinct = best_of_n_kl(torch.arange(float(samples.per_prompt)), n)  # no two samples alike
-    finite, ties = best_of_n_kl_bound(n) - distinct, distinct - ours
-    print(f"n = {n}: finite sample lowers the KL by {finite:.4f}, ties by {ties:.4f}")
-    assert finite > 0.02 and 0 <= ties < 0.03 and finite > 2 * ties
-    assert best_of_n_kl(torch.arange(4096.0), n) > best_of_n_kl_bound(n) - 0.005  # more samples: the bound
-
-
-def test_best_of_n_with_a_length_biased_proxy_picks_longer_answers(tokenizer, samples):
-    biased = trained_reward_model(length_bias=0.8, n_pairs=FEW).score(samples.prompts, samples.responses, tokenizer)
-    honest = trained_reward_model(n_pairs=FEW).score(samples.prompts, samples.responses, tokenizer)
-    curve, fair = best_of_n_curve(samples, biased, NS), best_of_n_curve(samples, honest, NS)
-    print("best-of-n, length-biased proxy:", curve.to_dict())
-    assert curve.length[4] > curve.length[0] + 4  # n = 16 picks answers 4+ words longer
-    assert fair.length[4] < fair.length[0] + 1  # an unbiased proxy does not
-    assert max(curve.gold) < max(fair.gold) - 0.15  # the length-biased proxy buys much less gold
-
-
-def test_kl_regularised_optimum_trades_gold_for_kl(tokenizer, samples):
-    proxy = trained_reward_model(n_pairs=FEW).score(samples.prompts, samples.responses, tokenizer)
-    betas = [1.0, 0.3, 0.1, 0.03, 0.01]
-    curve = kl_regularised_curve(samples, proxy, betas)
-    print("KL-regularised optimum:", curve.to_dict())
-    assert curve.kl == sorted(curve.kl) and curve.proxy == sorted(curve.proxy)  # smaller β: further
-    assert curve.gold[-1] < max(curve.gold) - 0.1
 
 
 def test_an_ensemble_gives_back_less_gold_than_its_members(samples, ensemble):
@@ -214,7 +216,9 @@ def _window(values, start, width=6):
 
 @pytest.fixture(scope="session")
 def rl_runs(tokenizer):
-    """Two PPO runs on the few-label proxy: β small and β large."""
+    """Two PPO runs on the few-label proxy (raw scores): β small and β large. That the small-β run
+    over-optimizes is lesson 08's own claim (on the normalised proxy, three seeds); here, that a large β
+    holds the KL down."""
     reward_model = trained_reward_model(n_pairs=FEW)
     runs = {}
     for beta in (SMALL_BETA, LARGE_BETA):
@@ -223,19 +227,6 @@ def rl_runs(tokenizer):
                          ValueModel(copy.deepcopy(reward_model.backbone)), tokenizer, SYNTHETIC_PROMPTS,
                          beta=beta, **RL)
     return runs
-
-
-def test_rl_with_small_beta_overoptimizes(rl_runs):
-    h = rl_runs[SMALL_BETA]
-    gold = [_window(h.gold, s) for s in range(0, RL["steps"], 6)]
-    proxy = [_window(h.proxy, s) for s in range(0, RL["steps"], 6)]
-    peak = max(range(len(gold)), key=gold.__getitem__)
-    print("RL small β windows: gold", [round(g, 2) for g in gold], "proxy", [round(p, 2) for p in proxy],
-          "kl", round(h.kl[-1], 2))
-    assert peak < len(gold) - 2  # gold is best early (its rise, if any, is within noise: not checked)…
-    assert proxy[-1] > proxy[0] + 2 and proxy[-1] > proxy[peak] - 0.1  # …the proxy climbs and holds…
-    assert gold[-1] < gold[peak] - 0.15 and gold[-1] < gold[0] - 0.1  # …while gold falls below where it began
-    assert _window(h.kl, RL["steps"] - 6) > 4.0
 
 
 def test_rl_with_larger_beta_keeps_kl_bounded(rl_runs):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rmlearn.rlhf import (
-    Samples,
+    ResponsePool,
     best_of_n_curve,
     best_of_n_kl_bound,
     kl_regularised_curve,
@@ -23,7 +23,7 @@ def pool():
     gen = torch.Generator().manual_seed(0)
     gold = torch.randn(128, generator=gen, dtype=torch.float64)
     length = torch.randint(3, 30, (128,), generator=gen).double()
-    samples = Samples(["a"] * 64 + ["b"] * 64, [f"r{i}" for i in range(128)], gold, length, 64)
+    samples = ResponsePool(["a"] * 64 + ["b"] * 64, [f"r{i}" for i in range(128)], gold, length, 64)
     honest = gold + 0.5 * torch.randn(128, generator=gen, dtype=torch.float64)
     proxies = {0.0: honest, 0.8: honest + 0.3 * length}
     return samples, proxies, overoptimization_grid(samples, proxies)

@@ -2,7 +2,8 @@
 reward keep rising while the gold reward peaks and falls (lesson 08).
 
 ``overoptimization_view`` looks numbers up in a grid precomputed by
-``rmlearn.rlhf.overoptimization_grid`` (so the sliders move instantly); ``overoptimization_explorer``
+``rmlearn.rlhf.overoptimization_grid`` on ``rmlearn.zoo.overoptimization_pool`` (so the sliders move
+instantly); ``overoptimization_explorer``
 only wires sliders to it and redraws ``plots.plot_overoptimization``.
 """
 
@@ -73,22 +74,9 @@ def _summary_html(view: OveroptimizationView) -> str:
     return f"<table class='rm-overopt-table' style='border-spacing: 14px 2px'>{rows}</table>"
 
 
-def default_grid(per_prompt: int = 256, biases: tuple[float, ...] = (0.0, 0.5, 0.8), n_pairs: int = 300):
-    """The lesson's grid: the cached SFT policy's samples, proxies trained on ``n_pairs`` pairs."""
-    from ..backbone import course_tokenizer
-    from ..data import SYNTHETIC_PROMPTS
-    from ..rlhf import draw_samples, overoptimization_grid
-    from ..zoo import trained_policy, trained_reward_model
-
-    tok = course_tokenizer()
-    samples = draw_samples(trained_policy(), tok, SYNTHETIC_PROMPTS, per_prompt, seed=0)
-    proxies = {b: trained_reward_model(length_bias=b, n_pairs=n_pairs).score(samples.prompts, samples.responses, tok)
-               for b in biases}
-    return overoptimization_grid(samples, proxies)
-
-
 def overoptimization_explorer(grid: dict[float, Overoptimization] | None = None):
-    """Sliders for n, β and the length bias over a precomputed grid (``default_grid()`` if none).
+    """Sliders for n, β and the length bias over a precomputed grid (lesson 08's, from
+    ``rmlearn.zoo.overoptimization_pool``, if none).
 
     Returns an ipywidgets ``VBox``; ``.controls`` names the sliders, ``.summary`` is the HTML with
     the numbers, ``.image`` the figure and ``.view`` holds the latest ``OveroptimizationView``.
@@ -97,7 +85,11 @@ def overoptimization_explorer(grid: dict[float, Overoptimization] | None = None)
 
     from ..plots import figure_png, plot_overoptimization
 
-    grid = grid if grid is not None else default_grid()
+    if grid is None:
+        from ..rlhf import overoptimization_grid
+        from ..zoo import overoptimization_pool
+
+        grid = overoptimization_grid(*overoptimization_pool())
     first = next(iter(grid.values()))
     style = {"description_width": "initial"}
     n = w.SelectionSlider(options=first.best_of_n.x, value=first.best_of_n.x[len(first.best_of_n.x) // 2],
