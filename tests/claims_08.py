@@ -114,6 +114,8 @@ def _check_rl(c: dict) -> None:
     width = [max(col) - min(col) for col in zip(*gold)]
     first_gain = max(mean) - mean[0]
     assert first_gain > 0 and sum(width) / len(width) > first_gain / 2, (mean, width)
+    # "the RL form fits them better than the best-of-n form, the other way round from the KL-regularised optimum"
+    assert c["rl_gao"]["rl"]["r2"] > c["rl_gao"]["best_of_n"]["r2"], c["rl_gao"]
     # "The proxy ranks most held-out pairs right … the three proxies disagree more about the answers of
     # every RL-trained policy than about the SFT policy's"
     watch = c["watch"]
