@@ -61,6 +61,9 @@ def _check_scale_and_length(c: dict) -> None:
     scale = c["scale"]
     assert scale["spread_normalised"] < scale["spread_raw"] and scale["spread_normalised"] < 1.2, scale
     assert scale["closer"] > scale["betas"] / 2, scale
+    # "with raw scores, the wider a proxy's std, the larger its KL at one β"
+    by_std = sorted(scale["std"], key=scale["std"].get)
+    assert [scale["kl_raw"][b] for b in by_std] == sorted(scale["kl_raw"].values()), scale
     grid = {float(b): g for b, g in c["grid"].items()}
     assert sorted(grid) == [0.0, 0.5, 0.8], sorted(grid)
     bon = {b: g["best_of_n"] for b, g in grid.items()}
@@ -105,12 +108,15 @@ def _check_rl(c: dict) -> None:
     # "The proxy climbs in every run, and the KL from the reference grows to many nats"
     assert all(p[-1] > p[0] + 0.5 for p in proxy), proxy
     assert all(k[-1] > max(5.0, 5 * k[0]) for k in kl), kl
-    # "Gold rises over the first steps and then falls, in each of the three runs, and ends below where it started"
+    # "Gold rises over the first steps and then falls, in each of the three runs, and ends below its first
+    # steps' average; on average over the runs it gives back about all it gained and ends near the SFT
+    # policy's own gold"
     assert len(gold) == 3, gold
     for g in gold:
         assert max(g[1:3]) > g[0] and g[-1] < g[0] and g[-1] < max(g) - 0.1, gold
-    # "the runs differ from each other by about as much as gold first gains"
     mean = [sum(col) / len(col) for col in zip(*gold)]
+    assert abs(mean[-1] - rl["start"]) < (max(mean) - rl["start"]) / 3, (mean, rl["start"])
+    # "the runs differ from each other by about as much as gold first gains"
     width = [max(col) - min(col) for col in zip(*gold)]
     first_gain = max(mean) - mean[0]
     assert first_gain > 0 and sum(width) / len(width) > first_gain / 2, (mean, width)

@@ -16,9 +16,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rmlearn import ValueModel
+from rmlearn import ValueModel, rlhf
 from rmlearn.data import SYNTHETIC_PROMPTS
-from rmlearn import rlhf
 from rmlearn.rlhf import (
     NormalisedReward,
     best_of_n_curve,
