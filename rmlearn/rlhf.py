@@ -6,7 +6,9 @@ The four models of RLHF (lesson 07): the **policy** (a causal LM, trained by RL)
 here the *proxy*, trained on few, noisy labels) and the **value model** (the critic, trained
 beside the policy). The *gold* reward is the synthetic data's hidden quality rule, which the proxy
 only approximates: optimise the proxy too hard and gold falls (Gao et al., 2022,
-"Scaling laws for reward model overoptimization").
+"Scaling laws for reward model overoptimization"). ``fit_gao`` fits that paper's two functional
+forms of gold against d = √KL; ``NormalisedReward`` standardises a reward model's scores so that one
+KL penalty β means the same for every reward model.
 
 >>> import torch
 >>> logp, logp_ref = torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.5, -1.0]])
@@ -585,7 +587,7 @@ def _masked_whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x - mean) / (var.sqrt() + 1e-8) * mask
 
 
-def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel, value_model: ValueModel,
+def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel | NormalisedReward, value_model: ValueModel,
         tokenizer: Any, prompts: Sequence[str], *, gold: Gold = gold_reward, **config: Any) -> RLHistory:
     """PPO-style RLHF, in place: ``policy`` and ``value_model`` are trained, ``reference`` and
     ``reward_model`` stay frozen. Keywords are the fields of ``PPOConfig``.
