@@ -1,5 +1,6 @@
 """rmlearn.widgets.overoptimization: the explorer shows rlhf's best-of-n and KL-regularised curves
-(lesson 08). A small hand-made sample pool keeps it fast; the real one is exercised in test_rlhf."""
+(lesson 08). A small hand-made response pool keeps it fast; the real one is exercised by lesson 08
+itself (tests/claims_08.py)."""
 
 from __future__ import annotations
 
