@@ -1,13 +1,31 @@
-"""What lessons 05–07 say about their own outputs, checked on the executed notebook.
+"""What lessons 01–07 say about their own outputs, checked on the executed notebook.
 
-``tests/test_lessons.py`` executes each lesson once and calls ``CLAIMS[stem](nb)``. Each check reads
-the numbers the lesson printed (or the Markdown its code displayed) and asserts the sentence that the
-lesson's prose builds on them. Numbers in the prose itself are written by the lessons' code.
+``tests/test_lessons.py`` executes each lesson once, with the cell that prints its ``claims`` dict
+appended (``tests/lesson_claims.py``), and calls ``CHECKS[number](nb)``. Each lesson's code stores the
+values its text states in ``claims``; each check reads them and asserts them as shapes with margins.
+Numbers in the prose itself are written by the lessons' code.
 """
 
 from __future__ import annotations
 
 import re
+
+from lesson_claims import read_claims
+
+
+def check_01(nb) -> None:
+    c = read_claims(nb)
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[2].get("outputs", []))  # the RLHF loop figure
+    assert c["eos_is_last_column"]  # the EOS state is the last column when nothing is padded
+    assert c["call_minus_head"] < 1e-6  # "Calling the model runs steps 3–5 in one go, and gives the same number"
+    assert c["untrained_largest_score"] < 1  # "its numbers are arbitrary small values"
+    assert c["trained_gap"] > 1, c  # the detailed answer scores clearly higher than the curt one
+    assert c["trained_pairs"] > 4 * c["support_pairs"], c  # the support pairs are a small part of the training data
+    # "Within each kind the scores spread ... so each response gets its own value, not just a side"
+    assert c["chosen_spread"] > 1 and c["rejected_spread"] > 1, c
+    assert c["pairs_ordered_right"] > c["support_pairs"] / 2, c  # "this shows what it learned"
+    # "in all n pairs the preferred answer is also the longer one: a model could have learned 'longer is better'"
+    assert c["pairs_chosen_longer"] == c["support_pairs"], c
 
 
 def cell_text(nb, marker: str) -> str:
@@ -201,8 +219,4 @@ def check_07(nb) -> None:
     assert corr_rm > corr_fresh and mse_rm < mse_fresh, compare  # starting from the reward model predicts better
 
 
-CLAIMS = {
-    "05_learning_the_wrong_thing": check_05,
-    "06_segment_scores": check_06,
-    "07_the_critic": check_07,
-}
+CHECKS = {"01": check_01, "05": check_05, "06": check_06, "07": check_07}
