@@ -28,6 +28,65 @@ def check_01(nb) -> None:
     assert c["pairs_chosen_longer"] == c["support_pairs"], c
 
 
+def check_02(nb) -> None:
+    c = read_claims(nb)
+    # causal attention: "Positions before the edit do not move at all; the edited word and every position after it change"
+    assert c["largest_change_before_edit"] < 1e-6 and c["smallest_change_from_edit"] > 1e-4, c
+    # mean pooling: the prompt part is "position by position the same" in both rows, and the mean-pooled score is
+    # "exactly" the weighted average of the two parts
+    assert c["prompt_part_difference"] < 1e-4 and c["weighted_minus_mean"] < 1e-4, c
+    (chosen_tokens, rejected_tokens), (chosen_share, rejected_share) = c["tokens"], c["prompt_share"]
+    assert (chosen_share < rejected_share) == (chosen_tokens > rejected_tokens), c  # "the shorter, the more weight"
+    assert 0 < c["mean_gap"] < c["response_gap"] - 0.5, c  # "waters their difference down", without turning it around
+    # filler "having read the answer, they carry its verdict"
+    assert all(h > u + 1 for h, u in zip(c["filler_after_helpful"], c["filler_after_unhelpful"], strict=True)), c
+    gaps = c["mean_gap_by_filler"]
+    assert gaps[-1] > gaps[0] - 0.05, gaps  # "filler does not water the mean-pooled gap down"
+    drift = c["drift"]  # "moves each mean-pooled score with the response's length", the EOS scores far less
+    assert drift["helpful mean"] > 2 * drift["helpful eos"] and drift["unhelpful mean"] > 2 * drift["unhelpful eos"], drift
+    # the padding bug: a support pair picked at run time, where right padding turns the preference around
+    padded, lengths, eos, naive = c["padded_row"], c["lengths"], c["eos_scores"], c["naive_scores"]
+    assert sorted(c["last_column"]) == ["<|endoftext|>", "<|pad|>"] and c["last_column"][padded] == "<|pad|>", c
+    assert lengths[padded] < lengths[1 - padded], c  # "The ... answer is the shorter one, so its row is padded"
+    assert c["alone_minus_batch"] < 1e-4, c  # EOS pooling in a batch gives the scores of one at a time
+    assert eos[0] > eos[1] + 1 and naive[0] < naive[1] - 1, c  # a clear win turned into a clear loss
+    assert abs(naive[1 - padded] - eos[1 - padded]) < 1e-5, c  # "both methods give it" the same score
+    assert c["left_padding_minus_alone"] < 1e-4, c  # with left padding the shortcut happens to work
+    # PAD = EOS: the classifier reads the token before EOS; with a separate PAD it reads EOS, as rmlearn does
+    assert abs(c["pad_is_eos"] - c["head_before_eos"]) < 1e-5, c
+    assert abs(c["head_before_eos"] - c["head_at_eos"]) > 0.01, c
+    assert abs(c["pad_is_not_eos"] - c["head_at_eos"]) < 1e-5 and abs(c["rmlearn_score"] - c["head_at_eos"]) < 1e-5, c
+
+
+def check_03(nb) -> None:
+    import math
+
+    c = read_claims(nb)
+    assert c["costliest_pair"] == c["smallest_gap_pair"], c  # "The pair with the smallest gap ... costs the most"
+    assert c["probability_minus_exp_loss"] < 1e-6, c  # "exp(−loss) gives that probability back"
+    # "Add the same constant to every score and nothing changes; multiply the scores and the loss does change"
+    assert abs(c["shifted_loss"] - c["loss"]) < 1e-5 and c["scaled_loss"] < c["loss"] - 0.05, c
+    # the gradient "is equal and opposite ... σ(−Δ)"
+    for gap, g_c, g_r in zip(c["gaps"], c["grad_chosen"], c["grad_rejected"], strict=True):
+        assert g_c == -g_r and abs(-g_c - 1 / (1 + math.exp(gap))) < 1e-4, c
+    sizes = [-g for g in c["grad_chosen"]]  # by gap, from badly wrong to clearly right
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < 0.001 and sizes[0] > 0.95, sizes  # "almost nothing"
+    assert all(0.5 <= s < 1 for gap, s in zip(c["gaps"], sizes) if gap <= 0), sizes  # wrong pairs: "between 0.5 and 1"
+    margin = c["loss_at_gap_1"]  # by margin m ("0.0", "1.0", "2.0"): the curve slides right by m
+    assert abs(margin["1.0"] - math.log(2)) < 1e-4 and margin["0.0"] < margin["1.0"] < margin["2.0"], margin
+    free, centred = c["center_coef 0.0"], c["center_coef 0.05"]
+    assert abs(free["mean"] - free["start_mean"]) < 1e-3, free  # "the mean stays exactly where it started"
+    assert abs(centred["mean"]) < 0.5, centred  # "with it the scores settle around 0"
+    for fit in (free, centred):  # "Both runs rank A above B and C, and those above D"
+        a, b, c_, d = fit["scores"]
+        assert a > b and a > c_ and b > d and c_ > d, fit
+    gap = lambda fit: fit["scores"][0] - fit["scores"][3]  # noqa: E731  (A's score minus D's)
+    assert gap(centred) < gap(free) - 0.5, (free, centred)  # "the gaps come out smaller than without it"
+    assert centred["loss"] > free["loss"], (free, centred)  # "It trades ranking loss ... for scores on a fixed level"
+    # quiz 03's explanations quote these numbers: −log σ(1) ≈ 0.313 and σ(−8) ≈ 0.0003
+    assert abs(margin["0.0"] - 0.313) < 5e-4 and abs(sizes[-1] - 0.0003) < 5e-5
+
+
 def cell_text(nb, marker: str) -> str:
     """Everything the one code cell whose source contains ``marker`` printed or displayed as text."""
     cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
@@ -219,4 +278,4 @@ def check_07(nb) -> None:
     assert corr_rm > corr_fresh and mse_rm < mse_fresh, compare  # starting from the reward model predicts better
 
 
-CHECKS = {"01": check_01, "05": check_05, "06": check_06, "07": check_07}
+CHECKS = {"01": check_01, "02": check_02, "03": check_03, "05": check_05, "06": check_06, "07": check_07}

@@ -71,105 +71,6 @@ def _text(nb) -> str:
     return "\n".join(parts)
 
 
-def claims_02(nb):
-    import re
-
-    # causal attention: positions before the edit do not move, the edit and everything after it do
-    changes = [float(x) for x in re.findall(r"max \|h_a - h_b\| = ([\d.]+)", _printed(nb, "c03"))]
-    moved = [c > 0 for c in changes]
-    first = moved.index(True)
-    assert first > 0 and all(moved[first:]) and not any(moved[:first]), changes
-    # mean pooling: the shared prompt part and its share of each average
-    table = {line.split()[0]: _numbers(line) for line in _printed(nb, "c07").splitlines()[1:3]}
-    (c_tokens, c_share, c_prompt, c_response, c_weighted, c_mean, c_eos) = table["chosen"]
-    (r_tokens, r_share, r_prompt, r_response, r_weighted, r_mean, r_eos) = table["rejected"]
-    close = lambda a, b: abs(a - b) < 0.015  # noqa: E731  (equal up to the printed rounding)
-    assert close(c_prompt, r_prompt) and close(c_weighted, c_mean) and close(r_weighted, r_mean), table  # "exactly"
-    assert (c_share < r_share) == (c_tokens > r_tokens), table  # "the shorter the answer, the more weight"
-    said = re.search(r"scores ([-+][\d.]+) on average in both rows, (position by position the same) .*?makes up (\d+)% of the "
-                     r"chosen answer's average and (\d+)% of the rejected one's.*?pulls both mean-pooled scores towards "
-                     r"([-+][\d.]+) .*?response parts alone differ by ([-+]?[\d.]+), the mean-pooled scores by "
-                     r"([-+]?[\d.]+)\..*?its gap here is ([-+]?[\d.]+)\.", _text(nb), re.S)
-    assert said, "lesson 02's sentence under the prompt-share table"
-    assert float(said[1]) == float(said[5]) and close(float(said[1]), c_prompt)  # the notebook asserts "the same"
-    assert (int(said[3]), int(said[4])) == (c_share, r_share)
-    response_gap, mean_gap, eos_gap = float(said[6]), float(said[7]), float(said[8])
-    assert abs(response_gap - (c_response - r_response)) < 0.02 and abs(mean_gap - (c_mean - r_mean)) < 0.02
-    assert abs(eos_gap - (c_eos - r_eos)) < 0.02
-    assert 0 < mean_gap < response_gap - 0.5  # "waters their difference down", without turning it around
-    # filler comes after the answer: it carries the answer's verdict, and moves mean pooling with length
-    filled = [[float("nan") if x == "—" else float(x) for x in line.split()]
-              for line in _printed(nb, "c27").splitlines()[2:]]  # k, then EOS, mean, filler avg per answer, gaps
-    assert [int(r[0]) for r in filled] == [0, 4, 8, 16, 32]
-    h_eos, h_mean, u_eos, u_mean = ([r[i] for r in filled] for i in (1, 2, 4, 5))
-    h_filler, u_filler = [r[3] for r in filled[1:]], [r[6] for r in filled[1:]]
-    spread = lambda xs: max(xs) - min(xs)  # noqa: E731
-    said = re.search(r"with (\d+) of them they score ([-+][\d.]+) on average after the helpful answer and ([-+][\d.]+) "
-                     r"after the unhelpful one.*?goes from ([-+][\d.]+) to ([-+][\d.]+)\..*?helpful answer's mean-pooled "
-                     r"score moves by ([\d.]+) and the unhelpful one's by ([\d.]+), while their EOS scores move by "
-                     r"([\d.]+) and ([\d.]+)\.", _text(nb), re.S)
-    assert said, "lesson 02's sentence under the filler table"
-    assert int(said[1]) == 32 and (float(said[2]), float(said[3])) == (h_filler[-1], u_filler[-1])
-    assert all(h > u + 1 for h, u in zip(h_filler, u_filler))  # "they carry its verdict"
-    gap_first, gap_last = float(said[4]), float(said[5])
-    assert (gap_first, gap_last) == (filled[0][-1], filled[-1][-1]) and gap_last >= gap_first  # not watered down
-    moves = [float(said[i]) for i in (6, 7, 8, 9)]
-    assert all(abs(a - b) < 0.02 for a, b in zip(moves, [spread(h_mean), spread(u_mean), spread(h_eos), spread(u_eos)]))
-    assert moves[0] > 2 * moves[2] and moves[1] > 2 * moves[3]  # mean pooling moves with length far more than EOS
-    # the padding bug: a support pair picked at run time, where right padding turns the preference around
-    bug = _printed(nb, "c09")
-    last_column = re.search(r"last column holds: \['(.*?)', '(.*?)'\]", bug).groups()
-    assert sorted(last_column) == ["<|endoftext|>", "<|pad|>"], last_column
-    padded = last_column.index("<|pad|>")
-    alone, eos, naive = (_numbers(bug.split(label)[1].splitlines()[0])
-                         for label in ("scored one at a time:", "EOS pooling in batch:", "hidden[:, -1]       :"))
-    assert alone == eos and eos[0] > eos[1] + 1 and naive[0] < naive[1] - 1  # a clear win turned into a clear loss
-    assert naive[1 - padded] == eos[1 - padded]  # the unpadded row's last column is its EOS
-    assert ("EOS pooling prefers the **chosen** answer; `hidden[:, -1]` prefers the **rejected** one. The "
-            f"{('chosen', 'rejected')[padded]} answer is the shorter one") in _text(nb)
-    left = [_numbers(line.rsplit(":", 1)[1]) for line in _printed(nb, "c11").splitlines()[1:3]]
-    assert left[0] == left[1] == eos  # with left padding the shortcut happens to work
-    # PAD = EOS: the classifier reads the token before EOS; with a separate PAD it reads EOS
-    pad_eos = _printed(nb, "c13").splitlines()
-    classifier, before, at_eos = (_numbers(line.split(":")[1])[0] for line in pad_eos)
-    assert classifier == before != at_eos and _numbers(pad_eos[2])[-1] == at_eos
-    assert _numbers(_printed(nb, "c15").split(":")[1]) == [at_eos]
-
-
-def claims_03(nb):
-    import math
-    import re
-
-    text = _text(nb)
-    per_pair = _numbers(_printed(nb, "c04").splitlines()[0])
-    assert per_pair.index(max(per_pair)) == 2  # "the pair with the smallest gap (1.8 vs 0.9) costs the most"
-    sigma, back = (_numbers(line.split(":")[1]) for line in _printed(nb, "c06").splitlines())
-    assert sigma == back  # exp(−loss) gives the probability back
-    shifted, scaled = (_numbers(line.split(":")[1])[0] for line in _printed(nb, "c08").splitlines())
-    assert shifted == _numbers(_printed(nb, "c04").splitlines()[1])[0] and scaled < shifted
-    grads = re.findall(r"Δ = ([-+]\d+):  ∂loss/∂r_c = ([-+][\d.]+)   ∂loss/∂r_r = ([-+][\d.]+)", _printed(nb, "c12"))
-    for gap, g_c, g_r in grads:  # equal and opposite, σ(−Δ)
-        assert float(g_c) == -float(g_r) and abs(-float(g_c) - 1 / (1 + math.exp(float(gap)))) < 1e-4
-    sizes = [-float(g) for _, g, _ in grads]
-    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < 0.001 and sizes[0] > 0.95
-    assert all(0.5 <= s < 1 for (gap, _, _), s in zip(grads, sizes) if float(gap) <= 0)  # wrong pairs: 0.5 … 1
-    margin = dict(re.findall(r"m = ([\d.]+): loss at Δ = 1 is ([\d.]+)", _printed(nb, "c14")))
-    assert abs(float(margin["1.0"]) - math.log(2)) < 1e-4  # with m = Δ the loss is log 2, a tie
-    means = re.findall(r"start: mean = (-?[\d.]+)\s+→\s+center_coef = ([\d.]+): scores A..D = \[(.*?)\], mean = (-?[\d.]+), "
-                       r"pairwise loss = ([\d.]+)", text)
-    assert len(means) == 2
-    (start0, _, free, end0, loss0), (_, _, centred, end1, loss1) = means
-    assert float(start0) == float(end0)  # without the penalty the mean stays exactly where it started
-    assert abs(float(end1)) < 0.5  # with it the scores settle around 0
-    a, b, c, d = map(float, free.split(", "))
-    a2, b2, c2, d2 = map(float, centred.split(", "))
-    assert a > b and a > c and b > d and c > d and a2 > b2 and a2 > c2 and b2 > d2 and c2 > d2  # both rank right
-    assert a2 - d2 < a - d  # the penalty shrinks the gaps
-    assert float(loss1) > float(loss0)  # "It trades ranking loss for scores on a fixed level"
-    # quiz 03's explanations quote these numbers
-    assert abs(float(margin["0.0"]) - 0.313) < 5e-4 and abs(sizes[-1] - 0.0003) < 5e-5
-
-
 def claims_04(nb):
     import math
     import re
@@ -216,7 +117,7 @@ def claims_04(nb):
             assert abs(spreads[q] - (max(within) - min(within))) < 0.015 and spreads[q] > 0.1, (spreads, within)
 
 
-CLAIMS_01_04 = {"02": claims_02, "03": claims_03, "04": claims_04}
+CLAIMS_01_04 = {"04": claims_04}
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
