@@ -87,6 +87,40 @@ def check_03(nb) -> None:
     assert abs(margin["0.0"] - 0.313) < 5e-4 and abs(sizes[-1] - 0.0003) < 5e-5
 
 
+def check_04(nb) -> None:
+    import math
+
+    c = read_claims(nb)
+    # "An untrained model ranks held-out pairs at chance level": within 2 standard errors of 0.5
+    assert abs(c["untrained_accuracy"] - 0.5) < 2 * math.sqrt(0.25 / c["held_out_pairs"]), c
+    # "The loss starts near log 2 ≈ 0.69 ... and falls; the fraction of pairs in each batch ranked the right way rises"
+    assert abs(c["loss_first_step"] - math.log(2)) < 0.1 and c["loss_last_ten"] < c["loss_first_step"] / 10, c
+    assert c["batch_accuracy_last_ten"] > c["batch_accuracy_first_ten"] + 0.2, c
+    here = c["trained_here"]
+    assert here["accuracy"] > 0.9 and here["accuracy"] > c["untrained_accuracy"], here  # held out, after training
+    assert abs(here["mean_gap"] - (here["mean_chosen"] - here["mean_rejected"])) < 0.01, here  # "the average r_c − r_r"
+    # both models read the question; the course model (12 epochs, shipped) is the one used from here on
+    assert c["swap_accuracy_here"] >= 0.9 and c["swap_accuracy_course"] >= 0.95, c
+    assert c["held_out_accuracy_course"] >= 0.97, c
+    # "In 6 of 6 rows the highest mean reward is on the diagonal ... Row k, the running example's question, is one"
+    assert c["rows_on_diagonal"] == c["rows"] == 6 and c["running_on_diagonal"], c
+    assert c["pairs_from_ranking_of_9"] == 36, c  # "one ranking of 9 gives as many pairs as the last entry"
+    losses = c["ranking_losses"]  # per ordering of the scores: [listwise, Plackett–Luce]
+    for i in (0, 1):  # "Both losses are lowest when the numbers follow the people's order and highest when reversed"
+        assert losses["same numbers, human order"][i] == min(v[i] for v in losses.values()), losses
+        assert losses["same numbers, reversed"][i] == max(v[i] for v in losses.values()), losses
+        # "where the model's own order disagrees with the people's, both are higher than ... in the people's order"
+        assert (c["pairs_against_people"] > 0) == (losses["model's scores"][i] > losses["same numbers, human order"][i])
+    # "a tie costs log 2 whatever K is; Plackett–Luce ... log K!" (K = 4)
+    assert abs(losses["all equal"][0] - math.log(2)) < 1e-3 and abs(losses["all equal"][1] - math.log(24)) < 1e-3
+    assert abs(c["k2_listwise"] - c["k2_plackett_luce"]) < 1e-5, c  # "For K = 2 the two are the same loss"
+    # best-of-8 picks an answer to the question asked; the mean reward follows the hidden quality
+    assert c["best_quality"] == 1, c
+    means = [m for _, m in sorted(c["mean_by_quality"].items(), key=lambda qm: -float(qm[0]))]
+    assert means == sorted(means, reverse=True) and float(max(c["mean_by_quality"], key=float)) == 1, c
+    assert all(s > 0.1 for s in c["spread_by_quality"].values()), c  # "Within one quality the scores still differ"
+
+
 def cell_text(nb, marker: str) -> str:
     """Everything the one code cell whose source contains ``marker`` printed or displayed as text."""
     cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
@@ -278,4 +312,4 @@ def check_07(nb) -> None:
     assert corr_rm > corr_fresh and mse_rm < mse_fresh, compare  # starting from the reward model predicts better
 
 
-CHECKS = {"01": check_01, "02": check_02, "03": check_03, "05": check_05, "06": check_06, "07": check_07}
+CHECKS = {"01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05, "06": check_06, "07": check_07}
