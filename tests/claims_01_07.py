@@ -212,69 +212,34 @@ def check_05(nb) -> None:
 
 
 def check_06(nb) -> None:
-    sums = cell_text(nb, "scores = segment_scores(cumulative)")
-    total, final = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", sums.splitlines()[1])]
-    assert abs(total - final) < 1e-6, sums  # "the differences telescope"
-
-    order = cell_text(nb, 'print("order, largest contribution first:", rank_segments(cumulative))')
-    assert order.strip().endswith("3]"), order  # "Segment 3 lowered the score, so it comes last"
-
-    shifted = cell_text(nb, "shifted = target + 0.5")
-    assert "same order? True" in shifted and float(shifted.split("regression loss:")[1]) > 0  # "yet the loss is not zero"
-    pairwise = cell_text(nb, "for name, pred in ((\"targets\", target)")
-    first, second = re.findall(r": (\d\.\d{4})", pairwise)
-    assert first == second, pairwise  # "shifting every score by the same amount changes nothing"
-
-    sentence = cell_text(nb, "example = support_pairs()[3]")
-    baseline = float(re.search(r"baseline \(empty response\): ([-+]?\d+\.\d+)", sentence)[1])
-    whole = float(re.search(r"score of the whole response: ([-+]?\d+\.\d+)", sentence)[1])
-    assert ("even higher than the good answer's" in sentence) == (baseline > whole), sentence
-
-    table = cell_text(nb, 'start = "update the app"')
-    rows = re.findall(r"^([a-z ]+?)\s+(helpful|unhelpful|filler)\s+([-+]\d+\.\d{3})\s+([-+]\d+\.\d{3})$", table, re.M)
-    credit, from_empty = {}, {}
-    for _, kind, after, empty in rows:
-        credit.setdefault(kind, []).append(float(after))
-        from_empty.setdefault(kind, []).append(float(empty))
-    assert sorted(credit) == ["filler", "helpful", "unhelpful"] and len(rows) == 10, table
+    c = read_claims(nb)
+    assert c["sum_minus_final"] < 1e-6, c  # "the differences telescope"
+    assert c["baseline_changes"] == [True, False, False, False], c  # "The baseline only changes the first segment's credit"
+    assert c["ranked"][-1] == 3, c  # "Segment 3 lowered the score, so it comes last"
+    assert c["last_cumulative_minus_whole"] < 1e-4, c  # "last cumulative = score of the whole response"
+    credit, from_empty = c["credit"], c["credit_from_empty"]  # by kind of phrase: helpful, unhelpful, filler
+    assert sorted(credit) == ["filler", "helpful", "unhelpful"] and sum(map(len, credit.values())) == 10, credit
     # "the credit follows the rule in sign: helpful phrases raise the score, unhelpful ones lower it, and filler
     # moves it less than any of them"
     assert min(credit["helpful"]) > 0 and max(credit["unhelpful"]) < 0, credit
     smallest_content = min(min(credit["helpful"]), -max(credit["unhelpful"]))
-    assert max(abs(c) for c in credit["filler"]) < smallest_content - 0.1, credit
-    # "not in size: ... quite different amounts"
-    assert max(credit["helpful"]) - min(credit["helpful"]) > 1, credit
-    # "From the empty answer ... some fillers earn a clear credit, several times what any filler gets after a real answer"
-    assert max(from_empty["filler"]) > 0.5 and max(from_empty["filler"]) > 3 * max(abs(c) for c in credit["filler"]), \
-        from_empty
-
-    def span(values):
-        return f"{min(values):+.2f} … {max(values):+.2f}"
-
-    said = (f"the helpful phrases change the score by {span(credit['helpful'])}, the unhelpful ones by "
-            f"{span(credit['unhelpful'])}, "
-            f"and the fillers move the score by {span(credit['filler'])}. Measured from the empty answer instead, the "
-            f"fillers get {span(from_empty['filler'])} and the helpful phrases {span(from_empty['helpful'])}.")
-    assert said in table, (said, table)
-    # "the helpful phrases, each read alone as in training, get more even credit" from the empty answer
-    assert (max(from_empty["helpful"]) - min(from_empty["helpful"])
-            < max(credit["helpful"]) - min(credit["helpful"])), (credit, from_empty)
-
-    regression = cell_text(nb, "per_segment = segment_regression_loss(pred, target")
-    # "here the miss of 0.5 also breaks the order … costs 0.25, exactly what each segment cost in the shifted example"
-    assert "same order as the targets? False" in regression and "squared error 0.250" in regression, regression
-    assert float(shifted.split("regression loss:")[1]) == 0.25, shifted
-    rows = re.findall(r"squared error (\d\.\d{3})\s+gradient ([-+]\d\.\d{3})", regression)
-    errors, grads = [float(e) for e, _ in rows], [float(g) for _, g in rows]
-    worst = errors.index(max(errors))
-    assert max(range(4), key=lambda k: abs(grads[k])) == worst  # the largest miss gets the largest gradient
-    # "Segment k misses by m, so its squared error is m² = e. It holds e of the …": the printed row's error
-    said = re.search(r"Segment (\d) misses by (\d\.\d{2}), so its squared error is \2² = (\d\.\d{2})\. It holds \3 of",
-                     regression)
-    assert said and int(said[1]) == worst + 1, regression
-    assert abs(float(said[2]) ** 2 - errors[worst]) < 0.01 and abs(float(said[3]) - errors[worst]) < 0.006, regression
-    share = re.search(r"\((\d+)% of the loss\)", regression)
-    assert share and abs(int(share[1]) - 100 * errors[worst] / sum(errors)) < 1, regression
+    largest_filler = max(abs(x) for x in credit["filler"])
+    assert largest_filler < smallest_content - 0.1, credit
+    spread = lambda xs: max(xs) - min(xs)  # noqa: E731
+    assert spread(credit["helpful"]) > 1, credit  # "not in size: ... quite different amounts"
+    # "From the empty answer ... some fillers earn a clear credit, several times what any filler gets after a real
+    # answer, while the helpful phrases ... get more even credit"
+    assert max(from_empty["filler"]) > 0.5 and max(from_empty["filler"]) > 3 * largest_filler, from_empty
+    assert spread(from_empty["helpful"]) < spread(credit["helpful"]), (credit, from_empty)
+    # "The order is perfect, yet the loss is not zero … shifting every score by the same amount changes nothing"
+    assert c["shifted_same_order"] and c["shifted_regression_loss"] > 0.1, c
+    assert abs(c["pairwise_loss"]["targets"] - c["pairwise_loss"]["shifted"]) < 1e-6, c
+    errors, grads, worst = c["squared_errors"], c["gradients"], c["worst"]
+    # "three predictions miss their targets by a little and one by much more", and that one gets the largest gradient
+    assert all(errors[worst] > 5 * e for k, e in enumerate(errors) if k != worst), errors
+    assert max(range(4), key=lambda k: abs(grads[k])) == worst, grads
+    # "This one also breaks it …, and its squared error is exactly what *each* segment cost in the shifted example"
+    assert not c["pred_same_order"] and abs(errors[worst] - c["shifted_regression_loss"]) < 1e-6, c
 
 
 def check_07(nb) -> None:
