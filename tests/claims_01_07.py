@@ -121,86 +121,42 @@ def check_04(nb) -> None:
     assert all(s > 0.1 for s in c["spread_by_quality"].values()), c  # "Within one quality the scores still differ"
 
 
-def cell_text(nb, marker: str) -> str:
-    """Everything the one code cell whose source contains ``marker`` printed or displayed as text."""
-    cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
-    assert len(cells) == 1, f"{len(cells)} code cells contain {marker!r}"
-    parts = []
-    for out in cells[0].outputs:
-        if out.output_type == "stream":
-            parts.append(out.text)
-        elif "data" in out:
-            parts.append(out["data"].get("text/markdown", ""))
-    return "\n".join(parts)
-
-
-def numbers(text: str) -> list[float]:
-    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+|[-+]?\d+(?=\s*%)", text)]
-
-
 def check_05(nb) -> None:
-    labels = cell_text(nb, "pairs = synthetic_preferences(500, seed=0, length_bias=bias)")
-    rates = [(int(a), int(b)) for a, b in re.findall(r"longer in (\d+)% of pairs, truly better in (\d+)%", labels)]
-    (careful_longer, _), (biased_longer, biased_better) = rates
+    c = read_claims(nb)
+    careful, biased = c["labels"]["0.0"], c["labels"]["0.9"]
     # "longer about half the time … the label mostly tracks length … only a little more than half still say"
-    assert 40 <= careful_longer <= 60 and biased_longer >= 80 and 50 <= biased_better <= 65, labels
-
-    table = cell_text(nb, 'print("model trained with    vs annotators')
-    (careful_annotators, careful_truth), (biased_annotators, biased_truth) = [
-        (float(a), float(b)) for a, b in re.findall(r"^length_bias \S+\s+(\d\.\d{3})\s+(\d\.\d{3})", table, re.M)]
-    # "agrees with its (biased) annotators on most pairs … yet gets fewer true-quality pairs right"
-    assert biased_annotators > 0.5 and biased_truth < careful_truth - 0.2, table
-    said = re.search(r"annotators on (\d+)% .* it gets (\d+)% right(, barely better than a coin flip)?, far below the "
-                     r"careful model's (\d+)%.* only (\d+)% of the pairs", table, re.S)
-    assert said, table
-    assert [int(said[i]) for i in (1, 2, 4, 5)] == [round(100 * x) for x in (biased_annotators, biased_truth,
-                                                                            careful_truth, careful_annotators)], table
-    assert (said[3] is not None) == (biased_truth < 0.6), table
-    assert careful_annotators < biased_annotators, table  # "the careful model looks *worse* by the usual check"
-
-    probe = cell_text(nb, "probe = length_probe(200, seed=1)")
-    careful_longer, biased_longer = [int(x) for x in re.findall(r"on (\d+)% of probe pairs", probe)]
-    assert biased_longer > careful_longer, probe  # the biased model prefers the longer answer more often
-
-    corr = cell_text(nb, "correlation of TRUE quality with length")
-    (true_corr,) = [float(x) for x in re.findall(r"TRUE quality with length: ([-+]\d\.\d{3})", corr)]
-    careful_corr, biased_corr = [float(x) for x in re.findall(r"reward with length ([-+]\d\.\d{3})", corr)]
-    careful_within, biased_within = [float(x) for x in re.findall(r"mean correlation with length ([-+]\d\.\d{3})", corr)]
-    # "within one colour, that is at equal quality, its dots climb to the right"; the careful model's bands do not
-    assert biased_within > 0.5 and abs(careful_within) < 0.3, corr
-    assert abs(true_corr) < 0.1 and abs(careful_corr) < 0.1, corr  # "not tied … about as little as true quality"
-    assert biased_corr > careful_corr + 0.5, corr  # "the biased model's reward follows length far more"
-
-    penalty = cell_text(nb, "class LengthPenalised:")
-    before, after = [float(x) for x in re.findall(r"accuracy (\d\.\d{3})", penalty)][:2]
-    verdict = re.search(r"true-quality accuracy went from (\d\.\d{3}) to (\d\.\d{3})", penalty)
-    assert verdict and (float(verdict[1]), float(verdict[2])) == (before, after), penalty
-    probe_before, probe_after = [int(x) for x in re.findall(r"probe prefers longer (\d+)%", penalty)][:2]
-    # "the probe moved a lot, the ordinary pairs hardly at all" is said exactly when the printed rows show it
-    moved_little = probe_before - probe_after >= 20 and abs(after - before) < 0.05
-    assert ("the probe moved a lot, the ordinary pairs hardly at all" in penalty) == moved_little, penalty
-
-    rebalanced = cell_text(nb, "pool = synthetic_preferences(3000")
-    rows = dict(re.findall(r"^(careful labels|biased, rebalanced|biased)\s+probe prefers longer (\d+)%", rebalanced,
-                           re.M))
-    assert int(rows["biased, rebalanced"]) < int(rows["biased"]), rebalanced  # rebalancing lowers the probe rate
-    truth = dict(re.findall(r"^(careful labels|biased, rebalanced|biased)\s+probe.*accuracy (\d\.\d{3})", rebalanced, re.M))
-    assert float(truth["biased, rebalanced"]) < float(truth["careful labels"]), rebalanced  # "does not get back"
-    kept, pool = [int(x) for x in re.search(r"(\d+) of (\d+) labels", rebalanced).groups()]
-    assert kept < pool / 2, rebalanced  # "we threw away most of the labels"
-    shorter_right, longer_right = [int(x) for x in re.findall(r"names the truly better answer in (\d+)%", rebalanced)]
+    assert 0.4 <= careful["chosen_longer"] <= 0.6 and biased["chosen_longer"] >= 0.8, c["labels"]
+    assert 0.5 <= biased["chosen_better"] <= 0.65, c["labels"]
+    # the support pairs: the longer answer won in all of them, the running example's too
+    assert c["support_chosen_longer"] == 1 and c["running_example_chosen_longer"], c
+    # "agrees with its (biased) annotators on most pairs … yet gets fewer true-quality pairs right", far below the
+    # careful model's; "The careful model looks *worse* by the usual check"
+    careful, biased = c["held_out"]["0.0"], c["held_out"]["0.9"]
+    assert biased["annotators"] > 0.5 and biased["truth"] < careful["truth"] - 0.2, c["held_out"]
+    assert careful["annotators"] < biased["annotators"], c["held_out"]
+    (better_quality, better_words), (worse_quality, worse_words) = c["probe_example"]
+    assert better_quality > worse_quality and better_words < worse_words, c  # "better, shorter" / "worse, longer"
+    probe = c["probe_prefers_longer"]
+    assert probe["0.9"] > probe["0.0"], probe  # the biased model prefers the longer answer more often
+    # "True quality is not tied to length … The careful model's reward follows length about as little … The biased
+    # model's reward follows length far more: within one colour … its dots climb to the right"
+    corr, within = c["reward_vs_length"], c["reward_vs_length_at_equal_quality"]
+    assert abs(c["true_quality_vs_length"]) < 0.1 and abs(corr["0.0"]) < 0.1 and corr["0.9"] > corr["0.0"] + 0.5, c
+    assert within["0.9"] > 0.5 and abs(within["0.0"]) < 0.3, within
+    penalty = c["penalty"]  # "The penalty cut the probe's *prefers longer* rate"
+    assert penalty["probe_after"] < penalty["probe_before"], penalty
+    # "the probe moved a lot, the ordinary pairs hardly at all" is said exactly when the measured rates show it
+    moved_little = (penalty["probe_before"] - penalty["probe_after"] >= 0.2
+                    and abs(penalty["truth_after"] - penalty["truth_before"]) < 0.05)
+    assert penalty["said_barely"] == moved_little, penalty
+    rebalanced = c["rebalanced"]
+    assert rebalanced["probe"] < rebalanced["probe_biased"], rebalanced  # rebalancing lowers the probe rate
+    assert rebalanced["truth"] < rebalanced["truth_careful"], rebalanced  # "It does not get back to" careful labels
+    assert c["kept"] < c["pool"] / 2, c  # "we threw away most of the labels"
     # "in the half where the longer answer won … names the better answer about as often as a coin would"
-    assert 35 <= longer_right <= 65 and shorter_right > longer_right + 20, rebalanced
-    assert "held-out pairs also among the kept pairs: 0" in rebalanced  # "so no held-out pair is trained on"
-
-    example = cell_text(nb, "probe = length_probe(200, seed=1)")
-    (better_q, better_n), (worse_q, worse_n) = [(int(q), int(n)) for q, n in
-                                                re.findall(r"quality ([-+]\d+), +(\d+) words:", example)]
-    assert better_q > worse_q and better_n < worse_n, example  # "better, shorter" / "worse, longer"
-
-    support = cell_text(nb, "support = support_pairs()")
-    assert re.search(r"longer one: 100%", support), support  # the 100 % confound the lesson connects back
-    assert "its chosen answer is the longer one" in support, support
+    longer_right = c["kept, longer answer won: label names the better answer"]
+    assert 0.35 <= longer_right <= 0.65 and c["kept, shorter answer won: label names the better answer"] > longer_right + 0.2
+    assert c["held_out_pairs_kept"] == 0, c  # "so no held-out pair is trained on"
     # the lesson quotes `rmlearn demo`'s output: what the demo prints must still say so (tests/test_cli.py runs it)
     import inspect
 
@@ -208,7 +164,9 @@ def check_05(nb) -> None:
 
     demo = inspect.getsource(cli._demo)
     assert "length cannot decide" in demo and "{'prefers' if r_good > r_bad else 'does NOT prefer'} the helpful" in demo
-    assert "*length cannot decide*" in support and "*The model prefers the helpful answer*" in support, support
+    cell = next(cell for cell in nb.cells if "support = support_pairs()" in cell.source)
+    quoted = "".join(out.get("data", {}).get("text/markdown", "") for out in cell.outputs)
+    assert "*length cannot decide*" in quoted and "*The model prefers the helpful answer*" in quoted, quoted
 
 
 def check_06(nb) -> None:
@@ -240,6 +198,23 @@ def check_06(nb) -> None:
     assert max(range(4), key=lambda k: abs(grads[k])) == worst, grads
     # "This one also breaks it …, and its squared error is exactly what *each* segment cost in the shifted example"
     assert not c["pred_same_order"] and abs(errors[worst] - c["shifted_regression_loss"]) < 1e-6, c
+
+
+def cell_text(nb, marker: str) -> str:
+    """Everything the one code cell whose source contains ``marker`` printed or displayed as text."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
+    assert len(cells) == 1, f"{len(cells)} code cells contain {marker!r}"
+    parts = []
+    for out in cells[0].outputs:
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif "data" in out:
+            parts.append(out["data"].get("text/markdown", ""))
+    return "\n".join(parts)
+
+
+def numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+|[-+]?\d+(?=\s*%)", text)]
 
 
 def check_07(nb) -> None:
