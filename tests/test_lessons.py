@@ -10,6 +10,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from claims_01_07 import CHECKS
+from lesson_claims import add_claims_cell
 from nbclient import NotebookClient
 
 LESSONS = sorted((Path(__file__).parents[1] / "lessons").glob("[0-9][0-9]_*.ipynb"))
@@ -33,6 +35,7 @@ def test_lesson_is_committed_without_outputs(path):
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_executes_headless(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
+    add_claims_cell(nb)  # prints the lesson's `claims` dict at the end, for its check to read
     env_before = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
     start = time.perf_counter()
@@ -50,201 +53,10 @@ def test_lesson_executes_headless(path, tmp_path):
     library_noise = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
                      if o.output_type == "stream" and o.name == "stderr" and "[transformers]" in o.text]
     assert not library_noise, f"transformers warnings a student cannot act on: {library_noise}"
-    from claims_05_07 import CLAIMS as CLAIMS_05_07
-
     # what the lesson's text says about its own outputs: every lesson has its checks
-    check = {**CLAIMS_05_07, **CLAIMS}.get(path.stem) or CLAIMS_01_04.get(path.name[:2])
+    check = CHECKS.get(path.name[:2]) or CLAIMS.get(path.stem)
     assert check is not None, f"no claim checks for {path.name}"
     check(nb)
-
-
-def _text(nb) -> str:
-    """Everything the executed notebook printed or displayed as text or Markdown."""
-    parts = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.output_type == "stream":
-                parts.append(out.text)
-            elif "data" in out:
-                parts.append(out.data.get("text/markdown", out.data.get("text/plain", "")))
-    return "\n".join(parts)
-
-
-def claims_01(nb):
-    import re
-
-    text = _text(nb)
-    untrained = _numbers(_output_text(nb, "c14"))
-    assert untrained and all(abs(x) < 1 for x in untrained)  # "arbitrary small values"
-    assert _printed(nb, "c10").strip().endswith("True")  # EOS state = last column without padding
-    reward, direct = [_numbers(line.split("(B,)")[-1].split(":")[-1]) for line in _printed(nb, "c12").splitlines()[1:3]]
-    assert reward == direct  # "Calling the model ... gives the same number"
-    r_c, r_r = (float(x) for x in re.findall(r"r\((?:chosen|rejected)\)\s+= ([-+][\d.]+)", _printed(nb, "c16")))
-    said = re.search(r"trained on (\d+) pairs; the detailed answer scores (higher|lower) .* by (-?[\d.]+)", _printed(nb, "c16"))
-    assert said and (said.group(2) == "higher") == (r_c > r_r) and r_c - r_r > 1  # "clearly higher"
-    found = re.search(r"(All|Not all) (\d+) preferred answers score above all \d+ others.*?preferred (-?[\d.]+) … "
-                      r"(-?[\d.]+), others (-?[\d.]+) … (-?[\d.]+)", text)
-    assert found, "lesson 01's sentence on the support-set scores"
-    verdict, n, c_lo, c_hi, r_lo, r_hi = found.groups()
-    assert (verdict == "All") == (float(c_lo) > float(r_hi))
-    assert float(c_hi) - float(c_lo) > 1.0 and float(r_hi) - float(r_lo) > 1.0  # "each gets its own value"
-    # "in k of the n pairs the preferred answer scores higher than the other answer to the same question"
-    right, of_pairs, smallest = re.search(r"in (\d+) of the (\d+) pairs the preferred answer scores higher than the other "
-                                          r"answer to the same question \(smallest gap (-?[\d.]+)\)", text).groups()
-    assert int(of_pairs) == int(n) and (int(right) == int(n)) == (float(smallest) > 0)
-    assert verdict == "Not all" or int(right) == int(n)  # all chosen above all rejected implies every pair right
-    longer, of = map(int, re.search(r"in (\d+) of the (\d+) pairs the preferred answer is also the longer one", text).groups())
-    assert of == int(n) and longer == of  # "from these pairs alone a model could have learned 'longer is better'"
-    assert int(said.group(1)) > 4 * of  # the support pairs are a small part of the training data
-    assert any("image/png" in o.get("data", {}) for o in nb.cells[2].get("outputs", []))  # the RLHF loop figure
-
-
-def claims_02(nb):
-    import re
-
-    # causal attention: positions before the edit do not move, the edit and everything after it do
-    changes = [float(x) for x in re.findall(r"max \|h_a - h_b\| = ([\d.]+)", _printed(nb, "c03"))]
-    moved = [c > 0 for c in changes]
-    first = moved.index(True)
-    assert first > 0 and all(moved[first:]) and not any(moved[:first]), changes
-    # mean pooling: the shared prompt part and its share of each average
-    table = {line.split()[0]: _numbers(line) for line in _printed(nb, "c07").splitlines()[1:3]}
-    (c_tokens, c_share, c_prompt, c_response, c_weighted, c_mean, c_eos) = table["chosen"]
-    (r_tokens, r_share, r_prompt, r_response, r_weighted, r_mean, r_eos) = table["rejected"]
-    close = lambda a, b: abs(a - b) < 0.015  # noqa: E731  (equal up to the printed rounding)
-    assert close(c_prompt, r_prompt) and close(c_weighted, c_mean) and close(r_weighted, r_mean), table  # "exactly"
-    assert (c_share < r_share) == (c_tokens > r_tokens), table  # "the shorter the answer, the more weight"
-    said = re.search(r"scores ([-+][\d.]+) on average in both rows, (position by position the same) .*?makes up (\d+)% of the "
-                     r"chosen answer's average and (\d+)% of the rejected one's.*?pulls both mean-pooled scores towards "
-                     r"([-+][\d.]+) .*?response parts alone differ by ([-+]?[\d.]+), the mean-pooled scores by "
-                     r"([-+]?[\d.]+)\..*?its gap here is ([-+]?[\d.]+)\.", _text(nb), re.S)
-    assert said, "lesson 02's sentence under the prompt-share table"
-    assert float(said[1]) == float(said[5]) and close(float(said[1]), c_prompt)  # the notebook asserts "the same"
-    assert (int(said[3]), int(said[4])) == (c_share, r_share)
-    response_gap, mean_gap, eos_gap = float(said[6]), float(said[7]), float(said[8])
-    assert abs(response_gap - (c_response - r_response)) < 0.02 and abs(mean_gap - (c_mean - r_mean)) < 0.02
-    assert abs(eos_gap - (c_eos - r_eos)) < 0.02
-    assert 0 < mean_gap < response_gap - 0.5  # "waters their difference down", without turning it around
-    # filler comes after the answer: it carries the answer's verdict, and moves mean pooling with length
-    filled = [[float("nan") if x == "—" else float(x) for x in line.split()]
-              for line in _printed(nb, "c27").splitlines()[2:]]  # k, then EOS, mean, filler avg per answer, gaps
-    assert [int(r[0]) for r in filled] == [0, 4, 8, 16, 32]
-    h_eos, h_mean, u_eos, u_mean = ([r[i] for r in filled] for i in (1, 2, 4, 5))
-    h_filler, u_filler = [r[3] for r in filled[1:]], [r[6] for r in filled[1:]]
-    spread = lambda xs: max(xs) - min(xs)  # noqa: E731
-    said = re.search(r"with (\d+) of them they score ([-+][\d.]+) on average after the helpful answer and ([-+][\d.]+) "
-                     r"after the unhelpful one.*?goes from ([-+][\d.]+) to ([-+][\d.]+)\..*?helpful answer's mean-pooled "
-                     r"score moves by ([\d.]+) and the unhelpful one's by ([\d.]+), while their EOS scores move by "
-                     r"([\d.]+) and ([\d.]+)\.", _text(nb), re.S)
-    assert said, "lesson 02's sentence under the filler table"
-    assert int(said[1]) == 32 and (float(said[2]), float(said[3])) == (h_filler[-1], u_filler[-1])
-    assert all(h > u + 1 for h, u in zip(h_filler, u_filler))  # "they carry its verdict"
-    gap_first, gap_last = float(said[4]), float(said[5])
-    assert (gap_first, gap_last) == (filled[0][-1], filled[-1][-1]) and gap_last >= gap_first  # not watered down
-    moves = [float(said[i]) for i in (6, 7, 8, 9)]
-    assert all(abs(a - b) < 0.02 for a, b in zip(moves, [spread(h_mean), spread(u_mean), spread(h_eos), spread(u_eos)]))
-    assert moves[0] > 2 * moves[2] and moves[1] > 2 * moves[3]  # mean pooling moves with length far more than EOS
-    # the padding bug: a support pair picked at run time, where right padding turns the preference around
-    bug = _printed(nb, "c09")
-    last_column = re.search(r"last column holds: \['(.*?)', '(.*?)'\]", bug).groups()
-    assert sorted(last_column) == ["<|endoftext|>", "<|pad|>"], last_column
-    padded = last_column.index("<|pad|>")
-    alone, eos, naive = (_numbers(bug.split(label)[1].splitlines()[0])
-                         for label in ("scored one at a time:", "EOS pooling in batch:", "hidden[:, -1]       :"))
-    assert alone == eos and eos[0] > eos[1] + 1 and naive[0] < naive[1] - 1  # a clear win turned into a clear loss
-    assert naive[1 - padded] == eos[1 - padded]  # the unpadded row's last column is its EOS
-    assert ("EOS pooling prefers the **chosen** answer; `hidden[:, -1]` prefers the **rejected** one. The "
-            f"{('chosen', 'rejected')[padded]} answer is the shorter one") in _text(nb)
-    left = [_numbers(line.rsplit(":", 1)[1]) for line in _printed(nb, "c11").splitlines()[1:3]]
-    assert left[0] == left[1] == eos  # with left padding the shortcut happens to work
-    # PAD = EOS: the classifier reads the token before EOS; with a separate PAD it reads EOS
-    pad_eos = _printed(nb, "c13").splitlines()
-    classifier, before, at_eos = (_numbers(line.split(":")[1])[0] for line in pad_eos)
-    assert classifier == before != at_eos and _numbers(pad_eos[2])[-1] == at_eos
-    assert _numbers(_printed(nb, "c15").split(":")[1]) == [at_eos]
-
-
-def claims_03(nb):
-    import math
-    import re
-
-    text = _text(nb)
-    per_pair = _numbers(_printed(nb, "c04").splitlines()[0])
-    assert per_pair.index(max(per_pair)) == 2  # "the pair with the smallest gap (1.8 vs 0.9) costs the most"
-    sigma, back = (_numbers(line.split(":")[1]) for line in _printed(nb, "c06").splitlines())
-    assert sigma == back  # exp(−loss) gives the probability back
-    shifted, scaled = (_numbers(line.split(":")[1])[0] for line in _printed(nb, "c08").splitlines())
-    assert shifted == _numbers(_printed(nb, "c04").splitlines()[1])[0] and scaled < shifted
-    grads = re.findall(r"Δ = ([-+]\d+):  ∂loss/∂r_c = ([-+][\d.]+)   ∂loss/∂r_r = ([-+][\d.]+)", _printed(nb, "c12"))
-    for gap, g_c, g_r in grads:  # equal and opposite, σ(−Δ)
-        assert float(g_c) == -float(g_r) and abs(-float(g_c) - 1 / (1 + math.exp(float(gap)))) < 1e-4
-    sizes = [-float(g) for _, g, _ in grads]
-    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < 0.001 and sizes[0] > 0.95
-    assert all(0.5 <= s < 1 for (gap, _, _), s in zip(grads, sizes) if float(gap) <= 0)  # wrong pairs: 0.5 … 1
-    margin = dict(re.findall(r"m = ([\d.]+): loss at Δ = 1 is ([\d.]+)", _printed(nb, "c14")))
-    assert abs(float(margin["1.0"]) - math.log(2)) < 1e-4  # with m = Δ the loss is log 2, a tie
-    means = re.findall(r"start: mean = (-?[\d.]+)\s+→\s+center_coef = ([\d.]+): scores A..D = \[(.*?)\], mean = (-?[\d.]+), "
-                       r"pairwise loss = ([\d.]+)", text)
-    assert len(means) == 2
-    (start0, _, free, end0, loss0), (_, _, centred, end1, loss1) = means
-    assert float(start0) == float(end0)  # without the penalty the mean stays exactly where it started
-    assert abs(float(end1)) < 0.5  # with it the scores settle around 0
-    a, b, c, d = map(float, free.split(", "))
-    a2, b2, c2, d2 = map(float, centred.split(", "))
-    assert a > b and a > c and b > d and c > d and a2 > b2 and a2 > c2 and b2 > d2 and c2 > d2  # both rank right
-    assert a2 - d2 < a - d  # the penalty shrinks the gaps
-    assert float(loss1) > float(loss0)  # "It trades ranking loss for scores on a fixed level"
-    # quiz 03's explanations quote these numbers
-    assert abs(float(margin["0.0"]) - 0.313) < 5e-4 and abs(sizes[-1] - 0.0003) < 5e-5
-
-
-def claims_04(nb):
-    import math
-    import re
-
-    text = _text(nb)
-    before = re.search(r"'accuracy': ([\d.]+).*'num_pairs': (\d+)", _printed(nb, "c03"))
-    accuracy, pairs = float(before.group(1)), int(before.group(2))
-    assert abs(accuracy - 0.5) < 2 * math.sqrt(0.25 / pairs)  # "at chance level": within 2 standard errors
-    first, last = map(float, re.search(r"loss ([\d.]+) at the first step, ([\d.]+) over the last ten", _printed(nb, "c05")).groups())
-    assert abs(first - math.log(2)) < 0.1 and last < first / 10  # "starts at log 2 ≈ 0.69 ... and falls"
-    table = {line.split()[0]: _numbers(line) for line in _printed(nb, "c08").splitlines()}
-    assert table["accuracy"][1] > 0.9 and table["accuracy"][1] > table["accuracy"][0]
-    assert abs(table["mean_gap"][1] - (table["mean_chosen"][1] - table["mean_rejected"][1])) < 0.01
-    # both models read the question; the course model (12 epochs, shipped) is the one used from here on
-    said = re.search(r"the model trained here prefers the answer to its own question \*\*(\d+)%\*\* of the time, the "
-                     r"course model \*\*(\d+)%\*\*.*?the course model is right on \*\*(\d+)%\*\*, the model trained "
-                     r"here on \*\*(\d+)%\*\*", text, re.S)
-    assert said, "lesson 04's prompt-swap sentence"
-    swap_here, swap_course, held_course, held_here = map(int, said.groups())
-    assert swap_here >= 90 and swap_course >= 95 and held_course >= 97
-    assert held_here == round(100 * table["accuracy"][1])
-    own, total = map(int, re.search(r"In \*\*(\d) of (\d)\*\* rows", text).groups())
-    assert own == total == 6
-    assert re.search(r"Row \d, the running example's question \(\"How do I reset my password\?\"\), is one of them\.", text)
-    assert "9: 36}" in _printed(nb, "c10")  # "one ranking of 9 gives 36 pairs"
-    losses = {line[:28].strip(): _numbers(line[28:]) for line in _printed(nb, "c12").splitlines()[2:6]}
-    for i in (0, 1):  # lowest in the people's order, highest reversed
-        assert losses["same numbers, human order"][i] == min(v[i] for v in losses.values())
-        assert losses["same numbers, reversed"][i] == max(v[i] for v in losses.values())
-    assert abs(losses["all equal"][0] - math.log(2)) < 1e-3 and abs(losses["all equal"][1] - math.log(24)) < 1e-3
-    against = int(re.search(r"the model orders (\d+) of 6 pairs against the people", _printed(nb, "c12")).group(1))
-    assert (against > 0) == (losses["model's scores"][0] > losses["same numbers, human order"][0])
-    assert (against > 0) == (losses["model's scores"][1] > losses["same numbers, human order"][1])  # "both are higher"
-    k2 = re.search(r"K = 2, .*: listwise ([\d.]+), Plackett–Luce ([\d.]+)", _printed(nb, "c12"))
-    assert k2 and k2[1] == k2[2], "For K = 2 the two are the same loss"
-    assert re.search(r"Best-of-8 picked an answer of quality \*\*\+1\*\*", text)
-    means = dict(re.findall(r"quality ([+-]\d): (-?[\d.+]+) \(", text))
-    assert float(means["+1"]) > float(means.get("+0", "-inf")) > float(means.get("-1", "-inf"))
-    rewards = re.findall(r"^\s*([-+][\d.]+)  quality ([-+]\d)", _printed(nb, "c16"), re.M)
-    spreads = {q: float(x) for x, q in re.findall(r"(\d+\.\d+) at quality ([-+]\d)", text)}
-    for q in {q for _, q in rewards}:  # "within one quality the scores still differ"
-        within = [float(r) for r, q2 in rewards if q2 == q]
-        if len(within) > 1:
-            assert abs(spreads[q] - (max(within) - min(within))) < 0.015 and spreads[q] > 0.1, (spreads, within)
-
-
-CLAIMS_01_04 = {"01": claims_01, "02": claims_02, "03": claims_03, "04": claims_04}
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
@@ -328,11 +140,6 @@ def test_tidy_clears_outputs_splits_headings_and_keeps_ids(tmp_path):
 def _printed(nb, cell_id: str) -> str:
     cell = next(c for c in nb.cells if c.get("id") == cell_id)
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-
-
-def _output_text(nb, cell_id: str) -> str:
-    cell = next(c for c in nb.cells if c.get("id") == cell_id)
-    return "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.outputs)
 
 
 def _numbers(line: str) -> list[float]:
