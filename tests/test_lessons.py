@@ -4,13 +4,13 @@ and is committed with its outputs cleared."""
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from claims_01_07 import CHECKS
+from claims_08 import check_08
 from lesson_claims import add_claims_cell
 from nbclient import NotebookClient
 
@@ -54,7 +54,7 @@ def test_lesson_executes_headless(path, tmp_path):
                      if o.output_type == "stream" and o.name == "stderr" and "[transformers]" in o.text]
     assert not library_noise, f"transformers warnings a student cannot act on: {library_noise}"
     # what the lesson's text says about its own outputs: every lesson has its checks
-    check = CHECKS.get(path.name[:2]) or CLAIMS.get(path.stem)
+    check = {**CHECKS, "08": check_08}.get(path.name[:2])
     assert check is not None, f"no claim checks for {path.name}"
     check(nb)
 
@@ -132,22 +132,3 @@ def test_tidy_clears_outputs_splits_headings_and_keeps_ids(tmp_path):
     assert [c.metadata["slideshow"]["slide_type"] for c in cells] == ["slide", "slide", "-"]
     assert cells[2].outputs == [] and cells[2].execution_count is None and "execution" not in cells[2].metadata
     assert tidy.main(["--check", str(path)]) == 0
-
-
-# ---------------------------------------------------------------------------------- claims
-# What a lesson says about its own output, checked on the executed notebook.
-
-def _printed(nb, cell_id: str) -> str:
-    cell = next(c for c in nb.cells if c.get("id") == cell_id)
-    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-
-
-def _numbers(line: str) -> list[float]:
-    return [float(x) for x in re.findall(r"[-+]?\d+\.?\d*", line)]
-
-
-def check_08(nb) -> None:
-    __import__("claims_08").check_08(nb)  # lesson 08's claims, read from the values it displays
-
-
-CLAIMS = {"08_the_reward_model_in_the_loop": check_08}
