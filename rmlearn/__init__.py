@@ -25,9 +25,10 @@ _EXPORTS = {
     ],
     "segments": ["segment_scores", "rank_segments", "cumulative_scores"],
     "data": [
-        "PreferencePair", "RankedExample", "DataError", "load_preferences", "support_pairs",
-        "synthetic_preferences", "length_probe", "split", "PASSWORD_RESET",
+        "PreferencePair", "RankedExample", "DataError", "load_preferences", "support_pairs", "split",
+        "PASSWORD_RESET",
     ],
+    "synthetic": ["synthetic_preferences", "length_probe"],
     "train": ["train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig"],
     "rlhf": [
         "tiny_policy", "sft_policy", "frozen_copy", "sample", "per_token_kl", "sequence_kl",

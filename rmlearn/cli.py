@@ -22,8 +22,8 @@ from pathlib import Path
 
 def _demo(args: argparse.Namespace) -> None:
     from . import RewardModel, course_tokenizer, evaluate, tiny_backbone, train_reward_model
-    from .data import HELPFUL_FOR, UNHELPFUL
     from .plots import plot_history
+    from .synthetic import HELPFUL_FOR, UNHELPFUL
     from .zoo import N_PAIRS, course_data
 
     start = time.perf_counter()

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import quality, synthetic_preferences
 from .inputs import SEPARATOR, pad_batch, position_ids
 from .models import RewardModel, ValueModel, cpu_threads_for
+from .synthetic import quality, synthetic_preferences
 
 Gold = Callable[[str, str], float]  # gold(prompt, response) -> the true quality
 

@@ -1,4 +1,4 @@
-"""rmlearn.data: JSONL formats, every malformed case named by file and line, course data sets."""
+"""rmlearn.data and rmlearn.synthetic: JSONL formats, every malformed case named by file and line, course data sets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from rmlearn import (
     support_pairs,
     synthetic_preferences,
 )
-from rmlearn.data import (
+from rmlearn.data import split
+from rmlearn.synthetic import (
     HELPFUL,
     HELPFUL_FOR,
     SYNTHETIC_PROMPTS,
@@ -24,7 +25,6 @@ from rmlearn.data import (
     phrase_kind,
     prompt_swap_probe,
     quality,
-    split,
 )
 
 
@@ -208,3 +208,13 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
                      + '{"prompt": "Qué", "chosen": "sí", "rejected": "no"}\n'.encode("latin-1"))
     with pytest.raises(DataError, match=re.escape(f"{path}:2: not UTF-8 text")):
         load_preferences(path)
+
+
+def test_lessons_still_find_the_synthetic_world_under_its_old_module():
+    import rmlearn.data
+    import rmlearn.synthetic
+
+    for name in rmlearn.data._MOVED_TO_SYNTHETIC:
+        assert getattr(rmlearn.data, name) is getattr(rmlearn.synthetic, name)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        rmlearn.data.nonsense  # noqa: B018

@@ -75,7 +75,7 @@ def test_centering_keeps_scores_near_zero(tokenizer):
 def test_rankings_train_with_listwise_and_plackett_luce(tokenizer, loss):
     import random
 
-    from rmlearn.data import _synthetic_response
+    from rmlearn.synthetic import _synthetic_response
 
     rng, rankings = random.Random(0), []
     prompt = "How do I reset my password?"
@@ -304,7 +304,7 @@ def _one_step_gradients(model, train, threads):
 def _rankings(n: int, seed: int = 0) -> list[RankedExample]:
     import random
 
-    from rmlearn.data import _synthetic_response
+    from rmlearn.synthetic import _synthetic_response
 
     rng, out = random.Random(seed), []
     while len(out) < n:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from rmlearn import course_tokenizer, evaluate, length_probe
-from rmlearn.data import PreferencePair, quality
+from rmlearn.data import PreferencePair
+from rmlearn.synthetic import quality
 from rmlearn.widgets.length_bias import by_quality, length_bias_explorer, length_bias_report, snap_bias
 from rmlearn.zoo import course_data, trained_reward_model
 

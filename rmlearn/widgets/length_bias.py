@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import PreferencePair, length_probe, quality
+from ..data import PreferencePair
+from ..synthetic import length_probe, quality
 
 STEP = 0.1  # biases are snapped to this grid so each trained model can be cached and reused
 

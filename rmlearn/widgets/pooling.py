@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from ..data import FILLER, PreferencePair, support_pairs
+from ..data import PreferencePair, support_pairs
 from ..inputs import encode, encode_batch, pad_batch, special_ids
 from ..pooling import POOLINGS, last_token_index, pool
+from ..synthetic import FILLER
 
 SIDES = ("right", "left")
 
