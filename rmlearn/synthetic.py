@@ -95,6 +95,31 @@ def quality(prompt: str, response: str) -> float:
     return float(kinds.count("helpful") - kinds.count("unhelpful"))
 
 
+def num_words(text: str) -> int:
+    """Length of a response in words: the one measure of length in the course (lessons 04–08).
+
+    >>> num_words("thanks for writing, click forgot password.")
+    6
+    """
+    return len(text.split())
+
+
+def filler_words(n: int) -> str:
+    """``n`` neutral words taken in turn from the course's filler phrases (they carry no quality).
+
+    >>> filler_words(4)
+    'thanks for writing hope'
+    """
+    words = " ".join(FILLER).split()
+    return " ".join(words[i % len(words)] for i in range(n))
+
+
+def by_quality(pairs: list[PreferencePair]) -> list[PreferencePair]:
+    """The same pairs, relabelled so that ``chosen`` is the one with the higher true quality."""
+    return [p if quality(p.prompt, p.chosen) > quality(p.prompt, p.rejected)
+            else PreferencePair(p.prompt, p.rejected, p.chosen) for p in pairs]
+
+
 # ---------------------------------------------------------------------------------------------
 # Generators: simulated annotators label random responses (lessons 04–05)
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +153,7 @@ def _synthetic_response(rng: random.Random, prompt: str) -> tuple[str, float, in
     """(text, quality for ``prompt``, length in words) of one random response: one content phrase
     followed by 0–5 neutral filler phrases."""
     text = _join(_content(rng, prompt), _filler(rng))
-    return text, quality(prompt, text), len(text.split())
+    return text, quality(prompt, text), num_words(text)
 
 
 def _pairs(n: int, seed: int, keep) -> list[PreferencePair]:
