@@ -23,7 +23,7 @@ from pathlib import Path
 def _demo(args: argparse.Namespace) -> None:
     from . import RewardModel, course_tokenizer, evaluate, tiny_backbone, train_reward_model
     from .plots import plot_history
-    from .synthetic import HELPFUL_FOR, UNHELPFUL
+    from .synthetic import HELPFUL_FOR, UNHELPFUL, num_words
     from .zoo import N_PAIRS, course_data
 
     start = time.perf_counter()
@@ -42,7 +42,7 @@ def _demo(args: argparse.Namespace) -> None:
     # written as the synthetic training data writes its answers: lower case, the content phrase first
     good, bad = f"{HELPFUL_FOR[prompt][0]}, kind regards.", f"{UNHELPFUL[0]}, kind regards."
     r_good, r_bad = model.score([prompt] * 2, [good, bad], tokenizer).tolist()
-    print(f"\nPrompt: {prompt}   (two answers of {len(good.split())} words each: length cannot decide)")
+    print(f"\nPrompt: {prompt}   (two answers of {num_words(good)} words each: length cannot decide)")
     print(f"  {r_good:+.3f}  {good}")
     print(f"  {r_bad:+.3f}  {bad}")
     print(f"The model {'prefers' if r_good > r_bad else 'does NOT prefer'} the helpful answer.")
