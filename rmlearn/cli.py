@@ -325,7 +325,7 @@ def _lessons(args: argparse.Namespace) -> None:
 
 
 def _course(args: argparse.Namespace) -> None:
-    from .course import init_course, next_steps
+    from .grading.instructor import init_course, next_steps
 
     try:
         directory = init_course(Path(args.directory), force=args.force, source=args.source)

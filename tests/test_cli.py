@@ -14,7 +14,8 @@ import torch
 
 from rmlearn import RewardModel, course_tokenizer, support_pairs, synthetic_preferences, tiny_backbone
 from rmlearn.cli import main
-from rmlearn.course import ASSIGNMENTS, course_path
+from rmlearn.course import course_path
+from rmlearn.grading.instructor import ASSIGNMENTS
 
 
 def _jsonl(path, pairs):

@@ -21,7 +21,7 @@ import pytest
 from conftest import unavailable
 from students import cell_points, class_students
 
-from rmlearn.course import init_course
+from rmlearn.grading.instructor import init_course
 
 ASSIGNMENT = "ps3_bias_and_segments"  # the cheapest to grade: no torch import
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "instructor.md"

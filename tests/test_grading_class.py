@@ -23,7 +23,7 @@ import nbformat
 import pytest
 from students import HARD_KINDS, SLOW_SECONDS, cell_points, class_students, submit, wrong_grades
 
-from rmlearn.course import ASSIGNMENTS, exercises_dir, init_course
+from rmlearn.grading.instructor import ASSIGNMENTS, exercises_dir, init_course
 from rmlearn.grading.parallel import autograde_class, gradebook_rows
 
 ASSIGNMENT = "ps3_bias_and_segments"

@@ -28,7 +28,7 @@ import psutil
 import pytest
 from test_exercises import cell, cell_grades, cell_points, nbgrader, solved, submit
 
-from rmlearn.course import init_course
+from rmlearn.grading.instructor import init_course
 from rmlearn.grading.sandbox import Limits, SandboxError, bwrap_command, check, find_bwrap
 
 PS1 = "ps1_reward_scores"

@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .instructor import CHECKOUT_EXERCISES
+
 KERNEL_NAME = "rmlearn-sandbox"
 _SYSTEM_DIRS = ("/usr", "/etc", "/opt")  # read-only; /bin, /lib, /lib64, /sbin follow below
 # of nbgrader's variables only NBGRADER_EXECUTION: others may hold a database URL or a token
@@ -135,12 +137,8 @@ def _hidden_paths(cwd: str) -> list[str]:
     """Folders masked with an empty tmpfs even when they sit inside a bound folder: the course
     directory and the shipped exercises (both hold solutions and hidden tests)."""
     hidden = [p for p in (_course_root(cwd),) if p]
-    try:
-        from rmlearn.course import course_path
-
-        hidden.append(str(course_path("exercises")))
-    except FileNotFoundError:
-        pass
+    if CHECKOUT_EXERCISES.is_dir():
+        hidden.append(str(CHECKOUT_EXERCISES))
     return hidden
 
 
