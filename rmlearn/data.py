@@ -11,6 +11,7 @@ import json
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,12 @@ class RankedExample:
             raise ValueError(f"a ranking needs at least 2 responses, got {len(self.responses)}")
 
     def pairs(self) -> list[PreferencePair]:
-        """The K·(K−1)/2 preference pairs implied by the ranking."""
-        from .losses import ranking_to_pairs
+        """The K·(K−1)/2 preference pairs implied by the ranking: each response beats every later one.
 
-        return [PreferencePair(self.prompt, a, b) for a, b in ranking_to_pairs(self.responses)]
+        >>> [(p.chosen, p.rejected) for p in RankedExample("Q?", ("a", "b", "c")).pairs()]
+        [('a', 'b'), ('a', 'c'), ('b', 'c')]
+        """
+        return [PreferencePair(self.prompt, a, b) for a, b in combinations(self.responses, 2)]
 
 
 Example = PreferencePair | RankedExample

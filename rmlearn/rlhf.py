@@ -50,7 +50,8 @@ def tiny_policy(seed: int = 0, **config: Any) -> nn.Module:
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from .backbone import TINY_CONFIG, _course_special_ids
+    from .backbone import TINY_CONFIG
+    from .backbone import course_special_ids as _course_special_ids
 
     vocab_size, eos_id, pad_id = _course_special_ids()
     cfg = GPT2Config(vocab_size=vocab_size, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,

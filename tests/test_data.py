@@ -218,3 +218,11 @@ def test_lessons_still_find_the_synthetic_world_under_its_old_module():
         assert getattr(rmlearn.data, name) is getattr(rmlearn.synthetic, name)
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         rmlearn.data.nonsense  # noqa: B018
+
+
+def test_a_rankings_pairs_are_ranking_to_pairs_of_its_responses():
+    from rmlearn import ranking_to_pairs
+
+    example = RankedExample("Q?", ("a", "b", "c", "d"))
+    assert [(p.chosen, p.rejected) for p in example.pairs()] == ranking_to_pairs(example.responses)
+    assert {p.prompt for p in example.pairs()} == {"Q?"}
