@@ -313,3 +313,19 @@ def test_train_flags_default_to_the_librarys_recipe(tmp_path):
                                  "--max-grad-norm", "0", "--lr-schedule", "constant"])
     settings = TrainConfig(**_train_settings(args))
     assert (settings.epochs, settings.max_grad_norm, settings.lr_schedule) == (3, None, "constant")
+
+
+def test_train_flags_take_their_choices_and_defaults_from_the_library():
+    from rmlearn.cli import _parser
+    from rmlearn.pooling import POOLINGS
+    from rmlearn.train import LOSSES, POLICIES, SCHEDULES, TrainConfig
+
+    parser, base = _parser(), ["train", "data.jsonl", "--out", "out"]
+    args = parser.parse_args(base)
+    assert (args.loss, args.too_long) == (TrainConfig.loss, TrainConfig.too_long)
+    for flag, names in (("--pooling", POOLINGS), ("--loss", LOSSES), ("--too-long", POLICIES),
+                        ("--lr-schedule", SCHEDULES)):
+        for name in names:
+            parser.parse_args([*base, flag, name])
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, flag, "nonsense"])
