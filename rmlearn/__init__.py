@@ -20,7 +20,7 @@ _EXPORTS = {
     "pooling": ["pool"],
     "models": ["RewardModel", "ValueModel"],
     "losses": [
-        "pairwise_loss", "ranking_to_pairs", "listwise_pairwise_loss", "plackett_luce_loss",
+        "pairwise_loss", "ranking_to_pairs", "all_pairs_loss", "listwise_pairwise_loss", "plackett_luce_loss",
         "segment_regression_loss", "centering_penalty",
     ],
     "segments": ["segment_scores", "rank_segments", "cumulative_scores", "split_sentences"],

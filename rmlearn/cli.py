@@ -394,7 +394,7 @@ def _parser() -> argparse.ArgumentParser:
     # choices and defaults come from the library (this imports torch: about a second)
     from .models import RewardModel
     from .pooling import POOLINGS
-    from .train import LOSSES, POLICIES, PRECISIONS, SCHEDULES, TrainConfig
+    from .train import LOSSES, PRECISIONS, SCHEDULES, TRUNCATIONS, TrainConfig
 
     recipe = TrainConfig()
     default_pooling = inspect.signature(RewardModel).parameters["pooling"].default
@@ -426,7 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--center-coef", type=float,
                        help=f"weight of the centering penalty (default {recipe.center_coef:g})")
     train.add_argument("--max-length", type=int, help="longest sequence in tokens (default: the backbone's)")
-    train.add_argument("--too-long", choices=POLICIES, default=recipe.too_long,
+    train.add_argument("--too-long", choices=TRUNCATIONS, default=recipe.too_long,
                        help="what happens to longer pairs (truncate: cut the prompt's start, keep EOS)")
     train.add_argument("--dtype", choices=list(PRECISIONS), default="fp32",
                        help="load the backbone in this dtype; bf16/fp16 train with fp32 master weights")

@@ -478,9 +478,6 @@ class RLHistory:
     length: list[float] = field(default_factory=list)  # words per response
     config: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _masked_whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mean = (x * mask).sum() / mask.sum()

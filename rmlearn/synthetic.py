@@ -45,7 +45,6 @@ FILLER = (
     "thanks for writing", "hope you are well", "as you may know", "please note",
     "in many cases", "we value you", "let me explain", "kind regards",
 )
-PHRASE_KINDS = ("helpful", "off-topic", "unhelpful", "filler", "other")
 
 
 def _check_prompt(prompt: str) -> str:
@@ -65,7 +64,8 @@ def phrases(response: str) -> list[str]:
 
 
 def phrase_kind(prompt: str, phrase: str) -> str:
-    """What ``phrase`` is worth for ``prompt`` under the hidden rule: one of ``PHRASE_KINDS``.
+    """What ``phrase`` is worth for ``prompt`` under the hidden rule: ``"helpful"``, ``"off-topic"``
+    (helpful for another prompt), ``"unhelpful"``, ``"filler"`` or ``"other"``.
 
     >>> phrase_kind("How do I reset my password?", "click forgot password")
     'helpful'

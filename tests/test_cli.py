@@ -225,7 +225,7 @@ def _assert_no_nbgrader_authoring_ui(base: str, token: str) -> None:
     assert not_found.value.code == 404
 
 
-# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+# --- defects a user hit (each test failed before its fix) --------------------------------------------------------------
 
 def _error(argv, capsys) -> str:
     """Run the CLI expecting a clean failure: exit status 2 and one `rmlearn: error:` line."""
@@ -318,12 +318,12 @@ def test_train_flags_default_to_the_librarys_recipe(tmp_path):
 def test_train_flags_take_their_choices_and_defaults_from_the_library():
     from rmlearn.cli import _parser
     from rmlearn.pooling import POOLINGS
-    from rmlearn.train import LOSSES, POLICIES, SCHEDULES, TrainConfig
+    from rmlearn.train import LOSSES, SCHEDULES, TRUNCATIONS, TrainConfig
 
     parser, base = _parser(), ["train", "data.jsonl", "--out", "out"]
     args = parser.parse_args(base)
     assert (args.loss, args.too_long) == (TrainConfig.loss, TrainConfig.too_long)
-    for flag, names in (("--pooling", POOLINGS), ("--loss", LOSSES), ("--too-long", POLICIES),
+    for flag, names in (("--pooling", POOLINGS), ("--loss", LOSSES), ("--too-long", TRUNCATIONS),
                         ("--lr-schedule", SCHEDULES)):
         for name in names:
             parser.parse_args([*base, flag, name])

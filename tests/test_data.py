@@ -191,7 +191,7 @@ def test_bad_arguments_are_named():
         split([1, 2, 3], 1.0)
 
 
-# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+# --- defects a user hit (each test failed before its fix) --------------------------------------------------------------
 
 def test_implicit_pair_where_one_response_is_the_other_plus_more_words(tmp_path):
     """Defect 9: 'Sure' vs 'Sure thing': the shared prefix ends where the longer one has a space;

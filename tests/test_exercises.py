@@ -106,7 +106,7 @@ def test_every_assignment_has_points_and_at_most_a_few_per_cell():
 
 
 def test_hidden_tests_only_record_and_the_expected_answers_live_outside_the_notebooks():
-    """Part of issue 9: the grader, not the student's kernel, compares answers with expected ones
+    """The grader, not the student's kernel, compares answers with expected ones
     (rmlearn.grading.scoring). Hidden tests hold inputs and record() calls, never an expected value."""
     from rmlearn.grading.instructor import exercises_dir
     from rmlearn.grading.scoring import answers_path

@@ -172,7 +172,7 @@ def test_the_time_budget_stops_a_slow_submission_and_sends_unrun_tests_to_manual
 
 @pytest.mark.slow
 def test_a_cell_starved_of_cpu_is_not_cut_but_a_sleeping_one_is():
-    """Issue 17.8: cell timeouts count the kernel's CPU time, so a slow honest cell keeps its points on
+    """Cell timeouts count the kernel's CPU time, so a slow honest cell keeps its points on
     a core shared with another busy process; a cell that only waits is still stopped."""
     import os
     import subprocess

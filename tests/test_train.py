@@ -365,7 +365,7 @@ def test_a_backbone_with_dropout_is_not_sharded(tokenizer):
     assert (history.threads, history.shards) == (2, 1)  # torch splits each op over 2 threads instead
 
 
-# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+# --- defects a user hit (each test failed before its fix) --------------------------------------------------------------
 
 def test_linear_schedule_ends_at_zero_with_rankings_of_mixed_size(tokenizer, monkeypatch):
     """Defect 5: with K = 2 and K = 3 examples the number of batches changes with the shuffle; the
@@ -431,7 +431,7 @@ def test_gradient_checkpointing_gives_the_same_step_and_is_switched_off_after(to
 
 
 def test_training_and_tiny_backbone_leave_the_callers_gpu_generators_alone(tokenizer, monkeypatch):
-    """"Also" of issue 19: fork_rng(devices=[]) saves only the CPU generator, and torch.manual_seed
+    """fork_rng(devices=[]) saves only the CPU generator, and torch.manual_seed
     reseeds every GPU's too (queued when CUDA is not started yet), so a caller's CUDA random stream
     changed. Now only the CPU generator (and the training GPU's, restored) is seeded."""
     calls = []

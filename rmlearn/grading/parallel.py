@@ -1,6 +1,6 @@
 """The whole class graded at once: ``nbgrader autograde`` on many students in parallel.
 
-nbgrader grades one submission after another (its issue #174, open since 2015). Here each
+nbgrader grades one submission after another (nbgrader's GitHub issue #174, open since 2015). Here each
 submission is graded by nbgrader's own ``Autograde`` converter, in a pool of worker processes that
 load the course's configuration exactly as ``nbgrader autograde`` does (``nbgrader_config.py`` in
 the working directory and in the course root, plus ``nbgrader_args``), so the configured

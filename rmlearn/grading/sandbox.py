@@ -42,7 +42,6 @@ from typing import Any
 
 from .instructor import CHECKOUT_EXERCISES
 
-KERNEL_NAME = "rmlearn-sandbox"
 _SYSTEM_DIRS = ("/usr", "/etc", "/opt")  # read-only; /bin, /lib, /lib64, /sbin follow below
 # of nbgrader's variables only NBGRADER_EXECUTION: others may hold a database URL or a token
 _ENV_NAMES = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "SOURCE_DATE_EPOCH", "NBGRADER_EXECUTION"}
