@@ -26,7 +26,13 @@ SIDES = ("right", "left")  # where a batch puts its padding
 
 def pair_rewards(model: Any, tokenizer: Any, pair: PreferencePair, side: str = "right") -> dict[str, tuple[float, float]]:
     """(r_chosen, r_rejected) of ``pair`` under every pooling, both scored in one batch padded on
-    ``side`` (the shorter answer gets the padding, as in training and evaluation)."""
+    ``side`` (the shorter answer gets the padding, as in training and evaluation).
+
+    >>> from rmlearn import PASSWORD_RESET, RewardModel, course_tokenizer, tiny_backbone
+    >>> rewards = pair_rewards(RewardModel(tiny_backbone()), course_tokenizer(), PASSWORD_RESET, side="left")
+    >>> sorted(rewards), rewards["last"] == rewards["eos"]  # left padding: the last column is the EOS
+    (['eos', 'last', 'mean'], True)
+    """
     if side not in SIDES:
         raise ValueError(f"padding side must be one of {SIDES}, got {side!r}")
     ids, mask = encode_batch(tokenizer, [pair.prompt] * 2, [pair.chosen, pair.rejected], side=side)  # (2, T)
@@ -99,6 +105,13 @@ def pooling_view(
 
     The padded row is what the model would see inside a batch whose longest sequence is ``pad``
     tokens longer. Each score is the model's own head applied to ``pool(hidden, mask, how)``.
+
+    >>> from rmlearn import RewardModel, course_tokenizer, tiny_backbone
+    >>> view = pooling_view(RewardModel(tiny_backbone()), course_tokenizer(), "Q?", "click forgot password", pad=2)
+    >>> view.tokens[view.reads["eos"]], view.tokens[view.reads["last"]]  # right padding: last reads a PAD
+    ('<|endoftext|>', '<|pad|>')
+    >>> len(view.tokens) - view.num_real, view.reads["mean"]
+    (2, None)
     """
     if side not in SIDES:
         raise ValueError(f"padding side must be one of {SIDES}, got {side!r}")
