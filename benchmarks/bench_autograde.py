@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from rmlearn.course import ASSIGNMENTS, init_course
+from rmlearn.grading.instructor import ASSIGNMENTS, init_course
 
 
 def nbgrader(root: Path, *args: str) -> float:

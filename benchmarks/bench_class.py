@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from rmlearn.course import ASSIGNMENTS, init_course
+from rmlearn.grading.instructor import ASSIGNMENTS, init_course
 from rmlearn.grading.parallel import gradebook_rows, usable_cpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the simulated students are test fixtures

@@ -47,7 +47,7 @@ def one_run(seed: int) -> dict:
         tiny_backbone,
         train_reward_model,
     )
-    from rmlearn.data import prompt_swap_probe
+    from rmlearn.synthetic import prompt_swap_probe
     from rmlearn.zoo import course_data
 
     tokenizer, row = course_tokenizer(), {"cpu": torch.backends.cpu.get_cpu_capability(), "seed": seed}

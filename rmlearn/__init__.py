@@ -20,14 +20,16 @@ _EXPORTS = {
     "pooling": ["pool"],
     "models": ["RewardModel", "ValueModel"],
     "losses": [
-        "pairwise_loss", "ranking_to_pairs", "listwise_pairwise_loss", "plackett_luce_loss",
+        "pairwise_loss", "ranking_to_pairs", "all_pairs_loss", "listwise_pairwise_loss", "plackett_luce_loss",
         "segment_regression_loss", "centering_penalty",
     ],
-    "segments": ["segment_scores", "rank_segments", "cumulative_scores"],
+    "segments": ["segment_scores", "rank_segments", "cumulative_scores", "split_sentences"],
     "data": [
-        "PreferencePair", "RankedExample", "DataError", "load_preferences", "support_pairs",
-        "synthetic_preferences", "length_probe", "split", "PASSWORD_RESET",
+        "PreferencePair", "RankedExample", "DataError", "load_preferences", "support_pairs", "split",
+        "PASSWORD_RESET",
     ],
+    "synthetic": ["synthetic_preferences", "length_probe", "by_quality", "num_words", "filler_words"],
+    "views": ["pooling_view", "padding_flip", "length_bias_report"],
     "train": ["train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig"],
     "rlhf": [
         "tiny_policy", "sft_policy", "frozen_copy", "sample_responses", "per_token_kl", "sequence_kl",

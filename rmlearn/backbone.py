@@ -56,7 +56,8 @@ def course_tokenizer() -> PreTrainedTokenizerFast:
 
 
 @lru_cache(maxsize=1)
-def _course_special_ids() -> tuple[int, int, int]:
+def course_special_ids() -> tuple[int, int, int]:
+    """(vocabulary size, EOS id, PAD id) of ``course_tokenizer()``: what a tiny model must match."""
     tok = course_tokenizer()
     return len(tok), tok.eos_token_id, tok.pad_token_id
 
@@ -75,7 +76,7 @@ def tiny_backbone(seed: int = 0, **config: Any) -> PreTrainedModel:
     import torch
     from transformers import GPT2Config, GPT2Model
 
-    vocab_size, eos_id, pad_id = _course_special_ids()
+    vocab_size, eos_id, pad_id = course_special_ids()
     settings = {**TINY_CONFIG, **config}
     cfg = GPT2Config(
         vocab_size=vocab_size, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,

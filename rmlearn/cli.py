@@ -19,11 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+from .data import MAX_CHARS
+
 
 def _demo(args: argparse.Namespace) -> None:
     from . import RewardModel, course_tokenizer, evaluate, tiny_backbone, train_reward_model
-    from .data import HELPFUL_FOR, UNHELPFUL
     from .plots import plot_history
+    from .synthetic import HELPFUL_FOR, UNHELPFUL, num_words
     from .zoo import N_PAIRS, course_data
 
     start = time.perf_counter()
@@ -42,7 +44,7 @@ def _demo(args: argparse.Namespace) -> None:
     # written as the synthetic training data writes its answers: lower case, the content phrase first
     good, bad = f"{HELPFUL_FOR[prompt][0]}, kind regards.", f"{UNHELPFUL[0]}, kind regards."
     r_good, r_bad = model.score([prompt] * 2, [good, bad], tokenizer).tolist()
-    print(f"\nPrompt: {prompt}   (two answers of {len(good.split())} words each: length cannot decide)")
+    print(f"\nPrompt: {prompt}   (two answers of {num_words(good)} words each: length cannot decide)")
     print(f"  {r_good:+.3f}  {good}")
     print(f"  {r_bad:+.3f}  {bad}")
     print(f"The model {'prefers' if r_good > r_bad else 'does NOT prefer'} the helpful answer.")
@@ -65,7 +67,6 @@ def _demo(args: argparse.Namespace) -> None:
           f"{time.perf_counter() - start:.1f} s in all.")
 
 
-MAX_CHARS = 20_000  # rmlearn.data.MAX_CHARS (not imported here: `rmlearn --help` stays light)
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 PRETRAINED_LR = 1e-5  # default lr for a pretrained backbone; the tiny course model uses TrainConfig's 3e-3
 
@@ -126,7 +127,8 @@ def _train_model(args: argparse.Namespace):
                                     f"could be loaded ({str(err).splitlines()[0]})") from None
     else:
         backbone = tiny_backbone(seed=args.seed).to(dtype)
-    return RewardModel(backbone, pooling=args.pooling or "eos", seed=args.seed).to(args.device)
+    pooling = {"pooling": args.pooling} if args.pooling else {}  # none given: RewardModel's default
+    return RewardModel(backbone, **pooling, seed=args.seed).to(args.device)
 
 
 def _check_device(name: str) -> None:
@@ -325,7 +327,7 @@ def _lessons(args: argparse.Namespace) -> None:
 
 
 def _course(args: argparse.Namespace) -> None:
-    from .course import init_course, next_steps
+    from .grading.instructor import init_course, next_steps
 
     try:
         directory = init_course(Path(args.directory), force=args.force, source=args.source)
@@ -381,13 +383,27 @@ def _threads(value: str) -> int | str:
     return value if value == "auto" else int(value)
 
 
+def _add_max_chars(command) -> None:
+    command.add_argument("--max-chars", type=int, default=MAX_CHARS,
+                         help=f"longest text field accepted in the JSONL file (default {MAX_CHARS:,})")
+
+
 def _parser() -> argparse.ArgumentParser:
+    import inspect
+
+    # choices and defaults come from the library (this imports torch: about a second)
+    from .models import RewardModel
+    from .pooling import POOLINGS
+    from .train import LOSSES, PRECISIONS, SCHEDULES, TRUNCATIONS, TrainConfig
+
+    recipe = TrainConfig()
+    default_pooling = inspect.signature(RewardModel).parameters["pooling"].default
     parser = argparse.ArgumentParser(prog="rmlearn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train the tiny reward model and show its scores")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--epochs", type=int, help="passes over the data (default: TrainConfig's)")
+    demo.add_argument("--epochs", type=int, help=f"passes over the data (default {recipe.epochs})")
     demo.add_argument("--pairs", type=int, default=None,
                       help="synthetic preference pairs to generate (default: the course model's 1500)")
     demo.add_argument("--out", default="rmlearn-demo", help="folder for the training plot")
@@ -399,28 +415,29 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--backbone", help="local directory or hub id of a decoder (default: tiny course model); "
                        "a folder written by `rmlearn train` resumes it: head and optimizer state")
     train.add_argument("--tokenizer", help="tokenizer path or hub id (default: the backbone's, or the course's)")
-    train.add_argument("--pooling", choices=["eos", "mean", "last"], default=None,
-                       help="eos (default), mean or last; a reward model given as --backbone keeps its own")
-    train.add_argument("--loss", choices=["pairwise", "listwise", "plackett_luce"], default="pairwise")
-    train.add_argument("--epochs", type=int, help="passes over the data (default: TrainConfig's, 12)")
-    train.add_argument("--batch-size", type=int, help="pairs per batch (default: TrainConfig's, 16)")
-    train.add_argument("--lr", type=float, help=f"default: {PRETRAINED_LR:g} with --backbone, 3e-3 for the tiny model")
-    train.add_argument("--margin", type=float, help="m in -log σ(r_c - r_r - m) (default 0)")
-    train.add_argument("--center-coef", type=float, help="weight of the centering penalty (default 0)")
+    train.add_argument("--pooling", choices=POOLINGS, default=None,
+                       help=f"default {default_pooling}; a reward model given as --backbone keeps its own")
+    train.add_argument("--loss", choices=LOSSES, default=recipe.loss)
+    train.add_argument("--epochs", type=int, help=f"passes over the data (default {recipe.epochs})")
+    train.add_argument("--batch-size", type=int, help=f"pairs per batch (default {recipe.batch_size})")
+    train.add_argument("--lr", type=float,
+                       help=f"default: {PRETRAINED_LR:g} with --backbone, {recipe.lr:g} for the tiny model")
+    train.add_argument("--margin", type=float, help=f"m in -log σ(r_c - r_r - m) (default {recipe.margin:g})")
+    train.add_argument("--center-coef", type=float,
+                       help=f"weight of the centering penalty (default {recipe.center_coef:g})")
     train.add_argument("--max-length", type=int, help="longest sequence in tokens (default: the backbone's)")
-    train.add_argument("--too-long", choices=["truncate", "drop"], default="truncate",
+    train.add_argument("--too-long", choices=TRUNCATIONS, default=recipe.too_long,
                        help="what happens to longer pairs (truncate: cut the prompt's start, keep EOS)")
-    train.add_argument("--dtype", choices=list(DTYPES), default="fp32",
+    train.add_argument("--dtype", choices=list(PRECISIONS), default="fp32",
                        help="load the backbone in this dtype; bf16/fp16 train with fp32 master weights")
-    train.add_argument("--max-chars", type=int, default=MAX_CHARS,
-                       help=f"longest text field accepted in the JSONL file (default {MAX_CHARS:,})")
+    _add_max_chars(train)
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, …")
-    train.add_argument("--grad-accum", type=int, help="batches per optimizer step (default 1)")
-    train.add_argument("--max-grad-norm", type=float, help="clip the gradient norm (default 1.0; 0: no clipping)")
-    train.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"],
-                       help="after warm-up (default: cosine decay to 0)")
+    train.add_argument("--grad-accum", type=int, help=f"batches per optimizer step (default {recipe.grad_accum})")
+    train.add_argument("--max-grad-norm", type=float, help=f"clip the gradient norm (default {recipe.max_grad_norm}; 0: no clipping)")
+    train.add_argument("--lr-schedule", choices=SCHEDULES,
+                       help=f"after warm-up (default: {recipe.lr_schedule} decay to 0)")
     train.add_argument("--warmup-steps", type=int, help="optimizer steps of linear warm-up (default: --warmup-ratio)")
-    train.add_argument("--warmup-ratio", type=float, help="warm-up as a share of all steps (default 0.05)")
+    train.add_argument("--warmup-ratio", type=float, help=f"warm-up as a share of all steps (default {recipe.warmup_ratio})")
     train.add_argument("--eval-split", "--test-fraction", type=float, default=0.2, dest="eval_split",
                        help="fraction held out, evaluated after every epoch (0: none)")
     train.add_argument("--save-every", type=int, default=0, help="checkpoint every N optimizer steps into --out")
@@ -438,8 +455,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--prompt")
     score.add_argument("--response", action="append", help="repeat for several responses")
     score.add_argument("--tokenizer", help="tokenizer path or hub id (default: the one saved with the model)")
-    score.add_argument("--max-chars", type=int, default=MAX_CHARS,
-                       help=f"longest text field accepted in the JSONL file (default {MAX_CHARS:,})")
+    _add_max_chars(score)
     score.add_argument("--device", default="cpu")
     score.set_defaults(run=_score)
 
@@ -447,8 +463,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("model", help="folder written by `rmlearn train` or RewardModel.save_pretrained")
     evaluation.add_argument("data", help="JSONL preference file (any format `train` reads)")
     evaluation.add_argument("--tokenizer", help="tokenizer path or hub id (default: the one saved with the model)")
-    evaluation.add_argument("--max-chars", type=int, default=MAX_CHARS,
-                       help=f"longest text field accepted in the JSONL file (default {MAX_CHARS:,})")
+    _add_max_chars(evaluation)
     evaluation.add_argument("--device", default="cpu")
     evaluation.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluation.set_defaults(run=_eval)

@@ -1,6 +1,8 @@
-"""Preference data: pairs and rankings, loading JSONL, and the course's own data sets (lessons 03–05).
+"""Preference data: pairs and rankings, loading JSONL, and the course's hand-written support set (lesson 03).
 
 Knows no model: text in, text out. Tokenization happens in ``rmlearn.train`` with a tokenizer.
+The course's synthetic world (prompts, phrases, the hidden quality rule, probes) is
+``rmlearn.synthetic``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import json
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +48,12 @@ class RankedExample:
             raise ValueError(f"a ranking needs at least 2 responses, got {len(self.responses)}")
 
     def pairs(self) -> list[PreferencePair]:
-        """The K·(K−1)/2 preference pairs implied by the ranking."""
-        from .losses import ranking_to_pairs
+        """The K·(K−1)/2 preference pairs implied by the ranking: each response beats every later one.
 
-        return [PreferencePair(self.prompt, a, b) for a, b in ranking_to_pairs(self.responses)]
+        >>> [(p.chosen, p.rejected) for p in RankedExample("Q?", ("a", "b", "c")).pairs()]
+        [('a', 'b'), ('a', 'c'), ('b', 'c')]
+        """
+        return [PreferencePair(self.prompt, a, b) for a, b in combinations(self.responses, 2)]
 
 
 Example = PreferencePair | RankedExample
@@ -202,7 +207,7 @@ def split(data: list, test_fraction: float = 0.2, seed: int = 0) -> tuple[list, 
 
 
 # ---------------------------------------------------------------------------------------------
-# The course's data sets
+# The course's hand-written support set
 # ---------------------------------------------------------------------------------------------
 
 PASSWORD_RESET = PreferencePair(
@@ -288,183 +293,17 @@ def support_pairs() -> list[PreferencePair]:
     return [PreferencePair(*row) for row in _SUPPORT]
 
 
-# The hidden quality rule of the synthetic data, which depends on the prompt: a phrase that
-# answers *this* question adds one point, an unhelpful phrase takes one away, and everything else
-# (filler, or a phrase that answers a *different* question) is neutral. Every prompt has one
-# helpful phrase of 3, 4 and 5 words, and the unhelpful phrases have the same lengths, so quality
-# says nothing about length (lesson 05 adds a length bias on purpose, through the annotators).
-HELPFUL_FOR: dict[str, tuple[str, ...]] = {
-    "How do I reset my password?": (
-        "click forgot password", "choose a new password", "the reset link is emailed"),
-    "My order has not arrived yet.": (
-        "tracking link below", "your parcel ships tomorrow", "here is the tracking link"),
-    "I was charged twice.": (
-        "second charge refunded", "we removed the duplicate", "the extra charge is refunded"),
-    "How do I cancel my plan?": (
-        "press cancel plan", "i cancelled your plan", "access lasts until month end"),
-    "The app keeps crashing.": (
-        "update the app", "restart your phone first", "version 4.3 fixes the crash"),
-    "How can I change my email address?": (
-        "open account settings", "type the new address", "confirm it from your inbox"),
-}
-SYNTHETIC_PROMPTS = tuple(HELPFUL_FOR)
-HELPFUL = tuple(phrase for phrases in HELPFUL_FOR.values() for phrase in phrases)  # for some prompt
-UNHELPFUL = (
-    "i cannot help", "ask someone else", "it is your fault",
-    "read the manual again", "we do not do that", "try again some other day",
-)
-FILLER = (
-    "thanks for writing", "hope you are well", "as you may know", "please note",
-    "in many cases", "we value you", "let me explain", "kind regards",
-)
-PHRASE_KINDS = ("helpful", "off-topic", "unhelpful", "filler", "other")
+# Lessons written before ``rmlearn.synthetic`` existed import these from ``rmlearn.data``; they
+# resolve here on first use (a lazy import, so ``data`` and ``synthetic`` import no cycle at load).
+_MOVED_TO_SYNTHETIC = frozenset({
+    "FILLER", "HELPFUL", "HELPFUL_FOR", "SYNTHETIC_PROMPTS", "UNHELPFUL", "length_probe",
+    "phrase_kind", "phrases", "prompt_swap_probe", "quality", "synthetic_preferences",
+})
 
 
-def _check_prompt(prompt: str) -> str:
-    if prompt not in HELPFUL_FOR:
-        raise ValueError(f"{prompt!r} is not a synthetic prompt; the hidden rule knows {SYNTHETIC_PROMPTS}")
-    return prompt
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_SYNTHETIC:
+        from . import synthetic
 
-
-def phrases(response: str) -> list[str]:
-    """A response cut into its comma-separated phrases, lower-cased, final full stop removed.
-
-    >>> phrases("Click forgot password, kind regards.")
-    ['click forgot password', 'kind regards']
-    """
-    parts = (part.strip().rstrip(".!").strip().lower() for part in response.split(","))
-    return [part for part in parts if part]
-
-
-def phrase_kind(prompt: str, phrase: str) -> str:
-    """What ``phrase`` is worth for ``prompt`` under the hidden rule: one of ``PHRASE_KINDS``.
-
-    >>> phrase_kind("How do I reset my password?", "click forgot password")
-    'helpful'
-    >>> phrase_kind("The app keeps crashing.", "click forgot password")
-    'off-topic'
-    """
-    if phrase in HELPFUL_FOR[_check_prompt(prompt)]:
-        return "helpful"
-    if phrase in HELPFUL:
-        return "off-topic"
-    return "unhelpful" if phrase in UNHELPFUL else "filler" if phrase in FILLER else "other"
-
-
-def quality(prompt: str, response: str) -> float:
-    """The hidden quality of any response to a synthetic prompt (the gold reward of lessons 04–08).
-
-    +1 for each distinct phrase that answers this prompt, −1 for each distinct unhelpful phrase;
-    filler, phrases that answer another prompt, and any other text count 0. Saying a phrase twice
-    does not count twice. ``prompt`` must be one of ``SYNTHETIC_PROMPTS`` (ValueError otherwise).
-
-    >>> quality("How do I reset my password?", "click forgot password, kind regards.")
-    1.0
-    >>> quality("The app keeps crashing.", "click forgot password, kind regards.")
-    0.0
-    """
-    kinds = [phrase_kind(prompt, phrase) for phrase in set(phrases(response))]
-    return float(kinds.count("helpful") - kinds.count("unhelpful"))
-
-
-# How often the one content phrase of a synthetic response is each kind. Answers to the right and
-# to a wrong question are equally common, so the model must read the prompt to tell them apart.
-CONTENT_MIX = {"helpful": 0.45, "off-topic": 0.45, "unhelpful": 0.10}
-
-
-def _content(rng: random.Random, prompt: str) -> str:
-    """The one content phrase of a response: helpful for ``prompt``, helpful for another prompt,
-    or unhelpful, drawn with the probabilities of ``CONTENT_MIX``."""
-    kind = rng.choices(list(CONTENT_MIX), weights=list(CONTENT_MIX.values()))[0]
-    if kind == "helpful":
-        return rng.choice(HELPFUL_FOR[prompt])
-    if kind == "off-topic":
-        return rng.choice(HELPFUL_FOR[rng.choice([p for p in SYNTHETIC_PROMPTS if p != prompt])])
-    return rng.choice(UNHELPFUL)
-
-
-def _join(content: str, filler: list[str]) -> str:
-    """A response: the content phrase first (the answer), then the filler phrases."""
-    return ", ".join([content, *filler]) + "."
-
-
-def _filler(rng: random.Random) -> list[str]:
-    return [rng.choice(FILLER) for _ in range(rng.randint(0, 5))]
-
-
-def _synthetic_response(rng: random.Random, prompt: str) -> tuple[str, float, int]:
-    """(text, quality for ``prompt``, length in words) of one random response: one content phrase
-    followed by 0–5 neutral filler phrases."""
-    text = _join(_content(rng, prompt), _filler(rng))
-    return text, quality(prompt, text), len(text.split())
-
-
-def _pairs(n: int, seed: int, keep) -> list[PreferencePair]:
-    """``n`` pairs (prompt, a, b) of responses with distinct quality and length, labelled by ``keep``."""
-    rng = random.Random(seed)
-    pairs = []
-    while len(pairs) < n:
-        prompt = rng.choice(SYNTHETIC_PROMPTS)
-        (a, qa, la), (b, qb, lb) = _synthetic_response(rng, prompt), _synthetic_response(rng, prompt)
-        if qa == qb or la == lb:
-            continue  # no true preference, or no length to be biased by
-        a_wins = keep(rng, qa, qb, la, lb)
-        if a_wins is not None:
-            pairs.append(PreferencePair(prompt, *((a, b) if a_wins else (b, a))))
-    return pairs
-
-
-def synthetic_preferences(n: int, seed: int = 0, length_bias: float = 0.0) -> list[PreferencePair]:
-    """``n`` preference pairs labelled by simulated annotators (lessons 04–05).
-
-    Both responses reply to the same prompt; their true quality is ``quality(prompt, response)``,
-    which depends on the prompt: a helpful phrase for another question is worth nothing. Lengths
-    vary through neutral filler and are independent of quality (correlation ≈ 0). An annotator
-    prefers the better response, except that with probability ``length_bias`` they simply prefer
-    the longer one.
-
-    >>> pairs = synthetic_preferences(3, seed=0)
-    >>> len(pairs), quality(pairs[0].prompt, pairs[0].chosen) > quality(pairs[0].prompt, pairs[0].rejected)
-    (3, True)
-    """
-    if n < 1:
-        raise ValueError(f"n must be a positive number of pairs, got {n}")
-    if not 0.0 <= length_bias <= 1.0:
-        raise ValueError(f"length_bias is a probability in [0, 1], got {length_bias}")
-
-    def annotator(rng, qa, qb, la, lb):
-        return (la > lb) if rng.random() < length_bias else (qa > qb)
-
-    return _pairs(n, seed, annotator)
-
-
-def length_probe(n: int, seed: int = 1) -> list[PreferencePair]:
-    """Pairs where quality and length disagree: ``chosen`` is better *and shorter* (lesson 05).
-
-    A reward model that learned quality ranks ``chosen`` first; one that learned length does not.
-    """
-    return _pairs(n, seed, lambda rng, qa, qb, la, lb: None if (qa > qb) == (la > lb) else qa > qb)
-
-
-def prompt_swap_probe(n: int, seed: int = 2) -> list[PreferencePair]:
-    """Pairs that only a model reading the prompt gets right (lesson 04).
-
-    ``chosen`` answers ``prompt`` with one of its helpful phrases, then filler; ``rejected`` is the
-    same text with that phrase replaced by the one of equal length that answers another prompt:
-    equally fluent, equally long, and a good answer, but to a different question.
-
-    >>> pair = prompt_swap_probe(1)[0]
-    >>> quality(pair.prompt, pair.chosen) > 0 == quality(pair.prompt, pair.rejected)
-    True
-    >>> len(pair.chosen.split()) == len(pair.rejected.split())
-    True
-    """
-    if n < 1:
-        raise ValueError(f"n must be a positive number of pairs, got {n}")
-    rng = random.Random(seed)
-    pairs = []
-    for _ in range(n):
-        prompt, other = rng.sample(SYNTHETIC_PROMPTS, 2)
-        i, filler = rng.randrange(3), _filler(rng)  # the i-th phrases of all prompts have i + 3 words
-        pairs.append(PreferencePair(prompt, _join(HELPFUL_FOR[prompt][i], filler), _join(HELPFUL_FOR[other][i], filler)))
-    return pairs
+        return getattr(synthetic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

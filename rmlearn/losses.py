@@ -57,14 +57,16 @@ def ranking_to_pairs(ranking: Sequence[T]) -> list[tuple[T, T]]:
     return list(combinations(ranking, 2))
 
 
-def listwise_pairwise_loss(scores: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def all_pairs_loss(scores: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Mean pairwise loss over all K choose 2 pairs of each ranking (InstructGPT, eq. 1).
+
+    A ranking's pairs, not a listwise likelihood: ``plackett_luce_loss`` is the listwise loss.
 
     Shape: ``scores`` (B, K), each row ordered best → worst. Returns a scalar, or (B,) with
     ``reduction="none"`` (the mean over a row's pairs).
 
     >>> s = torch.tensor([[1.0, 0.0]])                      # K = 2: the plain pairwise loss
-    >>> bool(listwise_pairwise_loss(s) == pairwise_loss(s[:, 0], s[:, 1]))
+    >>> bool(all_pairs_loss(s) == pairwise_loss(s[:, 0], s[:, 1]))
     True
     """
     if scores.dim() != 2 or scores.shape[1] < 2:
@@ -72,6 +74,9 @@ def listwise_pairwise_loss(scores: torch.Tensor, reduction: str = "mean") -> tor
     better, worse = zip(*ranking_to_pairs(range(scores.shape[1])))
     gaps = scores[:, list(better)] - scores[:, list(worse)]  # (B, K(K-1)/2)
     return _reduce(-F.logsigmoid(gaps).mean(dim=1), reduction)
+
+
+listwise_pairwise_loss = all_pairs_loss  # its first name; lesson 04 calls it so
 
 
 def plackett_luce_loss(scores: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

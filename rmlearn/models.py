@@ -69,7 +69,6 @@ def cpu_threads_for(model: nn.Module) -> Iterator[None]:
 class _DecoderWithHead(nn.Module):
     """A ``transformers`` decoder plus a linear map from its output width to one number."""
 
-    kind = "decoder"
     head_bias = False
 
     def __init__(self, backbone: nn.Module, seed: int = 0):

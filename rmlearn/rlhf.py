@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import quality, synthetic_preferences
 from .inputs import SEPARATOR, pad_batch, position_ids
 from .models import RewardModel, ValueModel, cpu_threads_for
+from .synthetic import quality, synthetic_preferences
 
 Gold = Callable[[str, str], float]  # gold(prompt, response) -> the true quality
 
@@ -52,7 +52,8 @@ def tiny_policy(seed: int = 0, **config: Any) -> nn.Module:
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from .backbone import TINY_CONFIG, _course_special_ids
+    from .backbone import TINY_CONFIG
+    from .backbone import course_special_ids as _course_special_ids
 
     vocab_size, eos_id, pad_id = _course_special_ids()
     cfg = GPT2Config(vocab_size=vocab_size, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,
@@ -576,9 +577,6 @@ class RLHistory:
     kl: list[float] = field(default_factory=list)  # sequence KL(π‖π_ref), sampled estimate
     length: list[float] = field(default_factory=list)  # words per response
     config: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _masked_whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ score is what its addition changed: s_k − s_{k−1} (with s_0 a baseline, 0 by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,3 +52,12 @@ def cumulative_scores(
         raise ValueError("segments must be a non-empty list of strings")
     prefixes = [sep.join(segments[: k + 1]) for k in range(len(segments))]
     return model.score([prompt] * len(prefixes), prefixes, tokenizer)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a response after each ``.``, ``!`` or ``?`` followed by a space (sentences as segments).
+
+    >>> split_sentences("Update the app. Version 4.2 fixes it!  Thanks.")
+    ['Update the app.', 'Version 4.2 fixes it!', 'Thanks.']
+    """
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]

@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from .models import RewardModel, ValueModel, cpu_threads_for, is_small_cpu_model
 
 LOSSES = ("pairwise", "listwise", "plackett_luce")
 SCHEDULES = ("constant", "linear", "cosine")
-POLICIES = ("truncate", "drop")
+TRUNCATIONS = ("truncate", "drop")  # what happens to a pair longer than max_length
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -88,7 +88,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.center_coef < 0:
             raise ValueError(f"center_coef must be >= 0, got {self.center_coef}")
-        choices = {"too_long": POLICIES, "lr_schedule": SCHEDULES, "precision": (None, *PRECISIONS)}
+        choices = {"too_long": TRUNCATIONS, "lr_schedule": SCHEDULES, "precision": (None, *PRECISIONS)}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
@@ -124,11 +124,6 @@ class History:
 
     def __len__(self) -> int:
         return len(self.loss)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(replace(self, optimizer_state=None))  # AdamW's tensors are not copied
-        del out["optimizer_state"]
-        return out
 
 
 def _groups(data: Sequence[Example], loss: str) -> list[tuple[str, tuple[str, ...]]]:

@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 from .backbone import TOKENIZER_FILE, course_tokenizer, tiny_backbone
-from .data import split, support_pairs, synthetic_preferences
+from .data import split, support_pairs
 from .models import RewardModel
+from .synthetic import synthetic_preferences
 from .train import train_reward_model
 
 SUPPORT_REPEATS = 4  # the 16 hand-written pairs are few next to the synthetic ones: show them 4×

@@ -24,7 +24,7 @@ from rmlearn import (  # noqa: E402
     synthetic_preferences,
     zoo,  # noqa: E402
 )
-from rmlearn.data import prompt_swap_probe  # noqa: E402
+from rmlearn.synthetic import prompt_swap_probe  # noqa: E402
 
 
 def _write(model: torch.nn.Module, name: str) -> None:

@@ -10,7 +10,7 @@ Each builder returns ``name → (notebook, zeros)``: ``zeros`` is the set of tes
 expected to score 0; every other test cell is expected to earn its full points.
 
     >>> import nbformat
-    >>> from rmlearn.course import exercises_dir
+    >>> from rmlearn.grading.instructor import exercises_dir
     >>> source = nbformat.read(exercises_dir() / "source/ps3_bias_and_segments/ps3_bias_and_segments.ipynb", 4)
     >>> sum(cell_points(source).values())
     12.0

@@ -201,7 +201,8 @@ def _pooling_expectations():
     """What the pooling explorer must show, computed here with the library."""
     from rmlearn import RewardModel, course_tokenizer, support_pairs, tiny_backbone
     from rmlearn.inputs import encode
-    from rmlearn.widgets.pooling import filler_words, padded_answer, padding_flip, pooling_view
+    from rmlearn.synthetic import filler_words
+    from rmlearn.views import padded_answer, padding_flip, pooling_view
 
     with kernel_threads():  # the same seeded model as the dashboard notebook builds
         model, tok = RewardModel(tiny_backbone(seed=0), seed=0).eval(), course_tokenizer()

@@ -14,7 +14,8 @@ import torch
 
 from rmlearn import RewardModel, course_tokenizer, support_pairs, synthetic_preferences, tiny_backbone
 from rmlearn.cli import main
-from rmlearn.course import ASSIGNMENTS, course_path
+from rmlearn.course import course_path
+from rmlearn.grading.instructor import ASSIGNMENTS
 
 
 def _jsonl(path, pairs):
@@ -224,7 +225,7 @@ def _assert_no_nbgrader_authoring_ui(base: str, token: str) -> None:
     assert not_found.value.code == 404
 
 
-# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+# --- defects a user hit (each test failed before its fix) --------------------------------------------------------------
 
 def _error(argv, capsys) -> str:
     """Run the CLI expecting a clean failure: exit status 2 and one `rmlearn: error:` line."""
@@ -312,3 +313,19 @@ def test_train_flags_default_to_the_librarys_recipe(tmp_path):
                                  "--max-grad-norm", "0", "--lr-schedule", "constant"])
     settings = TrainConfig(**_train_settings(args))
     assert (settings.epochs, settings.max_grad_norm, settings.lr_schedule) == (3, None, "constant")
+
+
+def test_train_flags_take_their_choices_and_defaults_from_the_library():
+    from rmlearn.cli import _parser
+    from rmlearn.pooling import POOLINGS
+    from rmlearn.train import LOSSES, SCHEDULES, TRUNCATIONS, TrainConfig
+
+    parser, base = _parser(), ["train", "data.jsonl", "--out", "out"]
+    args = parser.parse_args(base)
+    assert (args.loss, args.too_long) == (TrainConfig.loss, TrainConfig.too_long)
+    for flag, names in (("--pooling", POOLINGS), ("--loss", LOSSES), ("--too-long", TRUNCATIONS),
+                        ("--lr-schedule", SCHEDULES)):
+        for name in names:
+            parser.parse_args([*base, flag, name])
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, flag, "nonsense"])

@@ -1,4 +1,4 @@
-"""rmlearn.data: JSONL formats, every malformed case named by file and line, course data sets."""
+"""rmlearn.data and rmlearn.synthetic: JSONL formats, every malformed case named by file and line, course data sets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from rmlearn import (
     support_pairs,
     synthetic_preferences,
 )
-from rmlearn.data import (
+from rmlearn.data import split
+from rmlearn.synthetic import (
     HELPFUL,
     HELPFUL_FOR,
     SYNTHETIC_PROMPTS,
@@ -24,7 +25,6 @@ from rmlearn.data import (
     phrase_kind,
     prompt_swap_probe,
     quality,
-    split,
 )
 
 
@@ -191,7 +191,7 @@ def test_bad_arguments_are_named():
         split([1, 2, 3], 1.0)
 
 
-# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+# --- defects a user hit (each test failed before its fix) --------------------------------------------------------------
 
 def test_implicit_pair_where_one_response_is_the_other_plus_more_words(tmp_path):
     """Defect 9: 'Sure' vs 'Sure thing': the shared prefix ends where the longer one has a space;
@@ -208,3 +208,21 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
                      + '{"prompt": "Qué", "chosen": "sí", "rejected": "no"}\n'.encode("latin-1"))
     with pytest.raises(DataError, match=re.escape(f"{path}:2: not UTF-8 text")):
         load_preferences(path)
+
+
+def test_lessons_still_find_the_synthetic_world_under_its_old_module():
+    import rmlearn.data
+    import rmlearn.synthetic
+
+    for name in rmlearn.data._MOVED_TO_SYNTHETIC:
+        assert getattr(rmlearn.data, name) is getattr(rmlearn.synthetic, name)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        rmlearn.data.nonsense  # noqa: B018
+
+
+def test_a_rankings_pairs_are_ranking_to_pairs_of_its_responses():
+    from rmlearn import ranking_to_pairs
+
+    example = RankedExample("Q?", ("a", "b", "c", "d"))
+    assert [(p.chosen, p.rejected) for p in example.pairs()] == ranking_to_pairs(example.responses)
+    assert {p.prompt for p in example.pairs()} == {"Q?"}

@@ -21,7 +21,7 @@ import pytest
 from conftest import unavailable
 from students import cell_points, class_students
 
-from rmlearn.course import init_course
+from rmlearn.grading.instructor import init_course
 
 ASSIGNMENT = "ps3_bias_and_segments"  # the cheapest to grade: no torch import
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "instructor.md"
@@ -45,7 +45,7 @@ def nbgrader(cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def forge_inbound(inbound: Path, root: Path, students: dict) -> None:
-    """Issue 17.5, played by classmates with write access to the inbound folder: "linker" submits a
+    """Played by classmates with write access to the inbound folder: "linker" submits a
     folder whose notebook is a link to the solutions; "daemon" (a local user) puts a blank notebook in
     a folder named as nobody's, with a later timestamp. nobody's own submission is made theirs."""
     if os.geteuid() != 0:

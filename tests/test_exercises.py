@@ -1,6 +1,6 @@
 """The nbgrader exercises: they release cleanly and their whole instructor pipeline grades exactly.
 
-A course is written with ``rmlearn.course.init_course`` into a temporary directory; every
+A course is written with ``rmlearn.grading.instructor.init_course`` into a temporary directory; every
 assignment is generated; simulated students (the reference solution, the untouched release,
 partly wrong answers and several hostile submissions) are autograded, given feedback and
 exported; the exported CSV and the gradebook must hold exactly the expected scores.
@@ -29,7 +29,7 @@ from students import (
     submit,
 )
 
-from rmlearn.course import ASSIGNMENTS, init_course, next_steps
+from rmlearn.grading.instructor import ASSIGNMENTS, init_course, next_steps
 
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 CELL_TIMEOUT = 15  # seconds per cell while grading: bounds the infinite-loop submission, and
@@ -89,7 +89,7 @@ def test_init_course_refuses_a_non_empty_directory_unless_forced(tmp_path):
 
 
 def test_every_assignment_has_points_and_at_most_a_few_per_cell():
-    from rmlearn.course import exercises_dir
+    from rmlearn.grading.instructor import exercises_dir
 
     totals = {}
     for assignment in ASSIGNMENTS:
@@ -106,9 +106,9 @@ def test_every_assignment_has_points_and_at_most_a_few_per_cell():
 
 
 def test_hidden_tests_only_record_and_the_expected_answers_live_outside_the_notebooks():
-    """Part of issue 9: the grader, not the student's kernel, compares answers with expected ones
+    """The grader, not the student's kernel, compares answers with expected ones
     (rmlearn.grading.scoring). Hidden tests hold inputs and record() calls, never an expected value."""
-    from rmlearn.course import exercises_dir
+    from rmlearn.grading.instructor import exercises_dir
     from rmlearn.grading.scoring import answers_path
 
     for assignment in ASSIGNMENTS:

@@ -23,7 +23,7 @@ import nbformat
 import pytest
 from students import HARD_KINDS, SLOW_SECONDS, cell_points, class_students, submit, wrong_grades
 
-from rmlearn.course import ASSIGNMENTS, exercises_dir, init_course
+from rmlearn.grading.instructor import ASSIGNMENTS, exercises_dir, init_course
 from rmlearn.grading.parallel import autograde_class, gradebook_rows
 
 ASSIGNMENT = "ps3_bias_and_segments"
@@ -114,7 +114,7 @@ def test_parallel_autograde_on_sqlite_equals_a_serial_run(course, serial, tmp_pa
 
 
 def test_the_simulated_class_has_every_kind_of_student_for_every_assignment():
-    """benchmarks/bench_class.py grades every assignment (issue 17.10: ps5 has no plain letter question)."""
+    """benchmarks/bench_class.py grades every assignment (ps5 has no plain letter question)."""
     for assignment in ASSIGNMENTS:
         source = nbformat.read(exercises_dir() / "source" / assignment / f"{assignment}.ipynb", 4)
         students = class_students(source, source, HARD_KINDS)
@@ -126,7 +126,7 @@ def test_the_simulated_class_has_every_kind_of_student_for_every_assignment():
 
 @pytest.mark.slow
 def test_more_workers_than_cores_gives_slow_honest_students_their_serial_grades(course, tmp_path):
-    """Issue 17.8: two graders share one core; each slow but honest cell needs SLOW_SECONDS of CPU
+    """Two graders share one core; each slow but honest cell needs SLOW_SECONDS of CPU
     under a cell timeout it meets alone (1.5 × SLOW_SECONDS), not at half a core."""
     root = tmp_path / "course"
     shutil.copytree(course[0], root)
@@ -154,7 +154,7 @@ def test_more_workers_than_cores_gives_slow_honest_students_their_serial_grades(
 
 @pytest.mark.slow
 def test_course_report_gives_pass_shares_a_histogram_and_the_common_wrong_answers(course, serial, tmp_path):
-    """Issue 17: the item analysis an instructor reads after grading, from the serial run's course."""
+    """The item analysis an instructor reads after grading, from the serial run's course."""
     proc = run(serial, "-m", "rmlearn.cli", "course", "report", ASSIGNMENT, "--root", str(serial),
                "--plot", str(tmp_path / "report.png"))
     text = proc.stdout

@@ -28,7 +28,7 @@ import psutil
 import pytest
 from test_exercises import cell, cell_grades, cell_points, nbgrader, solved, submit
 
-from rmlearn.course import init_course
+from rmlearn.grading.instructor import init_course
 from rmlearn.grading.sandbox import Limits, SandboxError, bwrap_command, check, find_bwrap
 
 PS1 = "ps1_reward_scores"
@@ -118,7 +118,7 @@ SHADOW_FILES = {  # submitted beside the notebook
     "torch.py": "open('shadowed.txt', 'w').write('torch.py')\n",
 }
 
-# issue 17: the checkout's .git and exercises/ (an editable install puts the checkout on sys.path)
+# the checkout's .git and exercises/ (an editable install puts the checkout on sys.path)
 GIT = """
 import rmlearn
 checkout = os.path.dirname(os.path.dirname(os.path.realpath(rmlearn.__file__)))
@@ -239,7 +239,6 @@ def students(released, source) -> dict[str, tuple[nbformat.NotebookNode, float, 
                                  kernelspec=POISON_KERNELSPECS), 10.0, {}),
         "a3_processes": (with_attack(daemon=DAEMON, hold_pipe=HOLD_PIPE), 10.0, {}),
         "a4_shadow": (with_attack(shadow=SHADOW, probe=PROBE), 10.0, SHADOW_FILES),
-        # issue 17
         "a5_git": (with_attack(blank(), git=GIT, git_theft=GIT_THEFT), 1.0, {}),
         "a6_environ": (with_attack(environ=ENVIRON), 10.0, {}),
         "a7_link_gradebook": (with_attack(link=LINK_GRADEBOOK), 10.0, {}),
@@ -357,7 +356,7 @@ def test_honest_students_keep_their_grades_around_attackers(graded):
     assert graded["autograde"].returncode == 0, graded["autograde"].stderr[-5000:]
     assert graded["export"].returncode == 0, graded["export"].stderr[-3000:]
     assert graded["scores"] == graded["expected"]
-    # a sure score stays sure: nothing here needs a person (issue 17: deep record, overflow, four
+    # a sure score stays sure: nothing here needs a person (deep record, overflow, four
     # kernel deaths, a cut answer and test cell)
     assert {s: r["needs_manual_grading"] for s, r in graded["rows"].items()} == dict.fromkeys(graded["expected"], "no")
     for student in ("a0_honest", "z9_honest"):  # per cell too, and nothing waits for a human
@@ -423,7 +422,7 @@ def test_kernel_runs_with_limits_without_capabilities_or_network(graded):
 
 @pytest.mark.slow
 def test_the_checkout_its_git_and_exercises_stay_outside_the_sandbox(graded):
-    """Issue 17.1: with an editable install the checkout is on sys.path; only the package is bound."""
+    """With an editable install the checkout is on sys.path; only the package is bound."""
     log = attack_log(graded, "a5_git")
     assert log["git"].startswith("FileNotFoundError"), log
     assert log["git_theft"].startswith("FileNotFoundError"), log
@@ -434,7 +433,7 @@ def test_the_checkout_its_git_and_exercises_stay_outside_the_sandbox(graded):
 
 @pytest.mark.slow
 def test_the_grader_environment_never_reaches_the_kernel(graded):
-    """Issue 17.3: bwrap is pid 1 in the kernel's namespace; its environment must be empty of secrets."""
+    """bwrap is pid 1 in the kernel's namespace; its environment must be empty of secrets."""
     text = (graded["root"] / "autograded" / "a6_environ" / PS1 / "environ.json").read_text()
     seen = json.loads(text)
     assert "1" in seen and "os.environ" in seen  # it looked at pid 1
@@ -455,7 +454,7 @@ def _special_files(folder: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_links_left_in_the_kernel_folder_are_removed_before_nbgrader_follows_them(graded):
-    """Issue 17.4: nbgrader's writer, set_permissions and generate_feedback follow what a kernel leaves."""
+    """nbgrader's writer, set_permissions and generate_feedback follow what a kernel leaves."""
     root = graded["root"]
     assert graded["export"].returncode == 0, graded["export"].stderr[-3000:]  # the gradebook survived
     assert "for student 'a7" not in graded["autograde"].stderr and "for student 'a8" not in graded["autograde"].stderr
@@ -485,7 +484,7 @@ def test_links_left_in_the_kernel_folder_are_removed_before_nbgrader_follows_the
 
 @pytest.mark.slow
 def test_student_html_and_javascript_show_as_text_in_feedback_and_the_formgrader(graded):
-    """Issue 17.9: a display(HTML(...)), Javascript(...) or a markdown cell with <script> stays inert."""
+    """A display(HTML(...)), Javascript(...) or a markdown cell with <script> stays inert."""
     root = graded["root"]
     notebook = nbformat.read(root / "autograded" / "a9_html" / PS1 / f"{PS1}.ipynb", 4)
     live = [k for c in notebook.cells for o in c.get("outputs", []) for k in o.get("data", {})
@@ -501,7 +500,7 @@ def test_student_html_and_javascript_show_as_text_in_feedback_and_the_formgrader
 
 @pytest.mark.slow
 def test_a_sure_zero_stays_zero_and_a_cut_cell_costs_its_question_only(graded):
-    """Issue 17.7 and 17.8: deep record, overflowing record, four kernel deaths, cut answer + test cell."""
+    """Deep record, overflowing record, four kernel deaths, cut answer + test cell."""
     root = graded["root"]
     points = cell_points(nbformat.read(root / "source" / PS1 / f"{PS1}.ipynb", 4))
     for student, zeros in (("b1_deep_record", set(points)), ("b2_overflow", {"ps1-ex2-test"}),
@@ -512,7 +511,7 @@ def test_a_sure_zero_stays_zero_and_a_cut_cell_costs_its_question_only(graded):
 
 @pytest.mark.slow
 def test_limits_hold_per_submission_for_shm_dev_folder_and_output_bytes(graded):
-    """Issue 17.6: /dev/shm was an unbounded tmpfs, the folder had no quota, LimitOutput counted lines."""
+    """/dev/shm was an unbounded tmpfs, the folder had no quota, LimitOutput counted lines."""
     log = attack_log(graded, "b5_limits")
     assert log["shm"].startswith("OSError(28"), log  # No space left on device, at 64 MB
     assert log["dev"].startswith("OSError(30"), log  # Read-only file system
@@ -607,7 +606,7 @@ print(json.dumps({name: os.path.exists(path) for name, path in paths.items()}))
 
 
 def test_checkout_and_course_under_tmp_stay_masked(tmp_path, monkeypatch):
-    """Issue 17.2: a checkout on sys.path and a course, both under /tmp (as in CI): no bind undoes a mask."""
+    """A checkout on sys.path and a course, both under /tmp (as in CI): no bind undoes a mask."""
     assert str(tmp_path).startswith("/tmp/")
     checkout = tmp_path / "checkout"
     course = checkout / "my-course"  # a course inside the checkout, as exercises/ is

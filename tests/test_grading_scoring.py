@@ -20,7 +20,7 @@ import pytest
 from students import cell, messy_and_tricky_students, submit
 from test_exercises import CELL_TIMEOUT
 
-from rmlearn.course import init_course
+from rmlearn.grading.instructor import init_course
 from rmlearn.grading.scoring import mismatches, plain_answer, records_in, same_value
 
 PS1 = "ps1_reward_scores"
@@ -90,13 +90,6 @@ def test_the_grader_judges_records_and_sends_a_test_without_expected_answers_to_
         JudgeAnswers(answers_directory=str(tmp_path)).preprocess(nb, resources)
         assert [o.evalue for o in nb.cells[0].outputs if o.output_type == "error"] == errors
         assert resources.get(UNGRADED, set()) == ungraded  # no expected answers: a human decides
-
-
-def test_old_course_configs_still_find_kernel_safe_execute():
-    from rmlearn.course import KernelSafeExecute as old
-    from rmlearn.grading.scoring import KernelSafeExecute
-
-    assert old is KernelSafeExecute
 
 
 # ------------------------------------------------------------------------------------------
@@ -179,7 +172,7 @@ def test_the_time_budget_stops_a_slow_submission_and_sends_unrun_tests_to_manual
 
 @pytest.mark.slow
 def test_a_cell_starved_of_cpu_is_not_cut_but_a_sleeping_one_is():
-    """Issue 17.8: cell timeouts count the kernel's CPU time, so a slow honest cell keeps its points on
+    """Cell timeouts count the kernel's CPU time, so a slow honest cell keeps its points on
     a core shared with another busy process; a cell that only waits is still stopped."""
     import os
     import subprocess

@@ -253,7 +253,7 @@ def test_as_reward_function_drives_one_grpo_step(tmp_path, reward_model, tokeniz
     assert logged == pytest.approx(sum(rewards) / 4, abs=1e-6)
 
 
-# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+# --- defects a user hit (each test failed before its fix) --------------------------------------------------------------
 
 def _sentencepiece_tokenizer() -> PreTrainedTokenizerFast:
     """A Llama/Mistral-style tokenizer built here (nothing downloaded): BPE over SentencePiece's

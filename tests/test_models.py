@@ -214,7 +214,7 @@ def test_score_does_not_change_training_mode_or_grad(reward_model, tokenizer):
     assert reward_model.training and not out.requires_grad
 
 
-# --- issue 19: defects a practitioner hit (each test failed before its fix) ---------------------------------
+# --- defects a practitioner hit (each test failed before its fix) ---------------------------------
 
 def test_score_leaves_dropout_off_for_a_model_wrapped_in_training_mode(tokenizer):
     """Defect 1: RewardModel() starts in nn.Module's training mode; score() used to "restore" it,

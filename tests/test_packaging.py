@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rmlearn.course import ASSIGNMENTS, exercises_dir, init_course
+from rmlearn.grading.instructor import ASSIGNMENTS, exercises_dir, init_course
 
 REPO = Path(__file__).resolve().parents[1]
 EXERCISES = REPO / "exercises"

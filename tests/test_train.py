@@ -75,7 +75,7 @@ def test_centering_keeps_scores_near_zero(tokenizer):
 def test_rankings_train_with_listwise_and_plackett_luce(tokenizer, loss):
     import random
 
-    from rmlearn.data import _synthetic_response
+    from rmlearn.synthetic import _synthetic_response
 
     rng, rankings = random.Random(0), []
     prompt = "How do I reset my password?"
@@ -304,7 +304,7 @@ def _one_step_gradients(model, train, threads):
 def _rankings(n: int, seed: int = 0) -> list[RankedExample]:
     import random
 
-    from rmlearn.data import _synthetic_response
+    from rmlearn.synthetic import _synthetic_response
 
     rng, out = random.Random(seed), []
     while len(out) < n:
@@ -365,7 +365,7 @@ def test_a_backbone_with_dropout_is_not_sharded(tokenizer):
     assert (history.threads, history.shards) == (2, 1)  # torch splits each op over 2 threads instead
 
 
-# --- issue 19 (each test failed before its fix) --------------------------------------------------------------
+# --- defects a user hit (each test failed before its fix) --------------------------------------------------------------
 
 def test_linear_schedule_ends_at_zero_with_rankings_of_mixed_size(tokenizer, monkeypatch):
     """Defect 5: with K = 2 and K = 3 examples the number of batches changes with the shuffle; the
@@ -431,7 +431,7 @@ def test_gradient_checkpointing_gives_the_same_step_and_is_switched_off_after(to
 
 
 def test_training_and_tiny_backbone_leave_the_callers_gpu_generators_alone(tokenizer, monkeypatch):
-    """"Also" of issue 19: fork_rng(devices=[]) saves only the CPU generator, and torch.manual_seed
+    """fork_rng(devices=[]) saves only the CPU generator, and torch.manual_seed
     reseeds every GPU's too (queued when CUDA is not started yet), so a caller's CUDA random stream
     changed. Now only the CPU generator (and the training GPU's, restored) is seeded."""
     calls = []

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from rmlearn import course_tokenizer, evaluate, length_probe
-from rmlearn.data import PreferencePair, quality
-from rmlearn.widgets.length_bias import by_quality, length_bias_explorer, length_bias_report, snap_bias
+from rmlearn.data import PreferencePair
+from rmlearn.synthetic import by_quality, quality
+from rmlearn.views import length_bias_report, snap_bias
+from rmlearn.widgets import length_bias_explorer
 from rmlearn.zoo import course_data, trained_reward_model
 
 N_PAIRS = 120

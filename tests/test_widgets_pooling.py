@@ -1,4 +1,4 @@
-"""rmlearn.widgets.pooling: the pooling explorer reads its numbers from the library (lesson 02)."""
+"""rmlearn.views.pooling_view and rmlearn.widgets.pooling: the pooling explorer reads its numbers from the library (lesson 02)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import torch
 from torch.testing import assert_close
 
 from rmlearn import PASSWORD_RESET, PreferencePair
-from rmlearn.widgets.pooling import filler_words, pooling_explorer, pooling_view
+from rmlearn.synthetic import filler_words
+from rmlearn.views import pooling_view
+from rmlearn.widgets import pooling_explorer
 
 P = PASSWORD_RESET
 
@@ -95,7 +97,7 @@ def test_default_view_shows_last_pooling_prefer_the_wrong_answer_under_right_pad
     """With the trained course model the explorer opens on a support pair that right padding turns
     around: in one right-padded batch, EOS pooling prefers the chosen answer and the naive [:, -1]
     the rejected one; the answer shown is the padded one."""
-    from rmlearn.widgets.pooling import padding_flip, pair_rewards
+    from rmlearn.views import padding_flip, pair_rewards
     from rmlearn.zoo import trained_reward_model
 
     model = trained_reward_model()
@@ -120,7 +122,7 @@ def test_default_view_shows_last_pooling_prefer_the_wrong_answer_under_right_pad
 
 def test_padding_flip_finds_nothing_where_no_pair_flips(reward_model, tokenizer):
     from rmlearn import PASSWORD_RESET
-    from rmlearn.widgets.pooling import padding_flip
+    from rmlearn.views import padding_flip
 
     same = PreferencePair(PASSWORD_RESET.prompt, PASSWORD_RESET.chosen, PASSWORD_RESET.chosen)
     assert padding_flip(reward_model, tokenizer, [same], min_gap=1e-6) is None  # no padding: nothing to flip

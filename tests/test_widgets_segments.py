@@ -6,14 +6,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rmlearn import PASSWORD_RESET, cumulative_scores, rank_segments, segment_scores
-from rmlearn.widgets.segments import (
-    parse_numbers,
-    response_view,
-    segment_explorer,
-    segment_view,
-    split_sentences,
-)
+from rmlearn import PASSWORD_RESET, cumulative_scores, rank_segments, segment_scores, split_sentences
+from rmlearn.widgets.segments import parse_numbers, response_view, segment_explorer, segment_view
 
 
 def test_parse_numbers_accepts_commas_and_spaces():

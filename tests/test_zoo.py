@@ -11,7 +11,7 @@ import torch
 
 from benchmarks.course_models import loss_end_and_best
 from rmlearn import evaluate, length_probe, synthetic_preferences, zoo
-from rmlearn.data import prompt_swap_probe
+from rmlearn.synthetic import prompt_swap_probe
 
 pytestmark = pytest.mark.kernels  # trained models' numbers: checked under two CPU kernel sets
 

@@ -1,7 +1,11 @@
 """What nbgrader needs from rmlearn to grade untrusted submissions safely (the instructor's side).
 
-Modules (each imports nbgrader lazily, so ``import rmlearn`` never pulls it in):
+Nothing student-facing imports this package, so ``import rmlearn`` never pulls in nbgrader. Inside
+it, ``exchange`` imports nbgrader when loaded; ``parallel`` and ``report`` only in the functions that
+need it; ``scoring`` (which a grading kernel imports for ``record``) only when an nbgrader class of
+it is first named; ``files``, ``instructor`` and ``sandbox`` never.
 
+- ``rmlearn.grading.instructor``: a ready course directory (``rmlearn course init``).
 - ``rmlearn.grading.sandbox``: every grading kernel runs in a bubblewrap sandbox.
 - ``rmlearn.grading.scoring``: sturdy preprocessors and honest scores for messy submissions.
 - ``rmlearn.grading.parallel``: the whole class graded at once, identical to a serial run.

@@ -1,6 +1,6 @@
 """The whole class graded at once: ``nbgrader autograde`` on many students in parallel.
 
-nbgrader grades one submission after another (its issue #174, open since 2015). Here each
+nbgrader grades one submission after another (nbgrader's GitHub issue #174, open since 2015). Here each
 submission is graded by nbgrader's own ``Autograde`` converter, in a pool of worker processes that
 load the course's configuration exactly as ``nbgrader autograde`` does (``nbgrader_config.py`` in
 the working directory and in the course root, plus ``nbgrader_args``), so the configured
@@ -77,7 +77,7 @@ class SubmissionResult:
 # configuration: the same as `nbgrader autograde` would load
 # ------------------------------------------------------------------------------------------
 
-def _app(argv: list[str]):
+def autograde_app(argv: list[str]):
     """An initialised ``AutogradeApp`` (not the singleton): config files and command-line flags
     loaded exactly as ``nbgrader autograde <argv>`` loads them."""
     from nbgrader.apps import AutogradeApp
@@ -268,7 +268,7 @@ def _start_worker(argv: list[str], factor: int = 1) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    _worker["app"] = _app(argv)
+    _worker["app"] = autograde_app(argv)
     scale_timeouts(_worker["app"], factor)
 
 
@@ -364,7 +364,7 @@ def autograde_class(assignment: str, root: str | Path = ".", workers: int | None
 
     root = Path(root).expanduser().resolve()
     argv = _argv(root, list(nbgrader_args))
-    app = _app(argv)  # fails here, once, if the configuration cannot load (e.g. no sandbox)
+    app = autograde_app(argv)  # fails here, once, if the configuration cannot load (e.g. no sandbox)
     coursedir = app.coursedir
     db_url, course_id = coursedir.db_url, coursedir.course_id
     submissions = find_submissions(coursedir, assignment)

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .scoring import answers_path, mismatches, records_in
+from .answers import answers_path, mismatches, records_in
 
 
 @dataclass
@@ -98,10 +98,10 @@ def item_analysis(root: str | Path, assignment: str) -> ItemAnalysis:
     import nbformat
     from nbgrader.api import Gradebook, MissingEntry
 
-    from .parallel import _app
+    from .parallel import autograde_app
 
     root = Path(root).expanduser().resolve()
-    coursedir = _app([f"--CourseDirectory.root={root}"]).coursedir  # the config, as nbgrader loads it
+    coursedir = autograde_app([f"--CourseDirectory.root={root}"]).coursedir  # the config, as nbgrader loads it
     if coursedir.db_url.startswith("sqlite:///") and not Path(coursedir.db_url[len("sqlite:///"):]).is_file():
         raise ValueError(f"{coursedir.db_url}: no gradebook yet (run nbgrader generate_assignment and autograde)")
     points: dict[str, float] = {}

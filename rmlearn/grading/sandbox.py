@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-KERNEL_NAME = "rmlearn-sandbox"
+from .instructor import CHECKOUT_EXERCISES
+
 _SYSTEM_DIRS = ("/usr", "/etc", "/opt")  # read-only; /bin, /lib, /lib64, /sbin follow below
 # of nbgrader's variables only NBGRADER_EXECUTION: others may hold a database URL or a token
 _ENV_NAMES = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "SOURCE_DATE_EPOCH", "NBGRADER_EXECUTION"}
@@ -135,12 +136,8 @@ def _hidden_paths(cwd: str) -> list[str]:
     """Folders masked with an empty tmpfs even when they sit inside a bound folder: the course
     directory and the shipped exercises (both hold solutions and hidden tests)."""
     hidden = [p for p in (_course_root(cwd),) if p]
-    try:
-        from rmlearn.course import course_path
-
-        hidden.append(str(course_path("exercises")))
-    except FileNotFoundError:
-        pass
+    if CHECKOUT_EXERCISES.is_dir():
+        hidden.append(str(CHECKOUT_EXERCISES))
     return hidden
 
 

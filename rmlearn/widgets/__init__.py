@@ -1,13 +1,16 @@
-"""ipywidgets explorers for the lessons. UI only: every number comes from the rmlearn library.
+"""ipywidgets explorers for the lessons: controls wired to the library, and redrawn.
 
-Each explorer returns an ipywidgets container that works in JupyterLab, Notebook 7 and Voila.
+Every number an explorer shows comes from the library: the pooling and length-bias explorers call
+``rmlearn.views``; the loss, ranking and segment explorers keep a small view function beside the
+widget that only calls ``rmlearn.losses`` or ``rmlearn.segments`` and arranges the result. Lessons
+import only the explorers and ``quiz_for`` from here. Each explorer returns an ipywidgets
+container that works in JupyterLab, Notebook 7 and Voila.
 
 Plots are ``ipywidgets.Image`` PNGs, never an ``Output`` widget written while a cell runs. Headless
 runners (nbclient, hence ``jupyter nbconvert --execute`` and Voila) mimic an ``Output`` widget by
 sending its new state back to the kernel on the shell channel, the same socket on which they are
 waiting for the cell's reply; about 1 such cell in 100 then misses the reply's wake-up and, without
-a cell timeout, waits forever with kernel and client idle (the lesson-05 hang of issue 10;
-``scripts/stress_widget_reply.py`` measures it).
+a cell timeout, waits forever with kernel and client idle (``docs/voila.md``, troubleshooting).
 """
 
 from __future__ import annotations

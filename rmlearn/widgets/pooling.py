@@ -1,126 +1,16 @@
 """Which hidden state becomes the reward? An explorer for EOS, mean and last-column pooling (lesson 02).
 
-``pooling_view`` computes everything through the library (``RewardModel.hidden``, ``pool``, the
-head, ``token_scores``); ``pooling_explorer`` only wires controls to it and redraws.
+``rmlearn.views.pooling_view`` computes everything through the library (``RewardModel.hidden``,
+``pool``, the head, ``token_scores``); ``pooling_explorer`` only wires controls to it and redraws.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from ..data import FILLER, PreferencePair, support_pairs
-from ..inputs import encode, encode_batch, pad_batch, special_ids
-from ..pooling import POOLINGS, last_token_index, pool
-
-SIDES = ("right", "left")
-
-def pair_rewards(model: Any, tokenizer: Any, pair: PreferencePair, side: str = "right") -> dict[str, tuple[float, float]]:
-    """(r_chosen, r_rejected) of ``pair`` under every pooling, both scored in one batch padded on
-    ``side`` (the shorter answer gets the padding, as in training and evaluation)."""
-    if side not in SIDES:
-        raise ValueError(f"padding side must be one of {SIDES}, got {side!r}")
-    ids, mask = encode_batch(tokenizer, [pair.prompt] * 2, [pair.chosen, pair.rejected], side=side)  # (2, T)
-    with torch.no_grad():
-        hidden = model.hidden(ids, mask)  # (2, T, D)
-        return {how: tuple(model.head(pool(hidden, mask, how)).squeeze(-1).tolist()) for how in POOLINGS}
-
-
-def padding_flip(model: Any, tokenizer: Any, pairs: list[PreferencePair] | None = None,
-                 min_gap: float = 1.0) -> tuple[PreferencePair, str] | None:
-    """The first pair of ``pairs`` (default: ``support_pairs()``) whose preference right padding turns
-    around: in one right-padded batch, EOS pooling prefers the chosen answer and the naive ``last``
-    pooling the rejected one, each by at least ``min_gap``. Returns ``(pair, label)``, ``label`` being
-    the answer that gets the padding (``"chosen"`` or ``"rejected"``), or ``None`` if no pair flips.
-
-    The gap keeps the pick the same on every CPU: scores that differ in the 6th digit cannot move a
-    pair across it.
-    """
-    for pair in support_pairs() if pairs is None else pairs:
-        rewards = pair_rewards(model, tokenizer, pair, "right")
-        (eos_c, eos_r), (last_c, last_r) = rewards["eos"], rewards["last"]
-        if eos_c - eos_r >= min_gap and last_r - last_c >= min_gap:
-            return padded_answer(tokenizer, pair)
-    return None
-
-
-def padded_answer(tokenizer: Any, pair: PreferencePair) -> tuple[PreferencePair, str]:
-    """``(pair, label)`` of the answer that gets the padding when the pair is batched (the shorter one)."""
-    return pair, "chosen" if _pad_in_batch(tokenizer, pair, "chosen") else "rejected"
-
-
-@dataclass
-class PoolingView:
-    """One (prompt, response) row as the model sees it, and what each pooling makes of it.
-
-    ``tokens``, ``input_ids``, ``attention_mask`` and ``token_scores`` are per position (T,);
-    ``token_scores`` is NaN on padding. ``scores[how]`` is the reward under pooling ``how`` and
-    ``reads[how]`` the position it reads (``None`` for ``"mean"``, which averages all real tokens).
-    """
-
-    tokens: list[str]
-    input_ids: torch.Tensor  # (T,)
-    attention_mask: torch.Tensor  # (T,)
-    token_scores: torch.Tensor  # (T,)
-    scores: dict[str, float] = field(default_factory=dict)
-    reads: dict[str, int | None] = field(default_factory=dict)
-    side: str = "right"
-
-    @property
-    def num_real(self) -> int:
-        return int(self.attention_mask.sum())
-
-    def read_token(self, how: str) -> str:
-        """The token a pooling reads, as text (``"all N real tokens"`` for mean pooling)."""
-        at = self.reads[how]
-        return f"all {self.num_real} real tokens" if at is None else self.tokens[at]
-
-
-def filler_words(n: int) -> str:
-    """``n`` neutral words taken in turn from the course's filler phrases (they carry no quality).
-
-    >>> filler_words(4)
-    'thanks for writing hope'
-    """
-    words = " ".join(FILLER).split()
-    return " ".join(words[i % len(words)] for i in range(n))
-
-
-def pooling_view(
-    model: Any, tokenizer: Any, prompt: str, response: str, filler: int = 0, pad: int = 0, side: str = "right"
-) -> PoolingView:
-    """Score one response under every pooling, with ``filler`` neutral words appended to it and
-    ``pad`` padding tokens added on ``side``.
-
-    The padded row is what the model would see inside a batch whose longest sequence is ``pad``
-    tokens longer. Each score is the model's own head applied to ``pool(hidden, mask, how)``.
-    """
-    if side not in SIDES:
-        raise ValueError(f"padding side must be one of {SIDES}, got {side!r}")
-    if filler < 0 or pad < 0:
-        raise ValueError(f"filler and pad must be >= 0, got filler={filler}, pad={pad}")
-    if filler:
-        response = f"{response} {filler_words(filler)}"
-    _, pad_id = special_ids(tokenizer)
-    seq = encode(tokenizer, prompt, response, getattr(model, "max_length", None))
-    # a placeholder row `pad` tokens longer makes pad_batch pad ours, as in a real batch
-    ids, mask = pad_batch([seq, [pad_id] * (len(seq) + pad)], pad_id, side)
-    ids, mask = ids[:1], mask[:1]  # (1, T)
-    with torch.no_grad():
-        hidden = model.hidden(ids, mask)  # (1, T, D)
-        scores = {how: model.head(pool(hidden, mask, how)).item() for how in POOLINGS}
-    reads = {"eos": int(last_token_index(mask)[0]), "mean": None, "last": ids.shape[1] - 1}
-    return PoolingView(
-        tokens=[tokenizer.decode([i]) for i in ids[0].tolist()],
-        input_ids=ids[0],
-        attention_mask=mask[0],
-        token_scores=model.token_scores(ids, mask)[0],
-        scores=scores,
-        reads=reads,
-        side=side,
-    )
+from ..data import PreferencePair, support_pairs
+from ..pooling import POOLINGS
+from ..views import SIDES, PoolingView, pad_in_batch, padded_answer, padding_flip, pair_rewards, pooling_view
 
 
 def _pair_html(pair: PreferencePair, rewards: dict[str, tuple[float, float]], side: str) -> str:
@@ -153,12 +43,6 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(repr(text)[1:-1])
-
-
-def _pad_in_batch(tokenizer: Any, pair: PreferencePair, label: str) -> int:
-    """How many PAD tokens the ``label`` answer gets when batched with the other answer of ``pair``."""
-    lengths = {k: len(encode(tokenizer, pair.prompt, getattr(pair, k))) for k in ("chosen", "rejected")}
-    return max(lengths.values()) - lengths[label]
 
 
 def pooling_explorer(model: Any = None, tokenizer: Any = None):
@@ -197,7 +81,7 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
     response = w.Textarea(value=getattr(start, start_label), description="Response", continuous_update=False,
                           layout=wide)
     filler = w.IntSlider(value=0, min=0, max=40, description="Filler words", continuous_update=False)
-    pad = w.IntSlider(value=_pad_in_batch(tokenizer, start, start_label), min=0, max=40, description="Padding",
+    pad = w.IntSlider(value=pad_in_batch(tokenizer, start, start_label), min=0, max=40, description="Padding",
                       continuous_update=False)
     side = w.ToggleButtons(options=list(SIDES), value="right", description="Pad side")
     summary = w.HTML()
@@ -226,7 +110,7 @@ def pooling_explorer(model: Any = None, tokenizer: Any = None):
         try:
             pair, label = change["new"]
             prompt.value, response.value = pair.prompt, getattr(pair, label)
-            pad.value = _pad_in_batch(tokenizer, pair, label)
+            pad.value = pad_in_batch(tokenizer, pair, label)
             filler.value = 0  # filler typed for the last example would lengthen this one
         finally:
             picking.clear()

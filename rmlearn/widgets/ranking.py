@@ -1,7 +1,7 @@
-"""Rankings become pairs: the K·(K−1)/2 pairs of a ranking and two listwise losses (lesson 04).
+"""Rankings become pairs: the K·(K−1)/2 pairs of a ranking, their mean loss and Plackett–Luce (lesson 04).
 
 ``ranking_view`` computes through ``ranking_to_pairs``, ``pairwise_loss``,
-``listwise_pairwise_loss`` and ``plackett_luce_loss``; ``ranking_explorer`` only wires controls.
+``all_pairs_loss`` and ``plackett_luce_loss``; ``ranking_explorer`` only wires controls.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..losses import listwise_pairwise_loss, pairwise_loss, plackett_luce_loss, ranking_to_pairs
+from ..losses import all_pairs_loss, pairwise_loss, plackett_luce_loss, ranking_to_pairs
 
 LABELS = "ABCDEF"
 
@@ -65,7 +65,7 @@ def ranking_view(scores: Sequence[float], labels: Sequence[str] | None = None) -
             RankedPair(labels[b], labels[v], float(scores[b]), float(scores[v]), loss.item())
             for (b, v), loss in zip(pairs, losses, strict=True)
         ),
-        listwise_loss=listwise_pairwise_loss(row).item(),
+        listwise_loss=all_pairs_loss(row).item(),
         plackett_luce=plackett_luce_loss(row).item(),
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..data import support_pairs
-from ..segments import cumulative_scores, rank_segments, segment_scores
+from ..segments import cumulative_scores, rank_segments, segment_scores, split_sentences
 
 
 @dataclass
@@ -61,15 +61,6 @@ def segment_view(cumulative: Sequence[float] | torch.Tensor, baseline: float = 0
     values = torch.as_tensor(cumulative, dtype=torch.float64)  # (n,)
     return SegmentView(values, float(baseline), segment_scores(values, baseline),
                        rank_segments(values, baseline), segments)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split a response after each ``.``, ``!`` or ``?`` followed by a space (sentences as segments).
-
-    >>> split_sentences("Update the app. Version 4.2 fixes it!  Thanks.")
-    ['Update the app.', 'Version 4.2 fixes it!', 'Thanks.']
-    """
-    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
 def response_view(model: Any, tokenizer: Any, prompt: str, response: str) -> SegmentView:

@@ -27,8 +27,8 @@ from nbgrader.plugins.export import CsvExportPlugin
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
 from traitlets import Bool, Float, Integer, Unicode
 
+from .answers import REMOVED, UNGRADED, answers_path, mismatches, records_in
 from .files import refuse_special_files, remove_special_files, trim_folder
-from .scoring import REMOVED, UNGRADED, answers_path, mismatches, records_in
 
 # run by the kernel before any cell: the working directory ("" or its path) moves to the end of
 # sys.path (a stable sort), binding no name in the student's namespace
