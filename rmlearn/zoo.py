@@ -107,8 +107,8 @@ def overoptimization_pool(per_prompt: int = 256, length_biases: tuple[float, ...
 
     ``rlhf.overoptimization_grid(*overoptimization_pool())`` is the explorer's grid.
     """
-    from .data import SYNTHETIC_PROMPTS
     from .rlhf import response_pool
+    from .synthetic import SYNTHETIC_PROMPTS
 
     tok = course_tokenizer()
     pool = response_pool(trained_policy(), tok, SYNTHETIC_PROMPTS, per_prompt, seed=0)

@@ -166,17 +166,9 @@ def test_no_private_name_is_imported_from_another_module():
 # Lessons and exercises: public names only; from rmlearn.widgets only the explorers and quiz_for
 # ---------------------------------------------------------------------------------------------
 
-# Known breaches in notebooks owned by other work, each with its reason (xfail, not strict: fixed there,
-# the entry goes).
-KNOWN = {
-    "08_the_reward_model_in_the_loop": "imports overoptimization_explorer from rmlearn.widgets.overoptimization",
-}
-
-
 def _notebooks():
     paths = sorted((ROOT / "lessons").glob("*.ipynb")) + sorted((ROOT / "exercises" / "source").rglob("*.ipynb"))
-    return [pytest.param(p, id=p.stem, marks=[pytest.mark.xfail(reason=KNOWN[p.stem])] if p.stem in KNOWN else [])
-            for p in paths]
+    return [pytest.param(p, id=p.stem) for p in paths]
 
 
 def _code(cell_source: str) -> str:
