@@ -23,7 +23,7 @@ from typing import Any
 
 ASSIGNMENTS = (
     "ps1_reward_scores", "ps2_preference_training", "ps3_bias_and_segments", "ps4_value_model",
-    "ps5_reward_in_the_loop",
+    "ps5_reward_in_the_loop", "ps6_trust_the_score",
 )
 CONFIG_NAME = "nbgrader_config.py"
 
@@ -97,7 +97,8 @@ def init_course(directory: str | Path, force: bool = False, source: str | Path |
     >>> import tempfile
     >>> root = init_course(tempfile.mkdtemp())
     >>> sorted(p.name for p in (root / "source").iterdir())
-    ['ps1_reward_scores', 'ps2_preference_training', 'ps3_bias_and_segments', 'ps4_value_model', 'ps5_reward_in_the_loop']
+    ['ps1_reward_scores', 'ps2_preference_training', 'ps3_bias_and_segments', 'ps4_value_model', 'ps5_reward_in_the_loop',
+     'ps6_trust_the_score']
     """
     root = Path(directory).expanduser().resolve()
     if root.exists() and not root.is_dir():

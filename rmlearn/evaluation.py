@@ -35,7 +35,6 @@ import torch
 
 from .data import PreferencePair, RankedExample, as_pairs
 
-
 # ---------------------------------------------------------------------------------- accuracy
 
 def pairwise_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
