@@ -55,3 +55,5 @@ def check_09(nb) -> None:
     quoted = re.search(r"peaks at n = (\d+) instead of n = (\d+) .*?drops (\d+\.\d+) after its peak instead of (\d+\.\d+)", said)
     assert quoted and (int(quoted[1]), int(quoted[2])) == (v["n_peak_cons"], v["n_peak_m0"])
     assert (float(quoted[3]), float(quoted[4])) == (round(v["drop_cons"], 2), round(v["drop_m0"], 2))
+    # "with 25 % of their labels flipped": the members' data, measured against the hidden rule
+    assert len(v["flipped"]) >= 3 and all(abs(f - v["noise"]) < 0.08 for f in v["flipped"]), v["flipped"]

@@ -208,3 +208,14 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
                      + '{"prompt": "Qué", "chosen": "sí", "rejected": "no"}\n'.encode("latin-1"))
     with pytest.raises(DataError, match=re.escape(f"{path}:2: not UTF-8 text")):
         load_preferences(path)
+
+
+def test_label_noise_flips_that_share_of_labels_and_leaves_noiseless_data_as_it_was():
+    from rmlearn.data import quality
+
+    pairs = synthetic_preferences(2000, seed=0, label_noise=0.25)
+    flipped = sum(quality(p.prompt, p.chosen) < quality(p.prompt, p.rejected) for p in pairs) / len(pairs)
+    assert abs(flipped - 0.25) < 0.03
+    assert synthetic_preferences(50, seed=0, label_noise=0.0) == synthetic_preferences(50, seed=0)
+    with pytest.raises(ValueError, match="label_noise"):
+        synthetic_preferences(5, label_noise=0.6)
