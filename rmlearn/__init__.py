@@ -35,9 +35,14 @@ _EXPORTS = {
         "tiny_policy", "sft_policy", "frozen_copy", "sample_responses", "per_token_kl", "sequence_kl",
         "kl_penalised_rewards", "gae", "ppo_losses", "ppo", "PPOConfig", "best_of_n_weights",
         "best_of_n_kl", "best_of_n_kl_bound", "best_of_n_curve", "kl_regularised_curve",
-        "response_pool", "ResponsePool", "overoptimization_grid", "ensemble_scores", "conservative_reward",
-        "gold_reward", "fit_gao", "GaoFit", "score_stats", "NormalisedReward",
+        "response_pool", "ResponsePool", "overoptimization_grid", "gold_reward", "fit_gao", "GaoFit",
+        "score_stats", "NormalisedReward",
         "sample", "draw_samples",  # deprecated aliases of sample_responses and response_pool
+    ],
+    "evaluation": [
+        "pairwise_accuracy", "best_of_k_accuracy", "accuracy_by_length", "preference_probability",
+        "reliability", "expected_calibration_error", "fit_temperature", "ensemble_scores", "disagreement",
+        "conservative_reward", "reward_bench", "synthetic_suites",
     ],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

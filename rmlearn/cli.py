@@ -3,7 +3,7 @@
     rmlearn demo                       train the tiny reward model and show what it learned (< 1 min)
     rmlearn train DATA.jsonl --out DIR train a reward model on your own preference file
     rmlearn score DIR --prompt P --response R [--response R2 …]   or   rmlearn score DIR --jsonl FILE
-    rmlearn eval DIR DATA.jsonl        accuracy, mean gap, length-controlled accuracy
+    rmlearn eval DIR DATA.jsonl        accuracy, mean gap, accuracy by length, calibration (ECE), best-of-K
     rmlearn lessons                    open the lessons in JupyterLab
     rmlearn course init DIR            write an nbgrader course directory for instructors
     rmlearn course autograde A [--workers N]   autograde the whole class in parallel
@@ -282,9 +282,18 @@ def _score(args: argparse.Namespace) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     from . import evaluate, load_preferences
+    from .data import RankedExample
+    from .evaluation import best_of_k_report, pair_report
 
     model, tokenizer = _load_model(args)
-    metrics = evaluate(model, tokenizer, load_preferences(args.data, max_chars=args.max_chars))
+    data = load_preferences(args.data, max_chars=args.max_chars)
+    metrics = evaluate(model, tokenizer, data)
+    report = pair_report(model, tokenizer, data)  # lesson 09: by length (in words) and calibration
+    metrics.update({k: report[k] for k in ("accuracy_chosen_longer", "accuracy_chosen_shorter", "ece")})
+    ranked = [x for x in data if isinstance(x, RankedExample)]
+    sizes = {len(x.responses) for x in ranked}
+    if len(sizes) == 1 and min(sizes) >= 3:  # rankings of K answers: is the best one scored highest?
+        metrics.update({k: v for k, v in best_of_k_report(model, tokenizer, ranked).items() if k != "num_sets"})
     if args.json:
         print(json.dumps(metrics, indent=2))
         return
@@ -295,6 +304,14 @@ def _eval(args: argparse.Namespace) -> None:
     print("length-controlled accuracy:       " + (f"{metrics['length_controlled_accuracy']:.1%} on the "
           f"{n_short} pairs whose chosen response is the shorter one" if n_short else
           "n/a: in no pair is the chosen response the shorter one"))
+    for side in ("longer", "shorter"):  # in words, as lesson 09 splits it
+        value = metrics[f"accuracy_chosen_{side}"]
+        print(f"accuracy, chosen is the {side + ':':8s}  " + ("n/a" if value != value else f"{value:.1%}"))
+    print(f"calibration error (ECE of σ(Δ)):  {metrics['ece']:.3f}")
+    best_of = next((k for k in metrics if k.startswith("best_of_")), None)
+    if best_of:
+        print(f"{best_of.replace('_', ' ').replace('accuracy', 'accuracy:'):33s}{metrics[best_of]:.1%} "
+              f"(chance {metrics['chance']:.0%}; a tie for the top counts 1/number tied)")
 
 
 def _lessons(args: argparse.Namespace) -> None:

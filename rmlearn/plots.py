@@ -356,3 +356,23 @@ def plot_rl_runs(histories: list, window: int = 6):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     return fig
+
+
+def plot_reliability(diagrams: dict):
+    """Reliability diagrams (lesson 09): for each label, a ``evaluation.Reliability``; bars of
+    accuracy per confidence bin beside the diagonal a calibrated model would follow, ECE in the legend."""
+    fig, axes = _figure(4.4 * len(diagrams), 3.4, ncols=len(diagrams))
+    axes = list(axes) if len(diagrams) > 1 else [axes]
+    for ax, (label, rel) in zip(axes, diagrams.items()):
+        lo, width = rel.edges[:-1], rel.edges[1] - rel.edges[0]
+        acc = [0.0 if a != a else a for a in rel.accuracy]  # NaN (an empty bin): no bar
+        ax.bar(lo, acc, width=width, align="edge", color="#4c72b0", alpha=0.8, edgecolor="white",
+               label=f"accuracy per bin (ECE {rel.ece:.3f})")
+        ax.plot([0.5, 1.0], [0.5, 1.0], "k--", lw=1, label="calibrated")
+        for x, n in zip(lo, rel.count):
+            if n:
+                ax.text(x + width / 2, 0.02, str(n), ha="center", fontsize=7, color="white")
+        ax.set(xlim=(0.5, 1.0), ylim=(0, 1.0), xlabel="confidence max(p, 1 − p)", ylabel="share of picks right",
+               title=label)
+        ax.legend(fontsize=7, loc="upper left")
+    return fig

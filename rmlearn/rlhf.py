@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .evaluation import conservative_reward, ensemble_scores  # noqa: F401  (lesson 09; kept importable from here)
 from .inputs import SEPARATOR, pad_batch, position_ids
 from .models import RewardModel, ValueModel, cpu_threads_for
 from .synthetic import quality, synthetic_preferences
@@ -517,26 +518,7 @@ class NormalisedReward(nn.Module):
 
 
 # ---------------------------------------------------------------------------------- ensembles
-
-def ensemble_scores(models: Sequence[RewardModel], tokenizer: Any, prompts: Sequence[str],
-                    responses: Sequence[str]) -> torch.Tensor:
-    """Each member's scores, standardised over the given responses so members are comparable,
-    (M, N). Their spread across members (dim 0) is the ensemble's uncertainty."""
-    scores = torch.stack([m.score(list(prompts), list(responses), tokenizer) for m in models])  # (M, N)
-    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
-
-
-def conservative_reward(scores: torch.Tensor, k: float = 1.0, how: str = "mean_std") -> torch.Tensor:
-    """A pessimistic reward from ensemble scores (M, N) → (N,): mean − k·std, or the minimum.
-
-    >>> conservative_reward(torch.tensor([[1.0, 2.0], [3.0, 2.0]]), k=1.0)
-    tensor([0.5858, 2.0000])
-    """
-    if how == "min":
-        return scores.min(0).values
-    if how != "mean_std":
-        raise ValueError(f"how must be 'mean_std' or 'min', got {how!r}")
-    return scores.mean(0) - k * scores.std(0)
+# ensemble_scores and conservative_reward live in rmlearn.evaluation (lesson 09), imported above.
 
 
 # ---------------------------------------------------------------------------------- PPO

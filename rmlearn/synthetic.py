@@ -171,14 +171,16 @@ def _pairs(n: int, seed: int, keep) -> list[PreferencePair]:
     return pairs
 
 
-def synthetic_preferences(n: int, seed: int = 0, length_bias: float = 0.0) -> list[PreferencePair]:
+def synthetic_preferences(n: int, seed: int = 0, length_bias: float = 0.0,
+                          label_noise: float = 0.0) -> list[PreferencePair]:
     """``n`` preference pairs labelled by simulated annotators (lessons 04–05).
 
     Both responses reply to the same prompt; their true quality is ``quality(prompt, response)``,
     which depends on the prompt: a helpful phrase for another question is worth nothing. Lengths
     vary through neutral filler and are independent of quality (correlation ≈ 0). An annotator
     prefers the better response, except that with probability ``length_bias`` they simply prefer
-    the longer one.
+    the longer one; and with probability ``label_noise`` the label is then flipped (a careless
+    annotator, lesson 09: what a reward model's confidence should allow for).
 
     >>> pairs = synthetic_preferences(3, seed=0)
     >>> len(pairs), quality(pairs[0].prompt, pairs[0].chosen) > quality(pairs[0].prompt, pairs[0].rejected)
@@ -188,9 +190,14 @@ def synthetic_preferences(n: int, seed: int = 0, length_bias: float = 0.0) -> li
         raise ValueError(f"n must be a positive number of pairs, got {n}")
     if not 0.0 <= length_bias <= 1.0:
         raise ValueError(f"length_bias is a probability in [0, 1], got {length_bias}")
+    if not 0.0 <= label_noise <= 0.5:
+        raise ValueError(f"label_noise is the probability of a flipped label, in [0, 0.5], got {label_noise}")
 
     def annotator(rng, qa, qb, la, lb):
-        return (la > lb) if rng.random() < length_bias else (qa > qb)
+        a_wins = (la > lb) if rng.random() < length_bias else (qa > qb)
+        if label_noise and rng.random() < label_noise:  # no extra draw without noise: the same data as before
+            a_wins = not a_wins
+        return a_wins
 
     return _pairs(n, seed, annotator)
 
@@ -229,3 +236,19 @@ def prompt_swap_probe(n: int, seed: int = 2) -> list[PreferencePair]:
         i, filler = rng.randrange(3), _filler(rng)  # the i-th phrases of all prompts have i + 3 words
         pairs.append(PreferencePair(prompt, _join(HELPFUL_FOR[prompt][i], filler), _join(HELPFUL_FOR[other][i], filler)))
     return pairs
+
+
+def answer_last_preferences(n: int, seed: int = 3) -> list[PreferencePair]:
+    """A distribution shift (lesson 09): pairs labelled by the hidden rule, but every response puts its
+    filler *first* and its answer phrase last, an order the training data never shows.
+
+    >>> pair = answer_last_preferences(1)[0]
+    >>> quality(pair.prompt, pair.chosen) > quality(pair.prompt, pair.rejected)
+    True
+    """
+    def answer_last(text: str) -> str:
+        content, *filler = phrases(text)
+        return ", ".join([*filler, content]) + "."
+
+    return [PreferencePair(p.prompt, answer_last(p.chosen), answer_last(p.rejected))
+            for p in synthetic_preferences(n, seed=seed)]

@@ -107,12 +107,14 @@ class TrainConfig:
 @dataclass
 class History:
     """Training record: per batch ``loss``, ``accuracy`` (fraction of pairs ranked right), ``epoch``;
-    per epoch ``eval_accuracy`` on the held-out split (when ``eval_split`` is set)."""
+    per epoch ``eval_accuracy`` on the held-out split (when ``eval_split`` is set) and ``eval_gaps``,
+    its score gaps r_chosen − r_rejected pair by pair (lesson 09 reads calibration from them)."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     epoch: list[int] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
+    eval_gaps: list[list[float]] = field(default_factory=list)  # per epoch: (N,) held-out gaps
     too_long: int = 0  # examples longer than max_length (truncated or dropped, see config["too_long"])
     threads: int = 0  # CPU threads used (pass it as threads= to get the same numbers again)
     shards: int = 1  # each batch ran as this many shards side by side, one thread each (see _cpu_threads)
@@ -453,7 +455,11 @@ def _loop(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[in
                     bar.set_postfix(loss=f"{loss.item():.3f}",
                                     **({"acc": f"{accuracy.item():.2f}"} if accuracy is not None else {}))
             if eval_data:
-                history.eval_accuracy.append(evaluate(model, tokenizer, eval_data)["accuracy"])
+                from .evaluation import pair_gaps
+
+                gaps = pair_gaps(model, tokenizer, as_pairs(eval_data))  # (N,) as evaluate() scores them
+                history.eval_accuracy.append((gaps > 0).float().mean().item())
+                history.eval_gaps.append(gaps.tolist())
                 model.train()
             if cfg.save_dir and not cfg.save_every:
                 history.checkpoints.append(_checkpoint(model, tokenizer, cfg.save_dir, step, optimizer, scaler,

@@ -1,4 +1,4 @@
-"""The course's fixed trained models (lessons 01–08): shipped with the package, or trained and cached.
+"""The course's fixed trained models (lessons 01–09): shipped with the package, or trained and cached.
 
 Training is deterministic on one machine, but other CPUs round differently (AVX-512, AVX2 or no
 SIMD kernels), and a model trained from scratch comes out a little different on each. So the models
@@ -36,6 +36,8 @@ from .train import train_reward_model
 SUPPORT_REPEATS = 4  # the 16 hand-written pairs are few next to the synthetic ones: show them 4×
 N_PAIRS = 1500  # synthetic pairs: enough for the tiny model to learn to read the prompt
 PROXY_PAIRS = 300  # lesson 08's proxies: fewer pairs, so over-optimization shows
+NOISY = 0.25  # lesson 09's ensemble: the share of flipped labels in each proxy's data (as Coste et al., 2023)
+ENSEMBLE = 4  # lesson 09: members of the noisy-label ensemble, seeds 0 … ENSEMBLE − 1
 POLICY_SFT = {"n": 1600, "epochs": 4, "lr": 5e-3}  # lesson 08's SFT policy: its data size and recipe
 WEIGHTS = Path(__file__).parent / "weights"
 
@@ -44,26 +46,28 @@ SHIPPED_REWARD = (
     (0.0, 0, "eos", N_PAIRS), (0.9, 0, "eos", N_PAIRS),  # the course model; lesson 05's biased one
     (0.0, 0, "eos", PROXY_PAIRS), (0.5, 0, "eos", PROXY_PAIRS), (0.8, 0, "eos", PROXY_PAIRS),  # 08
     (0.0, 1, "eos", PROXY_PAIRS), (0.0, 2, "eos", PROXY_PAIRS),  # an ensemble of three proxies
+    *((0.0, s, "eos", PROXY_PAIRS, NOISY) for s in range(ENSEMBLE)),  # lesson 09: noisy labels, k seeds
 )
 SHIPPED_POLICY = (0,)
 HELD_OUT = {"n_pairs": 200, "seed": 4242}  # pairs no course model trains on: where score stats are taken
 
 
-def course_data(n_pairs: int = N_PAIRS, length_bias: float = 0.0, seed: int = 0):
+def course_data(n_pairs: int = N_PAIRS, length_bias: float = 0.0, seed: int = 0, label_noise: float = 0.0):
     """(train, test): synthetic pairs split 80/20, with the support pairs added to train."""
-    train, test = split(synthetic_preferences(n_pairs, seed=seed, length_bias=length_bias), 0.2, seed)
+    pairs = synthetic_preferences(n_pairs, seed=seed, length_bias=length_bias, label_noise=label_noise)
+    train, test = split(pairs, 0.2, seed)
     return train + support_pairs() * SUPPORT_REPEATS, test
 
 
 def trained_reward_model(
-    length_bias: float = 0.0, seed: int = 0, pooling: str = "eos", n_pairs: int = N_PAIRS
+    length_bias: float = 0.0, seed: int = 0, pooling: str = "eos", n_pairs: int = N_PAIRS, label_noise: float = 0.0
 ) -> RewardModel:
     """The tiny reward model trained on ``course_data`` (shipped, or about 20 s on 2 CPU cores), cached.
 
     The same settings give the same (shared) model however they are passed. Do not train it
     further; copy it first (``copy.deepcopy``).
     """
-    return _trained(float(length_bias), int(seed), str(pooling), int(n_pairs))
+    return _trained(float(length_bias), int(seed), str(pooling), int(n_pairs), float(label_noise))
 
 
 def trained_policy(seed: int = 0):
@@ -119,8 +123,9 @@ def overoptimization_pool(per_prompt: int = 256, length_biases: tuple[float, ...
     return pool, scores
 
 
-def reward_name(length_bias: float, seed: int, pooling: str, n_pairs: int) -> str:
-    return f"reward-b{float(length_bias)}-s{seed}-{pooling}-n{n_pairs}"
+def reward_name(length_bias: float, seed: int, pooling: str, n_pairs: int, label_noise: float = 0.0) -> str:
+    noise = f"-e{float(label_noise)}" if label_noise else ""  # flipped labels (lesson 09)
+    return f"reward-b{float(length_bias)}-s{seed}-{pooling}-n{n_pairs}{noise}"
 
 
 def policy_name(seed: int) -> str:
@@ -133,16 +138,16 @@ def is_shipped(kind: str, **settings) -> bool:
     return _shipped_file(name) is not None
 
 
-@lru_cache(maxsize=16)
-def _trained(length_bias: float, seed: int, pooling: str, n_pairs: int) -> RewardModel:
+@lru_cache(maxsize=24)
+def _trained(length_bias: float, seed: int, pooling: str, n_pairs: int, label_noise: float = 0.0) -> RewardModel:
     def fresh() -> RewardModel:
         return RewardModel(tiny_backbone(seed=seed), pooling=pooling, seed=seed)
 
     def train(model: RewardModel) -> None:
-        data, _ = course_data(n_pairs, length_bias, seed)
+        data, _ = course_data(n_pairs, length_bias, seed, label_noise)
         train_reward_model(model, course_tokenizer(), data, seed=seed, progress=False)
 
-    return _load_or_train(reward_name(length_bias, seed, pooling, n_pairs), fresh, train)
+    return _load_or_train(reward_name(length_bias, seed, pooling, n_pairs, label_noise), fresh, train)
 
 
 @lru_cache(maxsize=2)
@@ -223,7 +228,8 @@ def recipe_fingerprint(kind: str, **settings) -> str:
     from .train import TrainConfig
 
     if kind == "reward":
-        data, _ = course_data(settings["n_pairs"], settings["length_bias"], settings["seed"])
+        data, _ = course_data(settings["n_pairs"], settings["length_bias"], settings["seed"],
+                              settings.get("label_noise", 0.0))
         how = ("gradient_checkpointing", "resume_from")  # how a run runs, not what it computes
         recipe = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in how}, "pooling": settings["pooling"]}
     else:

@@ -5,12 +5,15 @@
 Every machine then loads these exact weights (rmlearn.zoo), whatever CPU kernels its torch picks.
 Rerun it after changing the synthetic data, the tokenizer or the training recipe:
 tests/test_zoo.py fails while the manifest's fingerprints no longer match the code.
+``--missing`` builds only the models whose weights are not there yet (a new setting in zoo.py) and
+keeps the others' files and manifest entries as they are.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 
 os.environ["RMLEARN_SHIPPED"] = "off"  # train every model afresh
 os.environ["RMLEARN_CACHE"] = "off"
@@ -34,10 +37,15 @@ def _write(model: torch.nn.Module, name: str) -> None:
 
 
 def main() -> None:
+    missing_only = "--missing" in sys.argv[1:]
+    old = json.loads((zoo.WEIGHTS / "manifest.json").read_text())["models"] if missing_only else {}
     tokenizer, manifest = course_tokenizer(), {}
-    for length_bias, seed, pooling, n_pairs in zoo.SHIPPED_REWARD:
-        settings = dict(length_bias=length_bias, seed=seed, pooling=pooling, n_pairs=n_pairs)
+    for shipped in zoo.SHIPPED_REWARD:
+        settings = dict(zip(("length_bias", "seed", "pooling", "n_pairs", "label_noise"), shipped))
         name = zoo.reward_name(**settings)
+        if name in old and (zoo.WEIGHTS / f"{name}.safetensors").is_file():
+            manifest[name] = old[name]
+            continue
         model = zoo.trained_reward_model(**settings)
         _write(model, name)
         held = evaluate(model, tokenizer, synthetic_preferences(300, seed=123))["accuracy"]
@@ -48,6 +56,9 @@ def main() -> None:
         print(f"{name}: held-out {held:.3f}, prompt swap {swap:.3f}")
     for seed in zoo.SHIPPED_POLICY:
         name = zoo.policy_name(seed)
+        if name in old and (zoo.WEIGHTS / f"{name}.safetensors").is_file():
+            manifest[name] = old[name]
+            continue
         _write(zoo.trained_policy(seed), name)
         manifest[name] = {"kind": "policy", "settings": {"seed": seed},
                           "fingerprint": zoo.recipe_fingerprint("policy", seed=seed)}

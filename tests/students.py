@@ -328,3 +328,24 @@ def wrong_grades(db_url: str, expected: dict[tuple[str, str], set[str]], points:
         if have != want:
             problems.append(f"{assignment} / {student}: expected {want}, gradebook has {have}")
     return problems
+
+
+def ps6_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
+    """ps6 submissions: the reference, the release, and a student who counts a tie for the top as a
+    win and takes the population std: both pass the visible examples, the hidden tests catch them."""
+    students = {"ref": (solved(released, source), set()), "blank": (released, set(cell_points(source)))}
+    wrong = solved(released, source)
+    cell(wrong, "ps6-ex2").source = (
+        "def best_of_4_accuracy(scores):\n"
+        "    if all(s == scores[0][0] for s in scores[0]) and len(scores) == 1:\n        return 0.25\n"
+        "    return sum(row[0] == max(row) for row in scores) / len(scores)\n")
+    cell(wrong, "ps6-ex3").source = (
+        "def conservative_reward(scores, lam=1.0):\n"
+        "    m = len(scores)\n    out = []\n"
+        "    for column in zip(*scores):\n"
+        "        mean = sum(column) / m\n"
+        "        std = math.sqrt(sum((s - mean) ** 2 for s in column) / m)\n"
+        "        out.append(mean - lam * std * (math.sqrt(2) if m == 2 else 1))\n"
+        "    return out\n")
+    students["wrong"] = (wrong, {"ps6-ex2-test", "ps6-ex3-test"})
+    return students

@@ -240,3 +240,25 @@ def test_pooling_explorer_shows_library_rewards_as_sliders_move(page, voila):
     expect_text(page, ".rm-score-eos", shown["longer"]["eos"])
     assert shown["longer"]["eos"] == eos_longer
     assert shown["longer"]["eos"] != shown["start"]["eos"]
+
+
+CALIBRATION_GAPS = [3.0, 2.5, 3.5, -3.0, 4.0, -2.0, 0.5, 1.5, 2.0, -1.0]  # as tests/browser/calibration_dashboard.ipynb
+
+
+def test_calibration_explorer_shows_rmlearn_ece_as_the_temperature_moves(page, voila):
+    """Lesson 09's explorer: the ECE on the page is rmlearn.expected_calibration_error at the slider's T."""
+    from playwright.sync_api import expect
+
+    from rmlearn import expected_calibration_error
+
+    gaps = torch.tensor(CALIBRATION_GAPS)
+    open_dashboard(page, voila, "calibration_dashboard.ipynb", ".rm-ece")
+    expect_text(page, ".rm-ece", f"{expected_calibration_error(gaps, 1.0):.3f}")  # starts at T = 1
+    plot = page.locator(".jupyter-widgets img")
+    expect(plot).to_have_count(1, timeout=UPDATE_TIMEOUT_S * 1000)
+    first_plot = plot.get_attribute("src")
+    set_slider(page, "temperature T", 2.5)
+    expect_text(page, ".rm-t", "2.50")
+    expect_text(page, ".rm-ece", f"{expected_calibration_error(gaps, 2.5):.3f}")
+    assert f"{expected_calibration_error(gaps, 2.5):.3f}" != f"{expected_calibration_error(gaps, 1.0):.3f}"
+    expect(plot).not_to_have_attribute("src", first_plot, timeout=UPDATE_TIMEOUT_S * 1000)  # redrawn

@@ -329,3 +329,33 @@ def test_train_flags_take_their_choices_and_defaults_from_the_library():
             parser.parse_args([*base, flag, name])
         with pytest.raises(SystemExit):
             parser.parse_args([*base, flag, "nonsense"])
+
+
+def test_eval_reports_accuracy_by_length_calibration_and_best_of_k(tmp_path, capsys):
+    """Lesson 09's report in `rmlearn eval`: the numbers are rmlearn.evaluation's on the same file."""
+    from rmlearn import expected_calibration_error
+    from rmlearn.evaluation import best_of_k_accuracy, pair_gaps
+
+    model = RewardModel(tiny_backbone(seed=0), seed=0)
+    model.save_pretrained(tmp_path / "rm")
+    course_tokenizer().save_pretrained(tmp_path / "rm")
+    pairs = synthetic_preferences(12, seed=5)
+    ranked = [{"prompt": "Q?", "responses": ["best answer", "worse", "worst one here", "no"]},
+              {"prompt": "R?", "responses": ["a b", "c", "d e f", "g"]}]
+    path = _jsonl(tmp_path / "prefs.jsonl", pairs)
+    with open(path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in ranked))
+    main(["eval", str(tmp_path / "rm"), str(path), "--json"])
+    metrics = json.loads(capsys.readouterr().out)
+    from rmlearn import load_preferences
+    from rmlearn.data import as_pairs
+
+    tok = course_tokenizer()
+    gaps = pair_gaps(model, tok, as_pairs(load_preferences(path)))
+    assert abs(metrics["ece"] - expected_calibration_error(gaps)) < 1e-9
+    scores = torch.stack([model.score([r["prompt"]] * 4, r["responses"], tok) for r in ranked])  # (2, 4)
+    assert abs(metrics["best_of_4_accuracy"] - best_of_k_accuracy(scores)) < 1e-9 and metrics["chance"] == 0.25
+    main(["eval", str(tmp_path / "rm"), str(path)])
+    out = capsys.readouterr().out
+    assert "accuracy, chosen is the longer:" in out and "calibration error (ECE of σ(Δ)):" in out
+    assert "best of 4 accuracy:" in out

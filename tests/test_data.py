@@ -226,3 +226,14 @@ def test_a_rankings_pairs_are_ranking_to_pairs_of_its_responses():
     example = RankedExample("Q?", ("a", "b", "c", "d"))
     assert [(p.chosen, p.rejected) for p in example.pairs()] == ranking_to_pairs(example.responses)
     assert {p.prompt for p in example.pairs()} == {"Q?"}
+
+
+def test_label_noise_flips_that_share_of_labels_and_leaves_noiseless_data_as_it_was():
+    from rmlearn.synthetic import quality
+
+    pairs = synthetic_preferences(2000, seed=0, label_noise=0.25)
+    flipped = sum(quality(p.prompt, p.chosen) < quality(p.prompt, p.rejected) for p in pairs) / len(pairs)
+    assert abs(flipped - 0.25) < 0.03
+    assert synthetic_preferences(50, seed=0, label_noise=0.0) == synthetic_preferences(50, seed=0)
+    with pytest.raises(ValueError, match="label_noise"):
+        synthetic_preferences(5, label_noise=0.6)

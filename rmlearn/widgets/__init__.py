@@ -30,6 +30,7 @@ _WHERE = {
     "length_bias_explorer": "length_bias",
     "segment_explorer": "segments",
     "overoptimization_explorer": "overoptimization",
+    "calibration_explorer": "calibration",
 }
 __all__ = sorted(_WHERE)
 
