@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from .data import PreferencePair, RankedExample, as_pairs
+from .synthetic import num_words
 
 # ---------------------------------------------------------------------------------- accuracy
 
@@ -203,18 +204,18 @@ def best_of_4_sets(n: int, seed: int = 4) -> list[Candidates]:
     """``n`` synthetic best-of-4 items: a helpful answer (gold +1) and three answers of lower gold
     to the same prompt (off-topic, unhelpful), each with 0–5 filler phrases.
 
-    >>> from rmlearn.data import quality
+    >>> from rmlearn.synthetic import quality
     >>> item = best_of_4_sets(1)[0]
     >>> len(item.rejected), all(quality(item.prompt, r) < quality(item.prompt, item.chosen) for r in item.rejected)
     (3, True)
     """
-    from .data import SYNTHETIC_PROMPTS, _synthetic_response
+    from .synthetic import SYNTHETIC_PROMPTS, synthetic_response
 
     rng = random.Random(seed)
     items = []
     while len(items) < n:
         prompt = rng.choice(SYNTHETIC_PROMPTS)
-        drawn = [_synthetic_response(rng, prompt) for _ in range(12)]
+        drawn = [synthetic_response(rng, prompt) for _ in range(12)]
         best = [text for text, q, _ in drawn if q == 1]
         worse = list(dict.fromkeys(text for text, q, _ in drawn if q < 1))
         if best and len(worse) >= 3:
@@ -229,7 +230,7 @@ def synthetic_suites(n: int = 300) -> dict[str, list]:
     ``answer_last``: a distribution shift, the answer phrase after the filler
     (``data.answer_last_preferences``).
     """
-    from .data import answer_last_preferences, synthetic_preferences
+    from .synthetic import answer_last_preferences, synthetic_preferences
 
     return {"pairs": synthetic_preferences(n, seed=123), "best_of_4": best_of_4_sets(n),
             "answer_last": answer_last_preferences(n)}
@@ -249,7 +250,7 @@ def pair_report(model: Any, tokenizer: Any, data: Sequence[Any]) -> dict[str, fl
     if not pairs:
         raise ValueError("no preference pairs to evaluate")
     gap = pair_gaps(model, tokenizer, pairs)  # (N,)
-    longer = torch.tensor([len(p.chosen.split()) > len(p.rejected.split()) for p in pairs])  # (N,)
+    longer = torch.tensor([num_words(p.chosen) > num_words(p.rejected) for p in pairs])  # (N,)
     by_length = accuracy_by_length(gap, torch.zeros_like(gap), longer)
     return {"accuracy": pairwise_accuracy(gap, torch.zeros_like(gap)),
             "accuracy_chosen_longer": by_length["chosen longer"],

@@ -149,7 +149,7 @@ def _filler(rng: random.Random) -> list[str]:
     return [rng.choice(FILLER) for _ in range(rng.randint(0, 5))]
 
 
-def _synthetic_response(rng: random.Random, prompt: str) -> tuple[str, float, int]:
+def synthetic_response(rng: random.Random, prompt: str) -> tuple[str, float, int]:
     """(text, quality for ``prompt``, length in words) of one random response: one content phrase
     followed by 0–5 neutral filler phrases."""
     text = _join(_content(rng, prompt), _filler(rng))
@@ -162,7 +162,7 @@ def _pairs(n: int, seed: int, keep) -> list[PreferencePair]:
     pairs = []
     while len(pairs) < n:
         prompt = rng.choice(SYNTHETIC_PROMPTS)
-        (a, qa, la), (b, qb, lb) = _synthetic_response(rng, prompt), _synthetic_response(rng, prompt)
+        (a, qa, la), (b, qb, lb) = synthetic_response(rng, prompt), synthetic_response(rng, prompt)
         if qa == qb or la == lb:
             continue  # no true preference, or no length to be biased by
         a_wins = keep(rng, qa, qb, la, lb)

@@ -455,9 +455,10 @@ def _loop(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[in
                     bar.set_postfix(loss=f"{loss.item():.3f}",
                                     **({"acc": f"{accuracy.item():.2f}"} if accuracy is not None else {}))
             if eval_data:
-                from .evaluation import pair_gaps
-
-                gaps = pair_gaps(model, tokenizer, as_pairs(eval_data))  # (N,) as evaluate() scores them
+                held_out = as_pairs(eval_data)
+                prompts = [p.prompt for p in held_out]
+                gaps = (model.score(prompts, [p.chosen for p in held_out], tokenizer)
+                        - model.score(prompts, [p.rejected for p in held_out], tokenizer))  # (N,) as evaluate()
                 history.eval_accuracy.append((gaps > 0).float().mean().item())
                 history.eval_gaps.append(gaps.tolist())
                 model.train()

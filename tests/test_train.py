@@ -75,12 +75,12 @@ def test_centering_keeps_scores_near_zero(tokenizer):
 def test_rankings_train_with_listwise_and_plackett_luce(tokenizer, loss):
     import random
 
-    from rmlearn.synthetic import _synthetic_response
+    from rmlearn.synthetic import synthetic_response
 
     rng, rankings = random.Random(0), []
     prompt = "How do I reset my password?"
     while len(rankings) < 240:  # rankings of 3 synthetic answers with distinct quality, best first
-        trio = [_synthetic_response(rng, prompt) for _ in range(3)]
+        trio = [synthetic_response(rng, prompt) for _ in range(3)]
         if len({q for _, q, _ in trio}) == 3:
             ordered = sorted(trio, key=lambda t: -t[1])
             rankings.append(RankedExample(prompt, tuple(t for t, _, _ in ordered)))
@@ -304,11 +304,11 @@ def _one_step_gradients(model, train, threads):
 def _rankings(n: int, seed: int = 0) -> list[RankedExample]:
     import random
 
-    from rmlearn.synthetic import _synthetic_response
+    from rmlearn.synthetic import synthetic_response
 
     rng, out = random.Random(seed), []
     while len(out) < n:
-        trio = [_synthetic_response(rng, "My order has not arrived yet.") for _ in range(3)]
+        trio = [synthetic_response(rng, "My order has not arrived yet.") for _ in range(3)]
         out.append(RankedExample("My order has not arrived yet.", tuple(t for t, _, _ in sorted(trio, key=lambda t: -t[1]))))
     return out
 
