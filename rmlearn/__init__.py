@@ -18,12 +18,18 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "backbone": ["tiny_backbone", "course_tokenizer", "load_backbone", "load_tokenizer"],
     "pooling": ["pool"],
-    "models": ["RewardModel", "ValueModel"],
+    "models": ["RewardModel", "ValueModel", "ProcessRewardModel", "train_process_reward_model", "train_head",
+               "pooled_features"],
     "losses": [
         "pairwise_loss", "ranking_to_pairs", "listwise_pairwise_loss", "plackett_luce_loss",
-        "segment_regression_loss", "centering_penalty",
+        "segment_regression_loss", "centering_penalty", "rating_margin", "rao_kupper_probs",
+        "rao_kupper_loss", "davidson_probs", "davidson_loss", "step_loss", "dpo_loss",
     ],
-    "segments": ["segment_scores", "rank_segments", "cumulative_scores"],
+    "segments": [
+        "segment_scores", "rank_segments", "cumulative_scores", "aggregate_steps", "first_error_step",
+        "implicit_token_rewards", "implicit_sequence_reward",
+    ],
+    "synthetic": ["tied_preferences", "rated_preferences", "step_answers", "best_of_n_candidates", "StepAnswer"],
     "data": [
         "PreferencePair", "RankedExample", "DataError", "load_preferences", "support_pairs",
         "synthetic_preferences", "length_probe", "split", "PASSWORD_RESET",
@@ -34,6 +40,7 @@ _EXPORTS = {
         "kl_penalised_rewards", "gae", "ppo_losses", "ppo", "PPOConfig", "best_of_n_weights",
         "best_of_n_kl", "best_of_n_kl_bound", "best_of_n_curve", "kl_regularised_curve",
         "draw_samples", "overoptimization_grid", "ensemble_scores", "conservative_reward", "gold_reward",
+        "implicit_reward", "train_dpo",
     ],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

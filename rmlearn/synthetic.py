@@ -117,10 +117,9 @@ def step_answer(rng: random.Random, prompt: str, wrong: bool) -> StepAnswer:
     """Three or four steps: helpful phrases for ``prompt`` and filler; if ``wrong``, one step
     before the last goes wrong, so the final step still looks fine."""
     n = rng.randint(3, 4)
-    good = rng.sample(HELPFUL_FOR[prompt], 3) + rng.sample(FILLER, 2)
-    steps = [good[k] for k in sorted(rng.sample(range(5), n))]
-    unused = [h for h in HELPFUL_FOR[prompt] if h not in steps[:-1]]
-    steps[-1] = rng.choice(unused or list(HELPFUL_FOR[prompt]))  # the final step: a right answer
+    helpful = rng.sample(HELPFUL_FOR[prompt], 3)
+    others = helpful[1:] + rng.sample(FILLER, 2)  # the final step is helpful[0]; the rest from these
+    steps = [others[k] for k in sorted(rng.sample(range(4), n - 1))] + [helpful[0]]
     labels = [1] * n
     if wrong:
         k = rng.randrange(n - 1)
