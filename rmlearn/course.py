@@ -1,7 +1,7 @@
-"""The instructor's side: a ready nbgrader course directory with the four problem sets.
+"""The instructor's side: a ready nbgrader course directory with the course's problem sets.
 
 ``init_course(directory)`` writes ``nbgrader_config.py``, ``source/<assignment>/`` (the
-problem sets of lessons 01–07, with solutions and hidden tests) and ``answers/<assignment>/`` (the
+problem sets of the lessons, with solutions and hidden tests) and ``answers/<assignment>/`` (the
 expected answers, compared outside the student's kernel) into ``directory``;
 ``next_steps(directory)`` says which nbgrader commands to run next. ``rmlearn course init DIR``
 calls both.
@@ -23,7 +23,7 @@ from typing import Any
 
 ASSIGNMENTS = (
     "ps1_reward_scores", "ps2_preference_training", "ps3_bias_and_segments", "ps4_value_model",
-    "ps5_reward_in_the_loop",
+    "ps5_reward_in_the_loop", "ps7_beyond_pairs",
 )
 CONFIG_NAME = "nbgrader_config.py"
 
@@ -97,7 +97,7 @@ def init_course(directory: str | Path, force: bool = False, source: str | Path |
     >>> import tempfile
     >>> root = init_course(tempfile.mkdtemp())
     >>> sorted(p.name for p in (root / "source").iterdir())
-    ['ps1_reward_scores', 'ps2_preference_training', 'ps3_bias_and_segments', 'ps4_value_model', 'ps5_reward_in_the_loop']
+    ['ps1_reward_scores', 'ps2_preference_training', 'ps3_bias_and_segments', 'ps4_value_model', 'ps5_reward_in_the_loop', 'ps7_beyond_pairs']
     """
     root = Path(directory).expanduser().resolve()
     if root.exists() and not root.is_dir():

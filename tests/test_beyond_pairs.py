@@ -146,3 +146,49 @@ def test_loader_reads_margin_rating_and_tie(tmp_path):
     path.write_text(json.dumps({"prompt": "Q?", "chosen": "a", "rejected": "b", "rating": 7}) + "\n")
     with pytest.raises(DataError, match=r"graded.jsonl:1: 'rating'"):
         load_preferences(path)
+
+
+def test_ps7_expected_answers_agree_with_the_library():
+    """ps7's expected answers (recorded from its reference solution) are what rmlearn's own
+    formulas give on the same inputs: the exercise and the library teach one formula."""
+    from rmlearn.course import exercises_dir
+    from rmlearn.grading.scoring import answers_path
+
+    want = json.loads(answers_path(exercises_dir(), "ps7_beyond_pairs", "ps7_beyond_pairs").read_text())
+    rk = want["ps7-ex1-test"]
+    for name, (delta, nu) in {"equal scores": (0.0, 1.0), "a ahead": (2.0, 0.5), "b ahead": (-1.5, 2.0)}.items():
+        got = rao_kupper_probs(torch.tensor([delta], dtype=torch.float64), nu)[0].tolist()
+        assert got == pytest.approx(rk[name]["value"], abs=1e-9)
+    ml = want["ps7-ex2-test"]
+    for name, (rc, rr, level, scale) in {"significantly": (2.0, 0.0, 3, 3.0), "slightly": (0.2, 0.7, 1, 1.5),
+                                         "negligibly": (1.25, -0.5, 0, 4.0)}.items():
+        got = pairwise_loss(torch.tensor([rc], dtype=torch.float64), torch.tensor([rr], dtype=torch.float64),
+                            margin=rating_margin(torch.tensor([level]), scale).double())
+        assert got.item() == pytest.approx(ml[name]["value"], abs=1e-9)
+    steps = torch.tensor([0.95, 0.30, 0.90, 0.97], dtype=torch.float64)
+    pr = want["ps7-ex3-test"]
+    assert aggregate_steps(steps, "min").item() == pytest.approx(pr["min"]["value"])
+    assert aggregate_steps(steps, "product").item() == pytest.approx(pr["product"]["value"])
+    assert first_error_step(steps[None]).item() == pr["first error"]["value"]
+    assert first_error_step(steps[None], threshold=0.92).item() == pr["first error, threshold 0.92"]["value"]
+    lp = torch.tensor([[-0.5, -1.0, -2.0], [-3.0, -0.25, -9.0]])
+    ref = torch.tensor([[-1.0, -1.0, -1.0], [-2.0, -0.5, -0.1]])
+    m = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    got = implicit_sequence_reward(lp, ref, 0.1, m).tolist()
+    assert got == pytest.approx(want["ps7-ex4-test"]["padded batch"]["value"], abs=1e-6)
+
+
+def test_quiz_10_numbers_are_the_library_s():
+    """The explanations of quiz 10 quote numbers; these are rmlearn's formulas on the quiz's inputs."""
+    assert rao_kupper_probs(torch.tensor([0.0]), 1.0)[0, 1].item() == pytest.approx(0.46, abs=0.005)
+    assert rao_kupper_probs(torch.tensor([0.0]), 1.0)[0, 0].item() == pytest.approx(0.27, abs=0.005)
+    with_m = pairwise_loss(torch.tensor([2.0]), torch.tensor([0.0]), margin=rating_margin(torch.tensor([3]), 3.0))
+    assert with_m.item() == pytest.approx(1.31, abs=0.005)
+    assert pairwise_loss(torch.tensor([2.0]), torch.tensor([0.0])).item() == pytest.approx(0.13, abs=0.005)
+    steps = torch.tensor([0.95, 0.30, 0.90, 0.97])
+    assert aggregate_steps(steps, "min").item() == pytest.approx(0.30)
+    assert aggregate_steps(steps, "product").item() == pytest.approx(0.25, abs=0.005)
+    assert steps.mean().item() == pytest.approx(0.78, abs=0.005)
+    assert first_error_step(steps[None]).item() == 2
+    r = implicit_sequence_reward(torch.tensor([[-12.0]]), torch.tensor([[-15.0]]), beta=0.1)
+    assert r.item() == pytest.approx(0.3)
