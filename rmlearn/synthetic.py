@@ -15,7 +15,6 @@ from .data import (
     SYNTHETIC_PROMPTS,
     UNHELPFUL,
     PreferencePair,
-    _join,
     _synthetic_response,
     quality,
 )

@@ -27,6 +27,7 @@ _WHERE = {
     "length_bias_explorer": "length_bias",
     "segment_explorer": "segments",
     "overoptimization_explorer": "overoptimization",
+    "ties_explorer": "ties",
 }
 __all__ = sorted(_WHERE)
 
