@@ -18,17 +18,25 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "backbone": ["tiny_backbone", "course_tokenizer", "load_backbone", "load_tokenizer"],
     "pooling": ["pool"],
-    "models": ["RewardModel", "ValueModel"],
+    "models": ["RewardModel", "ValueModel", "ProcessRewardModel", "train_process_reward_model", "train_head",
+               "pooled_features"],
     "losses": [
         "pairwise_loss", "ranking_to_pairs", "all_pairs_loss", "listwise_pairwise_loss", "plackett_luce_loss",
-        "segment_regression_loss", "centering_penalty",
+        "segment_regression_loss", "centering_penalty", "rating_margin", "rao_kupper_probs",
+        "rao_kupper_loss", "davidson_probs", "davidson_loss", "step_loss", "dpo_loss",
     ],
-    "segments": ["segment_scores", "rank_segments", "cumulative_scores", "split_sentences"],
+    "segments": [
+        "segment_scores", "rank_segments", "cumulative_scores", "split_sentences", "aggregate_steps",
+        "first_error_step", "implicit_token_rewards", "implicit_sequence_reward",
+    ],
     "data": [
         "PreferencePair", "RankedExample", "DataError", "load_preferences", "support_pairs", "split",
         "PASSWORD_RESET",
     ],
-    "synthetic": ["synthetic_preferences", "length_probe", "by_quality", "num_words", "filler_words"],
+    "synthetic": [
+        "synthetic_preferences", "length_probe", "by_quality", "num_words", "filler_words", "tied_preferences",
+        "rated_preferences", "step_answers", "best_of_n_candidates", "StepAnswer",
+    ],
     "views": ["pooling_view", "padding_flip", "length_bias_report"],
     "train": ["train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig"],
     "rlhf": [
@@ -36,7 +44,7 @@ _EXPORTS = {
         "kl_penalised_rewards", "gae", "ppo_losses", "ppo", "PPOConfig", "best_of_n_weights",
         "best_of_n_kl", "best_of_n_kl_bound", "best_of_n_curve", "kl_regularised_curve",
         "response_pool", "ResponsePool", "overoptimization_grid", "gold_reward", "fit_gao", "GaoFit",
-        "score_stats", "NormalisedReward",
+        "score_stats", "NormalisedReward", "implicit_reward", "train_dpo",
         "sample", "draw_samples",  # deprecated aliases of sample_responses and response_pool
     ],
     "evaluation": [

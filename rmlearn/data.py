@@ -28,11 +28,22 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class PreferencePair:
-    """One human judgement: for ``prompt``, ``chosen`` was preferred over ``rejected``."""
+    """One human judgement: for ``prompt``, ``chosen`` was preferred over ``rejected``.
+
+    Lesson 10's labels beyond one bit: ``margin`` (as TRL's ``margin`` column: how much better,
+    the m of −log σ(Δ − m)) and ``tie`` (the annotator said "about the same"; then the order of
+    ``chosen`` and ``rejected`` means nothing).
+    """
 
     prompt: str
     chosen: str
     rejected: str
+    margin: float = 0.0
+    tie: bool = False
+
+    def __repr__(self) -> str:  # the three texts only, unless lesson 10's labels are set
+        extra = (f", margin={self.margin!r}" if self.margin else "") + (", tie=True" if self.tie else "")
+        return f"PreferencePair(prompt={self.prompt!r}, chosen={self.chosen!r}, rejected={self.rejected!r}{extra})"
 
 
 @dataclass(frozen=True)
@@ -128,7 +139,7 @@ def parse_record(record: Any, where: tuple[Path, int], max_chars: int = MAX_CHAR
         rejected = _render_messages(rejected, "rejected", where, max_chars)
         if "prompt" in record:
             prompt = _render_messages(record["prompt"], "prompt", where, max_chars)
-            return PreferencePair(prompt, chosen, rejected)
+            return _graded(PreferencePair(prompt, chosen, rejected), record, where)
         pair = _split_implicit(chosen, rejected, where)
     elif "prompt" in record:  # explicit
         pair = PreferencePair(*(_text(record, k, where, max_chars) for k in ("prompt", "chosen", "rejected")))
@@ -137,7 +148,28 @@ def parse_record(record: Any, where: tuple[Path, int], max_chars: int = MAX_CHAR
                                _text(record, "rejected", where, max_chars), where)
     if pair.chosen == pair.rejected:
         raise DataError(*where, "'chosen' and 'rejected' are the same response")
-    return pair
+    return _graded(pair, record, where)
+
+
+def _graded(pair: PreferencePair, record: dict, where: tuple[Path, int]) -> PreferencePair:
+    """Lesson 10's optional labels: ``margin`` (a number), ``rating`` (level 0 … 3 or its name in
+    ``losses.RATING_LEVELS``, turned into a margin by ``losses.rating_margin``) and ``tie`` (bool)."""
+    from .losses import RATING_LEVELS, rating_margin
+
+    margin, tie = record.get("margin", 0.0), record.get("tie", False)
+    if "rating" in record:
+        rating = record["rating"]
+        level = RATING_LEVELS.index(rating) if rating in RATING_LEVELS else rating
+        if isinstance(level, bool) or level not in range(4):
+            raise DataError(*where, f"'rating' must be 0 … 3 or one of {RATING_LEVELS}, got {rating!r}")
+        margin = float(rating_margin(level))
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or margin != margin:
+        raise DataError(*where, f"'margin' must be a number, got {margin!r}")
+    if not isinstance(tie, bool):
+        raise DataError(*where, f"'tie' must be true or false, got {tie!r}")
+    if not margin and not tie:
+        return pair
+    return PreferencePair(pair.prompt, pair.chosen, pair.rejected, float(margin), tie)
 
 
 def load_preferences(path: str | Path, max_chars: int = MAX_CHARS) -> list[Example]:
@@ -149,6 +181,9 @@ def load_preferences(path: str | Path, max_chars: int = MAX_CHARS) -> list[Examp
       conversational  ``chosen``/``rejected`` (and optionally ``prompt``) as lists of
                       ``{"role": …, "content": …}``
       ranked          ``{"prompt": str, "responses": [best, …, worst]}`` (or ``"ranking"``)
+
+    A pair may also carry ``"margin": float`` (TRL's column), ``"rating": 0 … 3`` (or its name,
+    lesson 10) and ``"tie": true``.
 
     Raises ``DataError`` (``file:line: problem``) on the first bad line.
     """

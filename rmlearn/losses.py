@@ -1,4 +1,4 @@
-"""Training objectives of the reward model: pure functions of scores (lessons 03, 04 and 06).
+"""Training objectives of the reward model: pure functions of scores (lessons 03, 04, 06 and 10).
 
 Glossary: ``r_chosen`` / ``r_rejected`` are rewards (B,) of the preferred and the other response;
 ``scores`` (B, K) are rewards of K responses to one prompt ordered best → worst.
@@ -114,3 +114,133 @@ def centering_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch
     this term picks the solution whose scores are centred on 0.
     """
     return ((r_chosen + r_rejected) ** 2).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond one pairwise label (lesson 10): ties, graded margins, step labels, DPO
+# ---------------------------------------------------------------------------------------------
+
+# Llama 2's four rating levels (Touvron et al., 2023, Table 28, the "small" margins): level 3
+# "significantly better" … level 0 "negligibly better / unsure". margin = scale · level / 3.
+RATING_LEVELS = ("negligibly better", "slightly better", "better", "significantly better")
+
+
+def rating_margin(level: int | torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """The margin m of −log σ(Δ − m) for a rating level 0 … 3: ``scale · level / 3``.
+
+    Shape: ``level`` an int or (B,); returns a float tensor of the same shape.
+
+    >>> rating_margin(torch.tensor([0, 1, 2, 3]), scale=3.0)
+    tensor([0., 1., 2., 3.])
+    """
+    level = torch.as_tensor(level)
+    if bool(((level < 0) | (level > 3)).any()):
+        raise ValueError(f"rating levels run from 0 ({RATING_LEVELS[0]}) to 3 ({RATING_LEVELS[3]}), got {level.tolist()}")
+    return scale * level.float() / 3
+
+
+def rao_kupper_probs(delta: torch.Tensor, nu: float | torch.Tensor) -> torch.Tensor:
+    """Win, tie and loss probabilities under Rao–Kupper (1967) for a score gap Δ = r_a − r_b.
+
+    P(a wins) = σ(Δ − ν), P(b wins) = σ(−Δ − ν), P(tie) = the rest = σ(Δ + ν) − σ(Δ − ν).
+    ν ≥ 0 is the tie threshold: ν = 0 is Bradley–Terry (no ties); gaps within about ±ν are ties.
+
+    Shape: ``delta`` (B,) → (B, 3) with columns (win, tie, loss), each row summing to 1.
+
+    >>> rao_kupper_probs(torch.tensor([0.0, 2.0]), nu=1.0).round(decimals=4)
+    tensor([[0.2689, 0.4621, 0.2689],
+            [0.7311, 0.2215, 0.0474]])
+    """
+    nu = torch.as_tensor(nu, dtype=delta.dtype)
+    if bool((nu < 0).any()):
+        raise ValueError(f"the tie threshold nu must be >= 0, got {nu}")
+    win, loss = torch.sigmoid(delta - nu), torch.sigmoid(-delta - nu)  # (B,)
+    return torch.stack([win, 1 - win - loss, loss], dim=-1)  # (B, 3)
+
+
+def _log_rao_kupper_tie(delta: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
+    """log P(tie) = log(σ(ν − |Δ|) − σ(−ν − |Δ|)), stable for any gap (the tie is symmetric in Δ)."""
+    d = delta.abs()
+    hi, lo = F.logsigmoid(nu - d), F.logsigmoid(-nu - d)  # log σ of the larger and the smaller argument
+    return hi + torch.log1p(-torch.exp(lo - hi))
+
+
+def rao_kupper_loss(
+    r_a: torch.Tensor, r_b: torch.Tensor, tie: torch.Tensor, nu: float | torch.Tensor = 1.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Negative log-likelihood under Rao–Kupper: −log σ(r_a − r_b − ν) where a was preferred,
+    −log P(tie) where the annotator said "about the same".
+
+    Shape: ``r_a``, ``r_b`` (B,) (``r_a`` the preferred one unless tied), ``tie`` (B,) bool.
+    Returns a scalar, or (B,) with ``reduction="none"``. With no ties and ν = 0 it is ``pairwise_loss``.
+
+    >>> a, b = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0])
+    >>> rao_kupper_loss(a, b, torch.tensor([False, True]), nu=1.0, reduction="none").round(decimals=4)
+    tensor([0.3133, 0.7719])
+    """
+    nu = torch.as_tensor(nu, dtype=r_a.dtype)
+    delta = r_a - r_b  # (B,)
+    nll = torch.where(tie.bool(), -_log_rao_kupper_tie(delta, nu), -F.logsigmoid(delta - nu))  # (B,)
+    return _reduce(nll, reduction)
+
+
+def davidson_probs(delta: torch.Tensor, kappa: float | torch.Tensor) -> torch.Tensor:
+    """Win, tie and loss probabilities under Davidson (1970) for a score gap Δ = r_a − r_b.
+
+    P(a) : P(tie) : P(b) = e^{Δ/2} : κ : e^{−Δ/2}, a softmax over (Δ/2, log κ, −Δ/2); κ ≥ 0 sets
+    how often ties happen (κ = 0 is Bradley–Terry).
+
+    Shape: ``delta`` (B,) → (B, 3) with columns (win, tie, loss), each row summing to 1.
+
+    >>> davidson_probs(torch.tensor([0.0]), kappa=1.0)                  # equal scores: a third each
+    tensor([[0.3333, 0.3333, 0.3333]])
+    """
+    log_kappa = torch.log(torch.as_tensor(kappa, dtype=delta.dtype)).expand_as(delta)  # (B,)
+    return torch.softmax(torch.stack([delta / 2, log_kappa, -delta / 2], dim=-1), dim=-1)  # (B, 3)
+
+
+def davidson_loss(
+    r_a: torch.Tensor, r_b: torch.Tensor, tie: torch.Tensor, kappa: float | torch.Tensor = 1.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Negative log-likelihood under Davidson: −log P(a wins), or −log P(tie) for a tie.
+
+    Shape: ``r_a``, ``r_b`` (B,), ``tie`` (B,) bool. Returns a scalar, or (B,) with ``"none"``.
+
+    >>> round(davidson_loss(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([True])).item(), 4)  # log 3
+    1.0986
+    """
+    delta = r_a - r_b  # (B,)
+    log_kappa = torch.log(torch.as_tensor(kappa, dtype=delta.dtype)).expand_as(delta)
+    logits = torch.stack([delta / 2, log_kappa, -delta / 2], dim=-1)  # (B, 3)
+    picked = torch.where(tie.bool(), 1, 0)  # column 1 for a tie, 0 for "a wins"
+    nll = -torch.log_softmax(logits, dim=-1).gather(-1, picked[:, None]).squeeze(-1)  # (B,)
+    return _reduce(nll, reduction)
+
+
+def step_loss(step_logits: torch.Tensor, step_labels: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of a process reward model over the real steps (Lightman et al., 2023).
+
+    Shape: ``step_logits``, ``step_labels`` (1 = the step is correct), ``step_mask`` (B, S).
+    Returns the mean over real steps.
+    """
+    bce = F.binary_cross_entropy_with_logits(step_logits, step_labels.float(), reduction="none")  # (B, S)
+    return (bce * step_mask).sum() / step_mask.sum().clamp(min=1)
+
+
+def dpo_loss(
+    logp_chosen: torch.Tensor, logp_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor, beta: float = 0.1, reduction: str = "mean",
+) -> torch.Tensor:
+    """Direct Preference Optimization (Rafailov et al., 2023, eq. 7): the pairwise loss on
+    implicit rewards, −log σ(β·(log π/π_ref)(y_c) − β·(log π/π_ref)(y_r)).
+
+    Shape: sequence log-probabilities (B,) each. Returns a scalar, or (B,) with ``"none"``.
+
+    >>> z = torch.zeros(1)
+    >>> round(dpo_loss(z, z, z, z).item(), 4)                     # policy = reference: log 2
+    0.6931
+    """
+    return pairwise_loss(beta * (logp_chosen - ref_chosen), beta * (logp_rejected - ref_rejected),
+                         reduction=reduction)

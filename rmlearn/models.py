@@ -445,3 +445,139 @@ class ValueModel(_DecoderWithHead):
         model._set_head(head["weight"], head.get("bias", torch.zeros(1)))
         model.max_length = config.get("max_length")
         return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 10: one decoder, heads at different positions (EOS, step separators, every token)
+# ---------------------------------------------------------------------------------------------
+
+STEP_SEPARATOR = ","  # steps of a synthetic answer are its comma-separated phrases
+
+
+class ProcessRewardModel(_DecoderWithHead):
+    """A process reward model (Lightman et al., 2023): the head read at the end of every step,
+    P(step k is correct) = σ(head(h at step k's end)). A step ends at a separator token, the
+    last step at EOS. RewardModel reads one position (EOS), ValueModel every position.
+
+    >>> from rmlearn import course_tokenizer, tiny_backbone
+    >>> prm = ProcessRewardModel(tiny_backbone())
+    >>> probs, mask = prm.step_probs(["How do I cancel my plan?"], [["press cancel plan", "kind regards"]],
+    ...                              course_tokenizer())
+    >>> probs.shape, mask.tolist()                            # (B, S): one probability per step
+    (torch.Size([1, 2]), [[1.0, 1.0]])
+    """
+
+    head_bias = True
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Step logits at every position, (B, T) ids → (B, T); only step ends are meaningful."""
+        return self.head(self.hidden(input_ids, attention_mask)).squeeze(-1)  # (B, T)
+
+    def _encode_steps(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], tokenizer: Any):
+        """Ids (B, T) of ``[prompt ; s1, s2, … . ; EOS]``, right padded, and the step ends (B, S)
+        with their mask: the last (n − 1) separators of each answer and its EOS."""
+        from .inputs import pad_batch
+
+        sep = tokenizer.convert_tokens_to_ids(STEP_SEPARATOR)
+        texts = [", ".join(s) + "." for s in steps]
+        seqs = [_encode(tokenizer, p, t, self.max_length) for p, t in zip(prompts, texts)]
+        ids, mask = pad_batch(seqs, tokenizer.pad_token_id)  # (B, T)
+        width = max(len(s) for s in steps)
+        ends, step_mask = torch.zeros(len(seqs), width, dtype=torch.long), torch.zeros(len(seqs), width)
+        for b, (seq, n) in enumerate(zip(seqs, (len(s) for s in steps))):
+            seps = [t for t, i in enumerate(seq) if i == sep][-(n - 1):] if n > 1 else []  # the answer's own
+            positions = seps + [len(seq) - 1]  # the last step ends at EOS
+            if len(positions) != n:
+                raise ValueError(f"answer {b} has {n} steps but {len(positions) - 1} separators {STEP_SEPARATOR!r}")
+            ends[b, :n], step_mask[b, :n] = torch.tensor(positions), 1
+        return ids, mask, ends, step_mask
+
+    @torch.no_grad()
+    def step_features(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], tokenizer: Any):
+        """Hidden states at the step ends, (B, S, D), and the step mask (B, S)."""
+        ids, mask, ends, step_mask = self._encode_steps(prompts, steps, tokenizer)
+        with cpu_threads_for(self):
+            hidden = self.hidden(ids, mask)  # (B, T, D)
+        feats = hidden.gather(1, ends[:, :, None].expand(-1, -1, hidden.shape[-1]).to(hidden.device))  # (B, S, D)
+        return feats, step_mask
+
+    @torch.no_grad()
+    def step_probs(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], tokenizer: Any):
+        """P(step correct) for each step, (B, S), and the step mask (B, S) (padding steps are 0)."""
+        feats, step_mask = self.step_features(prompts, steps, tokenizer)
+        return torch.sigmoid(self.head(feats).squeeze(-1)).cpu() * step_mask, step_mask  # (B, S)
+
+
+def _encode(tokenizer: Any, prompt: str, response: str, max_length: int | None) -> list[int]:
+    from .inputs import encode
+
+    return encode(tokenizer, prompt, response, max_length)
+
+
+def train_process_reward_model(prm: ProcessRewardModel, tokenizer: Any, answers: Sequence[Any], *,
+                               epochs: int = 4, batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> list[float]:
+    """Train ``prm`` in place on step labels with ``losses.step_loss`` (AdamW, decoder and head).
+    ``answers`` have ``prompt``, ``steps`` and ``labels`` (1 = correct; ``rmlearn.synthetic.StepAnswer``).
+    Returns the loss per step."""
+    import random
+
+    from .losses import step_loss
+
+    rng, order = random.Random(seed), list(range(len(answers)))
+    opt = torch.optim.AdamW(prm.parameters(), lr=lr)
+    losses = []
+    prm.train()
+    with torch.random.fork_rng(devices=[]), cpu_threads_for(prm):
+        torch.default_generator.manual_seed(seed)  # dropout, if any: seeded, the caller's RNG untouched
+        for _ in range(epochs):
+            rng.shuffle(order)
+            for start in range(0, len(order), batch_size):
+                batch = [answers[i] for i in order[start:start + batch_size]]
+                ids, mask, ends, step_mask = prm._encode_steps([a.prompt for a in batch], [a.steps for a in batch], tokenizer)
+                labels = torch.zeros_like(step_mask)  # (B, S)
+                for b, a in enumerate(batch):
+                    labels[b, :len(a.labels)] = torch.tensor(a.labels, dtype=labels.dtype)
+                logits = prm(ids, mask).gather(1, ends)  # (B, S): the head at each step's end
+                loss = step_loss(logits, labels, step_mask)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+    prm.eval()
+    return losses
+
+
+def train_head(head: nn.Linear, objective: Callable[[nn.Linear], torch.Tensor], *, steps: int = 300,
+               lr: float = 0.05, seed: int = 0) -> list[float]:
+    """Fit a linear head on fixed features: ``objective(head)`` → a scalar loss, minimised by
+    full-batch Adam for ``steps`` steps, the head re-initialised from ``seed`` first (lesson 10:
+    one decoder, many heads, each trained in well under a second). Returns the losses."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * 0.02)
+        if head.bias is not None:
+            head.bias.zero_()
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    losses = []
+    with cpu_threads_for(head):
+        for _ in range(steps):
+            loss = objective(head)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses
+
+
+@torch.no_grad()
+def pooled_features(model: _DecoderWithHead, tokenizer: Any, prompts: Sequence[str], responses: Sequence[str],
+                    batch_size: int = 128) -> torch.Tensor:
+    """The decoder's hidden state at EOS of ``[prompt ; response ; EOS]``, (N, D): what a reward
+    head reads. A new head on these features is a new reward model on the same decoder."""
+    out = []
+    with cpu_threads_for(model):
+        for start in range(0, len(prompts), batch_size):
+            ids, mask = encode_batch(tokenizer, list(prompts[start:start + batch_size]),
+                                     list(responses[start:start + batch_size]), model.max_length)
+            out.append(pool(model.hidden(ids, mask), mask, "eos"))  # (b, D)
+    return torch.cat(out)  # (N, D)

@@ -74,6 +74,27 @@ def plot_pairwise_loss(margin: float = 0.0, gap: float | None = None, span: floa
     return fig
 
 
+def plot_tie_probabilities(nu: float = 1.0, kappa: float = 1.0, gap: float | None = None, span: float = 6.0):
+    """Lesson 10: P(a wins), P(tie), P(b wins) against the gap Δ = r_a − r_b, Rao–Kupper (solid,
+    threshold ν) and Davidson (dashed, weight κ); marks ``gap`` if given."""
+    from .losses import davidson_probs, rao_kupper_probs
+
+    gaps = torch.linspace(-span, span, 241, dtype=torch.float64)  # (241,)
+    fig, ax = _figure()
+    for probs, style, name in ((rao_kupper_probs(gaps, nu), "-", f"Rao–Kupper ν={nu:g}"),
+                               (davidson_probs(gaps, kappa), "--", f"Davidson κ={kappa:g}")):
+        for k, (outcome, colour) in enumerate((("a wins", "C0"), ("tie", "C2"), ("b wins", "C3"))):
+            ax.plot(gaps, probs[:, k], style, color=colour, label=f"{outcome}, {name}")
+    if gap is not None:
+        ax.axvline(gap, color="grey", lw=0.8)
+    ax.set_xlabel("score gap Δ = r_a − r_b")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="center right", fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def plot_token_scores(tokens, token_scores, reads: dict, scores: dict | None = None, max_labels: int = 60):
     """What the head says at every position (lesson 02): bars per token, padding left blank.
 

@@ -623,3 +623,76 @@ def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel | Nor
 sample = sample_responses  # deprecated: use sample_responses
 draw_samples = response_pool  # deprecated: use response_pool
 Samples = ResponsePool  # deprecated: use ResponsePool
+
+
+# ---------------------------------------------------------------------------------- lesson 10: DPO
+# A policy is a reward model: DPO's implicit reward r(x, y) = β·log π(y|x)/π_ref(y|x) (up to a
+# term in x alone), per token β·(log π − log π_ref), summed like lesson 06's cumulative scores.
+
+def response_logprobs_of(policy: nn.Module, tokenizer: Any, prompts: Sequence[str],
+                         responses: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """log π(y_t | x, y_<t) of given responses (and their EOS), teacher-forced: (B, L) and the
+    response mask (B, L). Gradients flow (DPO trains through it); wrap in no_grad to only score."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    queries = _query_ids(tokenizer, prompts)
+    answers = [a + [eos] for a in tokenizer(list(responses), add_special_tokens=False)["input_ids"]]
+    q_ids, q_mask = pad_batch(queries, pad, side="left")  # (B, Q)
+    a_ids, a_mask = pad_batch(answers, pad)  # (B, L)
+    roll = Rollout(list(prompts), list(responses), torch.cat([q_ids, a_ids], 1), torch.cat([q_mask, a_mask], 1),
+                   a_mask, q_ids.shape[1])
+    return response_logprobs(policy, roll), a_mask.float()
+
+
+@torch.no_grad()
+def implicit_reward(policy: nn.Module, reference: nn.Module, prompts: Sequence[str], responses: Sequence[str],
+                    beta: float = 0.1, tokenizer: Any = None, per_token: bool = False) -> torch.Tensor:
+    """DPO's implicit reward of each response, (N,); with ``per_token`` the per-token rewards (N, L)
+    (response tokens and EOS, padding 0). ``tokenizer`` defaults to the course tokenizer.
+
+    >>> policy = tiny_policy()
+    >>> implicit_reward(policy, frozen_copy(policy), ["Hi?"], ["Hello."]).tolist()   # π = π_ref: 0
+    [0.0]
+    """
+    from .backbone import course_tokenizer
+    from .segments import implicit_sequence_reward, implicit_token_rewards
+
+    tokenizer = tokenizer or course_tokenizer()
+    with cpu_threads_for(policy):
+        logp, mask = response_logprobs_of(policy, tokenizer, prompts, responses)
+        logp_ref, _ = response_logprobs_of(reference, tokenizer, prompts, responses)
+    if per_token:
+        return implicit_token_rewards(logp, logp_ref, beta, mask)
+    return implicit_sequence_reward(logp, logp_ref, beta, mask)
+
+
+def train_dpo(policy: nn.Module, reference: nn.Module, tokenizer: Any, pairs: Sequence[Any], *,
+              beta: float = 0.1, epochs: int = 2, batch_size: int = 32, lr: float = 1e-3, seed: int = 0) -> list[float]:
+    """Direct Preference Optimization in place (Rafailov et al., 2023): ``policy`` learns from
+    preference ``pairs`` (``prompt``, ``chosen``, ``rejected``) with ``losses.dpo_loss``;
+    ``reference`` stays frozen. Returns the loss per step."""
+    from .losses import dpo_loss
+
+    rng, order = random.Random(seed), list(range(len(pairs)))
+    opt = torch.optim.AdamW(policy.parameters(), lr=lr)
+    losses = []
+    policy.train()
+    with torch.random.fork_rng(devices=[]), cpu_threads_for(policy):
+        torch.default_generator.manual_seed(seed)  # dropout, if any: seeded, the caller's RNG untouched
+        for _ in range(epochs):
+            rng.shuffle(order)
+            for start in range(0, len(order), batch_size):
+                batch = [pairs[i] for i in order[start:start + batch_size]]
+                prompts = [p.prompt for p in batch] * 2
+                texts = [p.chosen for p in batch] + [p.rejected for p in batch]
+                logp, mask = response_logprobs_of(policy, tokenizer, prompts, texts)
+                with torch.no_grad():
+                    ref, _ = response_logprobs_of(reference, tokenizer, prompts, texts)
+                seq, seq_ref = (logp * mask).sum(-1), (ref * mask).sum(-1)  # (2B,)
+                n = len(batch)
+                loss = dpo_loss(seq[:n], seq[n:], seq_ref[:n], seq_ref[n:], beta)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+    policy.eval()
+    return losses

@@ -348,4 +348,32 @@ def ps6_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set
         "        out.append(mean - lam * std * (math.sqrt(2) if m == 2 else 1))\n"
         "    return out\n")
     students["wrong"] = (wrong, {"ps6-ex2-test", "ps6-ex3-test"})
+
+
+def ps7_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:
+    """ps7 submissions: the reference, the release, a student who calls the library (right, full
+    points), and one whose answers fit the visible checks only; the hidden tests catch them."""
+    students = {"ref": (solved(released, source), set()), "blank": (released, set(cell_points(source)))}
+    library = solved(released, source)
+    cell(library, "ps7-ex1").source = (
+        "def rao_kupper(delta, nu):\n"
+        "    return tuple(rmlearn.rao_kupper_probs(torch.tensor([delta], dtype=torch.float64), nu)[0].tolist())\n")
+    cell(library, "ps7-ex4").source = (
+        "def implicit_reward(logp, logp_ref, mask, beta):\n"
+        "    return rmlearn.implicit_sequence_reward(logp, logp_ref, beta, mask)\n")
+    students["library"] = (library, set())
+    partial = solved(released, source)
+    # Bradley–Terry's two outcomes, right only where nu = 0 (the visible check)
+    cell(partial, "ps7-ex1").source = (
+        "def rao_kupper(delta, nu):\n    win = 1 / (1 + math.exp(-delta))\n    return win, 0.0, 1 - win\n")
+    # fitted to the visible example, and a threshold fixed at 0.5
+    cell(partial, "ps7-ex3").source = (
+        "def aggregate(step_probs, how='min'):\n"
+        "    return 0.5 if step_probs == [0.9, 0.5] and how == 'min' else math.prod(step_probs)\n\n"
+        "def first_error(step_probs, threshold=0.5):\n"
+        "    return next((k for k, p in enumerate(step_probs, 1) if p < 0.5), 0)\n")
+    # padding counted as tokens
+    cell(partial, "ps7-ex4").source = (
+        "def implicit_reward(logp, logp_ref, mask, beta):\n    return beta * (logp - logp_ref).sum(-1)\n")
+    students["partial"] = (partial, {"ps7-ex1-test", "ps7-ex3-test", "ps7-ex4-test"})
     return students

@@ -261,4 +261,34 @@ def test_calibration_explorer_shows_rmlearn_ece_as_the_temperature_moves(page, v
     expect_text(page, ".rm-t", "2.50")
     expect_text(page, ".rm-ece", f"{expected_calibration_error(gaps, 2.5):.3f}")
     assert f"{expected_calibration_error(gaps, 2.5):.3f}" != f"{expected_calibration_error(gaps, 1.0):.3f}"
+
+
+def _ties_numbers(gap: float, nu: float, kappa: float) -> dict[str, str]:
+    """The ties explorer's table as it must read, from rmlearn's Rao–Kupper and Davidson formulas."""
+    from rmlearn import davidson_probs, rao_kupper_probs
+
+    delta = torch.tensor([gap], dtype=torch.float64)
+    rk, dv = rao_kupper_probs(delta, nu)[0].tolist(), davidson_probs(delta, kappa)[0].tolist()
+    parts = ("win", "tie", "loss")
+    return {**{f"rk-{p}": f"{v:.4f}" for p, v in zip(parts, rk)}, **{f"dv-{p}": f"{v:.4f}" for p, v in zip(parts, dv)}}
+
+
+def test_ties_explorer_shows_rmlearn_tie_probabilities_as_sliders_move(page, voila):
+    from playwright.sync_api import expect
+
+    open_dashboard(page, voila, "ties_dashboard.ipynb", ".rm-rk-tie")
+    for name, text in _ties_numbers(0.5, 1.0, 1.0).items():  # the explorer's starting values
+        expect_text(page, f".rm-{name}", text)
+    plot = page.locator(".jupyter-widgets img")
+    expect(plot).to_have_count(1, timeout=UPDATE_TIMEOUT_S * 1000)
+    first_plot = plot.get_attribute("src")
+
+    # a clear gap and a small threshold: the tie almost vanishes under Rao–Kupper
+    set_slider(page, "gap r_a − r_b", 3.0)
+    set_slider(page, "ν (Rao–Kupper)", 0.5)
+    set_slider(page, "κ (Davidson)", 2.0)
+    moved = _ties_numbers(3.0, 0.5, 2.0)
+    for name, text in moved.items():
+        expect_text(page, f".rm-{name}", text)
+    assert float(moved["rk-tie"]) < 0.1 < float(moved["dv-tie"])
     expect(plot).not_to_have_attribute("src", first_plot, timeout=UPDATE_TIMEOUT_S * 1000)  # redrawn

@@ -26,6 +26,7 @@ from students import (
     nbgrader_meta,
     ps5_students,
     ps6_students,
+    ps7_students,
     solved,
     submit,
 )
@@ -103,7 +104,8 @@ def test_every_assignment_has_points_and_at_most_a_few_per_cell():
                 assert HIDDEN_MARKERS[0] in c.source, nbgrader_meta(c)["grade_id"]
     assert totals == {"ps1_reward_scores": 10, "ps2_preference_training": 10,
                       "ps3_bias_and_segments": 12, "ps4_value_model": 11,
-                      "ps5_reward_in_the_loop": 10, "ps6_trust_the_score": 9}
+                      "ps5_reward_in_the_loop": 10, "ps6_trust_the_score": 9,
+                      "ps7_beyond_pairs": 10}
 
 
 def test_hidden_tests_only_record_and_the_expected_answers_live_outside_the_notebooks():
@@ -159,6 +161,8 @@ def test_whole_pipeline_grades_every_submission_exactly(course):
             students = ps5_students(released, source)
         elif assignment == "ps6_trust_the_score":
             students = ps6_students(released, source)
+        elif assignment == "ps7_beyond_pairs":
+            students = ps7_students(released, source)
         else:
             students = {"ref": (solved(released, source), set()), "blank": (released, set(points))}
         for student, (notebook, zeros) in students.items():

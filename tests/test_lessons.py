@@ -12,6 +12,7 @@ import pytest
 from claims_01_07 import CHECKS
 from claims_08 import check_08
 from claims_09 import check_09
+from claims_10 import check_10
 from lesson_claims import add_claims_cell
 from nbclient import NotebookClient
 
@@ -20,7 +21,7 @@ LESSON_BUDGET_S = 60
 
 
 def test_there_are_eight_lessons():
-    assert [p.name[:2] for p in LESSONS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
+    assert [p.name[:2] for p in LESSONS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10"]
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
@@ -55,7 +56,7 @@ def test_lesson_executes_headless(path, tmp_path):
                      if o.output_type == "stream" and o.name == "stderr" and "[transformers]" in o.text]
     assert not library_noise, f"transformers warnings a student cannot act on: {library_noise}"
     # what the lesson's text says about its own outputs: every lesson has its checks
-    check = {**CHECKS, "08": check_08, "09": check_09}.get(path.name[:2])
+    check = {**CHECKS, "08": check_08, "09": check_09, "10": check_10}.get(path.name[:2])
     assert check is not None, f"no claim checks for {path.name}"
     check(nb)
 
@@ -67,7 +68,7 @@ def test_lesson_has_slides_and_ends_with_a_quiz_and_its_exercise(path):
     assert len(slides) >= 4, "mark slides with scripts/tidy_notebooks.py (for voila --template=reveal)"
     text = "\n".join(c.source for c in nb.cells)
     assert f'quiz_for("{path.name[:2]}")' in text, "render the lesson's own quiz from rmlearn/quizzes/"
-    assert any(f"ps{n}_" in text for n in range(1, 7)), "point to the matching nbgrader exercise"
+    assert any(f"ps{n}_" in text for n in range(1, 8)), "point to the matching nbgrader exercise"
     assert "exercises/" not in text, "point students at the released assignment, not at the solutions"
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 ASSIGNMENTS = (
     "ps1_reward_scores", "ps2_preference_training", "ps3_bias_and_segments", "ps4_value_model",
     "ps5_reward_in_the_loop", "ps6_trust_the_score",
+    "ps7_beyond_pairs",
 )
 CONFIG_NAME = "nbgrader_config.py"
 CHECKOUT_EXERCISES = Path(__file__).resolve().parents[2] / "exercises"  # beside the package in a checkout

@@ -31,6 +31,7 @@ _WHERE = {
     "segment_explorer": "segments",
     "overoptimization_explorer": "overoptimization",
     "calibration_explorer": "calibration",
+    "ties_explorer": "ties",
 }
 __all__ = sorted(_WHERE)
 
