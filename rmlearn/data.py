@@ -326,19 +326,3 @@ def support_pairs() -> list[PreferencePair]:
     The first pair is the password-reset example (``PASSWORD_RESET``).
     """
     return [PreferencePair(*row) for row in _SUPPORT]
-
-
-# Lessons written before ``rmlearn.synthetic`` existed import these from ``rmlearn.data``; they
-# resolve here on first use (a lazy import, so ``data`` and ``synthetic`` import no cycle at load).
-_MOVED_TO_SYNTHETIC = frozenset({
-    "FILLER", "HELPFUL", "HELPFUL_FOR", "SYNTHETIC_PROMPTS", "UNHELPFUL", "length_probe",
-    "phrase_kind", "phrases", "prompt_swap_probe", "quality", "synthetic_preferences",
-})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_SYNTHETIC:
-        from . import synthetic
-
-        return getattr(synthetic, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

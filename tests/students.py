@@ -348,6 +348,7 @@ def ps6_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set
         "        out.append(mean - lam * std * (math.sqrt(2) if m == 2 else 1))\n"
         "    return out\n")
     students["wrong"] = (wrong, {"ps6-ex2-test", "ps6-ex3-test"})
+    return students
 
 
 def ps7_students(released, source) -> dict[str, tuple[nbformat.NotebookNode, set[str]]]:

@@ -118,7 +118,7 @@ def test_dpo_loss_is_the_pairwise_loss_on_implicit_rewards():
 def test_synthetic_ties_ratings_and_steps():
     pairs = tied_preferences(300, seed=1)
     assert 0.22 < sum(p.tie for p in pairs) / 300 < 0.38
-    from rmlearn.data import quality
+    from rmlearn.synthetic import quality
     for p in pairs:
         qc, qr = quality(p.prompt, p.chosen), quality(p.prompt, p.rejected)
         assert (qc == qr) if p.tie else (qc > qr)
@@ -151,7 +151,7 @@ def test_loader_reads_margin_rating_and_tie(tmp_path):
 def test_ps7_expected_answers_agree_with_the_library():
     """ps7's expected answers (recorded from its reference solution) are what rmlearn's own
     formulas give on the same inputs: the exercise and the library teach one formula."""
-    from rmlearn.course import exercises_dir
+    from rmlearn.grading.instructor import exercises_dir
     from rmlearn.grading.scoring import answers_path
 
     want = json.loads(answers_path(exercises_dir(), "ps7_beyond_pairs", "ps7_beyond_pairs").read_text())

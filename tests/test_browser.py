@@ -261,6 +261,7 @@ def test_calibration_explorer_shows_rmlearn_ece_as_the_temperature_moves(page, v
     expect_text(page, ".rm-t", "2.50")
     expect_text(page, ".rm-ece", f"{expected_calibration_error(gaps, 2.5):.3f}")
     assert f"{expected_calibration_error(gaps, 2.5):.3f}" != f"{expected_calibration_error(gaps, 1.0):.3f}"
+    expect(plot).not_to_have_attribute("src", first_plot, timeout=UPDATE_TIMEOUT_S * 1000)  # redrawn
 
 
 def _ties_numbers(gap: float, nu: float, kappa: float) -> dict[str, str]:

@@ -210,16 +210,6 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
         load_preferences(path)
 
 
-def test_lessons_still_find_the_synthetic_world_under_its_old_module():
-    import rmlearn.data
-    import rmlearn.synthetic
-
-    for name in rmlearn.data._MOVED_TO_SYNTHETIC:
-        assert getattr(rmlearn.data, name) is getattr(rmlearn.synthetic, name)
-    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
-        rmlearn.data.nonsense  # noqa: B018
-
-
 def test_a_rankings_pairs_are_ranking_to_pairs_of_its_responses():
     from rmlearn import ranking_to_pairs
 

@@ -33,9 +33,7 @@ GRADING = "grading"  # its own package: may import the library; only these impor
 IMPORTS_GRADING = {"cli"}
 
 # Edges kept on purpose, each with its reason; the cycle and direction checks skip them.
-COMPAT = {
-    ("data", "synthetic"): "lessons still import the synthetic world from rmlearn.data (lazy __getattr__)",
-}
+COMPAT: dict[tuple[str, str], str] = {}
 
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 

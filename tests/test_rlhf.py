@@ -17,7 +17,6 @@ import torch
 from torch.testing import assert_close
 
 from rmlearn import ValueModel, rlhf
-from rmlearn.data import SYNTHETIC_PROMPTS
 from rmlearn.rlhf import (
     NormalisedReward,
     best_of_n_curve,
@@ -38,6 +37,7 @@ from rmlearn.rlhf import (
     sequence_kl,
     tiny_policy,
 )
+from rmlearn.synthetic import SYNTHETIC_PROMPTS
 from rmlearn.zoo import held_out_responses, normalised_reward_model, trained_policy, trained_reward_model
 
 pytestmark = pytest.mark.kernels  # trained models' numbers: checked under two CPU kernel sets

@@ -82,8 +82,9 @@ def init_course(directory: str | Path, force: bool = False, source: str | Path |
 
     >>> import tempfile
     >>> root = init_course(tempfile.mkdtemp())
-    >>> sorted(p.name for p in (root / "source").iterdir())
-    ['ps1_reward_scores', 'ps2_preference_training', 'ps3_bias_and_segments', 'ps4_value_model', 'ps5_reward_in_the_loop']
+    >>> sorted(p.name for p in (root / "source").iterdir())  # doctest: +NORMALIZE_WHITESPACE
+    ['ps1_reward_scores', 'ps2_preference_training', 'ps3_bias_and_segments', 'ps4_value_model',
+     'ps5_reward_in_the_loop', 'ps6_trust_the_score', 'ps7_beyond_pairs']
     """
     root = Path(directory).expanduser().resolve()
     if root.exists() and not root.is_dir():
