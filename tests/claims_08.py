@@ -1,20 +1,14 @@
 """What lesson 08 says about its own outputs, checked on the executed notebook.
 
 The lesson collects every value its sentences rest on in a dictionary ``claims`` and shows it in its
-last cell before the quiz (``JSON(claims)``); ``check_08`` reads that dictionary back and asserts each
+last cell before the quiz (``JSON(claims)``); ``check_08`` reads it back (``tests/lesson_claims.py``) and asserts each
 sentence as a shape with margins (a peak, a sign, an order), never a rounded figure. The comments
 quote the sentence each assertion stands for.
 """
 
 from __future__ import annotations
 
-
-def lesson_claims(nb) -> dict:
-    """The ``claims`` dictionary the executed lesson displayed (its ``application/json`` output)."""
-    shown = [o["data"]["application/json"] for c in nb.cells if c.cell_type == "code"
-             for o in c.get("outputs", []) if "application/json" in o.get("data", {})]
-    assert len(shown) == 1, f"lesson 08 should display its claims once, found {len(shown)}"
-    return shown[0]
+from lesson_claims import read_claims
 
 
 def _peak(values: list[float]) -> int:
@@ -22,7 +16,7 @@ def _peak(values: list[float]) -> int:
 
 
 def check_08(nb) -> None:
-    c = lesson_claims(nb)
+    c = read_claims(nb)
     figure = next(cell for cell in nb.cells if cell.get("id") == "c22")
     assert 'plot_rlhf_loop(highlight="rl")' in figure.source  # lesson 01's loop figure, the RL step highlighted
     assert any("image/png" in o.get("data", {}) for o in figure.outputs)

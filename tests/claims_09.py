@@ -1,19 +1,12 @@
-"""Lesson 09's claims, checked on the executed notebook: the values its `claims` cell hands over
-(``application/vnd.rmlearn.claims+json``), as shapes with margins, and the sentences that quote them."""
+"""Lesson 09's claims, checked on the executed notebook: the values of its ``claims`` dict (read back
+by ``tests/lesson_claims.py``), as shapes with margins, and the sentences that quote them."""
 
 from __future__ import annotations
 
 import re
 import statistics
 
-MIME = "application/vnd.rmlearn.claims+json"
-
-
-def _claims(nb) -> dict:
-    found = [o["data"][MIME] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-             if MIME in o.get("data", {})]
-    assert len(found) == 1, "lesson 09 hands its values over once"
-    return found[0]
+from lesson_claims import read_claims
 
 
 def _markdown(nb) -> str:
@@ -22,7 +15,7 @@ def _markdown(nb) -> str:
 
 
 def check_09(nb) -> None:
-    v, said = _claims(nb), _markdown(nb)
+    v, said = read_claims(nb), _markdown(nb)
     b = lambda model, suite, key: v[f"bench {model} {suite} {key}"]  # noqa: E731
     course, biased, proxy = "course model (04)", "length bias 0.9 (05)", "proxy, 300 pairs (08)"
     # "The course model is right on ... but on the answer-last shift it drops ... there it is overconfident"

@@ -1,24 +1,14 @@
 """What lesson 10 says about its own outputs, checked on the executed notebook.
 
-The lesson collects the values its sentences rest on in a ``claims`` dict and prints it as JSON
-(``claims: {...}``) at the end; conditional wording is chosen by the lesson's code from those same
+The lesson collects the values its sentences rest on in a ``claims`` dict (``tests/lesson_claims.py`` reads it back); conditional wording is chosen by the lesson's code from those same
 values. These checks assert the shapes the lesson's fixed sentences need, with margins.
 """
 
 from __future__ import annotations
 
-import json
 import math
 
-
-def read_claims(nb) -> dict:
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream":
-                for line in out.text.splitlines():
-                    if line.startswith("claims: "):
-                        return json.loads(line[len("claims: "):])
-    raise AssertionError("lesson 10 printed no 'claims: {...}' line")
+from lesson_claims import read_claims
 
 
 def check_10(nb) -> None:
