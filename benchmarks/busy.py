@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 @contextmanager
 def busy_machine(n: int | None = None) -> Iterator[int]:
-    n = os.cpu_count() or 2 if n is None else n
+    n = (os.cpu_count() or 2) if n is None else n  # busy_machine(1): one spinner
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
     try:
         yield n

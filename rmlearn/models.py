@@ -11,8 +11,7 @@ import copy
 import inspect
 import json
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,40 +29,14 @@ from .checkpoints import (
     read_head,
     unwrap,
 )
+from .fastcpu import one_cpu_thread_if_small
 from .inputs import encode_batch, position_ids
 from .pooling import POOLINGS, pool
 
 CONFIG_NAME = "rmlearn_config.json"
 HEAD_NAME = "head.safetensors"
 CONTEXT_NAMES = ("max_position_embeddings", "n_positions", "max_seq_len", "n_ctx", "seq_length")  # MPT: max_seq_len
-SMALL_MODEL = 5_000_000  # parameters; below this, CPU work runs on one thread (see cpu_threads_for)
-
-
-def is_small_cpu_model(model: nn.Module) -> bool:
-    """A model on the CPU with fewer than ``SMALL_MODEL`` parameters: its ops are too small to split over threads."""
-    params = list(model.parameters())
-    return params[0].device.type == "cpu" and sum(p.numel() for p in params) < SMALL_MODEL
-
-
-@contextmanager
-def cpu_threads_for(model: nn.Module) -> Iterator[None]:
-    """Run a small CPU model on one thread, restoring torch's thread count afterwards.
-
-    Why: the same numbers whatever the core count (float sums split over threads round
-    differently; CPUs with other SIMD kernels still round differently, rmlearn.zoo), and speed where cores are shared: each op of the tiny course
-    model is too small to split, and a thread waiting for a busy core stalls every op (5-10x
-    faster on a loaded 2-core machine, docs/benchmarks.md). Training's fast path
-    (``train_reward_model(threads="auto")``) uses idle cores too, with numbers that depend on the
-    thread count only. Larger models and GPUs are left alone.
-    """
-    before = torch.get_num_threads()
-    if is_small_cpu_model(model) and before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+cpu_threads_for = one_cpu_thread_if_small  # the old name, which rlhf.py still imports
 
 
 class _DecoderWithHead(nn.Module):
@@ -272,7 +245,7 @@ class RewardModel(_DecoderWithHead):
         modes = [(m, m.training) for m in self.modules()]  # each module's own, restored as found
         self.eval()
         try:
-            with torch.inference_mode(), cpu_threads_for(self):
+            with torch.inference_mode(), one_cpu_thread_if_small(self):
                 return self._score_sorted(list(prompts), list(responses), tokenizer, batch_size)
         finally:
             for module, mode in modes:

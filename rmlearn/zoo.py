@@ -36,6 +36,9 @@ SUPPORT_REPEATS = 4  # the 16 hand-written pairs are few next to the synthetic o
 N_PAIRS = 1500  # synthetic pairs: enough for the tiny model to learn to read the prompt
 PROXY_PAIRS = 300  # lesson 08's proxies: fewer pairs, so over-optimization shows
 POLICY_SFT = {"n": 1600, "epochs": 4, "lr": 5e-3}  # lesson 08's SFT policy: its data size and recipe
+# the reward models' recipe: TrainConfig's defaults on the reference path (one forward per batch on one thread,
+# the backbone's own code), which the shipped weights were built with; the library's default is the fast path
+COURSE_RECIPE = {"threads": None}
 WEIGHTS = Path(__file__).parent / "weights"
 
 # What ships: the settings the lessons, explorers' first views and problem sets use.
@@ -93,7 +96,7 @@ def _trained(length_bias: float, seed: int, pooling: str, n_pairs: int) -> Rewar
 
     def train(model: RewardModel) -> None:
         data, _ = course_data(n_pairs, length_bias, seed)
-        train_reward_model(model, course_tokenizer(), data, seed=seed, progress=False)
+        train_reward_model(model, course_tokenizer(), data, seed=seed, progress=False, **COURSE_RECIPE)
 
     return _load_or_train(reward_name(length_bias, seed, pooling, n_pairs), fresh, train)
 
@@ -178,7 +181,9 @@ def recipe_fingerprint(kind: str, **settings) -> str:
     if kind == "reward":
         data, _ = course_data(settings["n_pairs"], settings["length_bias"], settings["seed"])
         how = ("gradient_checkpointing", "resume_from")  # how a run runs, not what it computes
-        recipe = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in how}, "pooling": settings["pooling"]}
+        how += ("shards",)  # the fast path's; the reference path (COURSE_RECIPE) runs each batch whole
+        config = asdict(TrainConfig(**COURSE_RECIPE))
+        recipe = {**{k: v for k, v in config.items() if k not in how}, "pooling": settings["pooling"]}
     else:
         from .rlhf import sft_data
         data, recipe = sft_data(POLICY_SFT["n"], seed=settings["seed"]), POLICY_SFT
