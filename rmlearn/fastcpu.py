@@ -39,10 +39,10 @@ def is_small_cpu_model(model: nn.Module) -> bool:
 
 
 @contextmanager
-def one_cpu_thread_if_small(model: nn.Module) -> Iterator[None]:
+def one_cpu_thread_if_small(model: nn.Module) -> Iterator[int]:
     """Run a small CPU model on one thread inside the ``with`` block; torch's thread count is restored after.
 
-    Larger models and GPUs are left alone.
+    Larger models and GPUs are left alone. Yields torch's thread count as found.
 
     >>> import torch
     >>> from rmlearn import RewardModel, tiny_backbone
@@ -57,10 +57,31 @@ def one_cpu_thread_if_small(model: nn.Module) -> Iterator[None]:
     if is_small_cpu_model(model) and before > 1:
         torch.set_num_threads(1)
     try:
-        yield
+        yield before
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+@contextmanager
+def batches_side_by_side(model: nn.Module, n_batches: int, threads: int) -> Iterator[Callable]:
+    """Yields ``run(fn, batches)`` → ``[fn(b) for b in batches]``, for a small CPU model (inside
+    ``one_cpu_thread_if_small``) computed side by side on one thread per usable core, at most
+    ``threads`` (torch's count as the caller found it); in this thread otherwise. Each batch runs on one thread, so
+    its numbers do not depend on how many run at once. Scoring uses it: against a plain transformers
+    forward on torch's 2 threads, one thread per batch wins on 2 cores (docs/benchmarks.md).
+
+    >>> from rmlearn import RewardModel, tiny_backbone
+    >>> with batches_side_by_side(RewardModel(tiny_backbone()), 3, threads=2) as run:
+    ...     run(lambda x: x * 2, [1, 2, 3])
+    [2, 4, 6]
+    """
+    threads = min(n_batches, threads, usable_cores()) if is_small_cpu_model(model) else 1
+    if threads <= 1:
+        yield lambda fn, batches: [fn(b) for b in batches]
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="rmlearn-score") as pool:
+        yield lambda fn, batches: list(pool.map(fn, batches))
 
 
 def usable_cores() -> int:

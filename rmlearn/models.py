@@ -29,7 +29,7 @@ from .checkpoints import (
     read_head,
     unwrap,
 )
-from .fastcpu import one_cpu_thread_if_small
+from .fastcpu import batches_side_by_side, one_cpu_thread_if_small
 from .inputs import encode_batch, position_ids
 from .pooling import POOLINGS, pool
 
@@ -234,7 +234,9 @@ class RewardModel(_DecoderWithHead):
         """Rewards for text pairs; builds ``[prompt ; response ; EOS]`` itself.
 
         One prompt may be given for many responses. Returns (N,) float scores, in input order.
-        Runs in inference mode and eval mode; batches are grouped by length to pad little.
+        Runs in inference mode and eval mode; batches are grouped by length to pad little. A small
+        CPU model scores whole batches side by side, one thread each (``fastcpu.batches_side_by_side``):
+        each batch's numbers are those of one thread, whatever the thread count.
         """
         if isinstance(responses, str):
             responses = [responses]
@@ -245,23 +247,30 @@ class RewardModel(_DecoderWithHead):
         modes = [(m, m.training) for m in self.modules()]  # each module's own, restored as found
         self.eval()
         try:
-            with torch.inference_mode(), one_cpu_thread_if_small(self):
-                return self._score_sorted(list(prompts), list(responses), tokenizer, batch_size)
+            with one_cpu_thread_if_small(self) as threads:
+                return self._score_sorted(list(prompts), list(responses), tokenizer, batch_size, threads)
         finally:
             for module, mode in modes:
                 module.training = mode
 
-    def _score_sorted(self, prompts, responses, tokenizer, batch_size) -> torch.Tensor:
+    def _score_sorted(self, prompts, responses, tokenizer, batch_size, threads: int) -> torch.Tensor:
         device = self.input_device
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
-        out = torch.empty(len(prompts))
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            ids, mask = encode_batch(
-                tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx], self.max_length
-            )
+        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        encoded = []  # tokenized here, in one thread: a tokenizer is not shared across threads
+        for idx in batches:
+            ids, mask = encode_batch(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx], self.max_length)
             self.check_token_ids(int(ids.max()), tokenizer)
-            out[idx] = self(ids.to(device), mask.to(device)).float().cpu()
+            encoded.append((ids, mask))
+
+        def forward(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            with torch.inference_mode():  # per thread, as grad mode is
+                return self(batch[0].to(device), batch[1].to(device)).float().cpu()  # (B,)
+
+        out = torch.empty(len(prompts))
+        with batches_side_by_side(self, len(batches), threads) as run:
+            for idx, scores in zip(batches, run(forward, encoded), strict=True):
+                out[idx] = scores
         return out
 
     def __getattr__(self, name: str) -> Any:
