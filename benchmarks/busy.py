@@ -15,7 +15,8 @@ from contextlib import contextmanager
 
 @contextmanager
 def busy_machine(n: int | None = None) -> Iterator[int]:
-    n = os.cpu_count() or 2 if n is None else n
+    if n is None:  # one per core this process may run on
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
     try:
         yield n

@@ -48,12 +48,13 @@ def one_run(seed: int) -> dict:
         train_reward_model,
     )
     from rmlearn.synthetic import prompt_swap_probe
-    from rmlearn.zoo import course_data
+    from rmlearn.zoo import COURSE_RECIPE, course_data
 
     tokenizer, row = course_tokenizer(), {"cpu": torch.backends.cpu.get_cpu_capability(), "seed": seed}
     for name, (bias, n_pairs) in MODELS.items():
         model = RewardModel(tiny_backbone(seed=seed), seed=seed)
-        loss = train_reward_model(model, tokenizer, course_data(n_pairs, bias, seed)[0], seed=seed, progress=False).loss
+        loss = train_reward_model(model, tokenizer, course_data(n_pairs, bias, seed)[0], seed=seed, progress=False,
+                                  **COURSE_RECIPE).loss
         model.eval()
         end, best = loss_end_and_best(loss)
         row[name] = {

@@ -161,21 +161,15 @@ def data_parallel(repeats: int = 5) -> dict:
     (2048 pairs, batch 32, lr 1e-4, one epoch) with each batch cut into 2 shards run side by side on
     one thread each (rmlearn's choice for a small CPU model) vs one batch whose every op torch
     splits over 2 threads."""
-    import rmlearn.train
     from benchmarks.bench_train import BATCH_SIZE, LR, PAIRS
     from rmlearn import course_tokenizer, synthetic_preferences, train_reward_model
 
     tok, data = course_tokenizer(), synthetic_preferences(PAIRS, seed=common.SEED)
-    real = rmlearn.train._has_dropout
 
     def run(shards: bool) -> tuple[float, float]:
-        rmlearn.train._has_dropout = real if shards else (lambda model: True)  # "dropout" turns sharding off
-        cpu = time.process_time()
-        try:
-            history = train_reward_model(common.reward_model(), tok, data, epochs=1, batch_size=BATCH_SIZE, lr=LR,
-                                         threads=2, progress=False, **common.AS_TRL)
-        finally:
-            rmlearn.train._has_dropout = real
+        cpu = time.process_time()  # shards=1: one batch, torch splits each op over the 2 threads
+        history = train_reward_model(common.reward_model(), tok, data, epochs=1, batch_size=BATCH_SIZE, lr=LR,
+                                     threads=2, shards=2 if shards else 1, progress=False, **common.AS_TRL)
         assert history.shards == (2 if shards else 1), history.shards
         return history.seconds, time.process_time() - cpu
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-LABELS = {"rmlearn": "rmlearn, reference path, 1 thread (library default)",
-          "rmlearn-auto": "rmlearn, threads=\"auto\" (fast path, `rmlearn train`)",
-          "rmlearn-1": "rmlearn, threads=1 (fast path, 1 thread)",
+LABELS = {"rmlearn": "rmlearn, library default (fast path: 2 shards, threads=\"auto\"; also `rmlearn train`)",
+          "rmlearn-1": "rmlearn, threads=1 (the default's 2 shards on 1 thread: the same numbers)",
+          "rmlearn-reference": "rmlearn, reference path (threads=None, 1 thread; the course's shipped recipe)",
           "trl-1thread": "TRL, 1 thread", "trl": "TRL, default threads",
           "hf_forward_default": "AutoModelForSequenceClassification, default threads",
           "hf_forward_1thread": "AutoModelForSequenceClassification, 1 thread",
           "hf_pipeline_1thread": "text-classification pipeline, 1 thread"}
 
 
-SCORE_LABELS = {"rmlearn": "rmlearn `RewardModel.score`, 1 thread"}
-PLOT_LABELS = {"rmlearn-auto": "rmlearn\nauto", "rmlearn-1": "rmlearn\nthreads=1", "trl-1thread": "TRL\n1 thread",
+SCORE_LABELS = {"rmlearn": "rmlearn `RewardModel.score`, batches side by side, one thread each"}
+PLOT_LABELS = {"rmlearn": "rmlearn\ndefault", "rmlearn-1": "rmlearn\nthreads=1",
+               "rmlearn-reference": "rmlearn\nreference", "trl-1thread": "TRL\n1 thread",
                "trl": "TRL\ndefault", "hf_pipeline_1thread": "HF pipeline\n1 thread",
                "hf_forward_1thread": "HF model\n1 thread", "hf_forward_default": "HF model\ndefault"}
 
@@ -43,39 +44,37 @@ def _summary(results: dict) -> list[str]:
         if part not in results:
             continue
         t = results[part]["result"]
-        if "rmlearn-1" in t:
-            rows.append(_speed_row(t, where, 'threads="auto"', "rmlearn-auto", "trl", "speedup_auto"))
-            rows += [_speed_row(t, where, "threads=1", "rmlearn-1", impl, "speedup_1") for impl in ("trl-1thread", "trl")]
-        rows += [_speed_row(t, where, "reference path", "rmlearn", impl, "speedup") for impl in ("trl-1thread", "trl")]
-        if "rmlearn-auto" in t and "rmlearn-1" not in t:  # results measured before the fast path
-            rows.append(_speed_row(t, where, 'threads="auto"', "rmlearn-auto", "trl", "speedup_auto"))
+        rows += [_speed_row(t, where, "library default", "rmlearn", impl, "speedup") for impl in ("trl", "trl-1thread")]
+        rows += [_speed_row(t, where, "threads=1", "rmlearn-1", impl, "speedup_1") for impl in ("trl-1thread", "trl")]
+        rows += [_speed_row(t, where, "reference path", "rmlearn-reference", impl, "speedup_reference")
+                 for impl in ("trl-1thread", "trl")]
         if "cpu_speedup" in t["trl-1thread"] and part == "train":
             paired = t["trl-1thread"]["paired_speedup"]
-            rows.append(f"| training{where}, back-to-back runs: pairs/s ratio, median (min–max), rmlearn reference "
-                        "path | | TRL, 1 thread | "
+            rows.append(f"| training{where}, back-to-back runs: pairs/s ratio, median (min–max), rmlearn library "
+                        "default | | TRL, 1 thread | "
                         f"**{paired['median']:.2f}×** ({paired['min']:.2f}–{paired['max']:.2f}) |")
-            for impl in ("trl-1thread", "trl"):
-                rows.append(f"| training{where}, pairs per CPU-second (median), rmlearn reference path | "
+            for impl in [i for i in ("trl-1thread", "trl") if not t[i].get("timed_out")]:
+                rows.append(f"| training{where}, pairs per CPU-second (median), rmlearn library default | "
                             f"{t['rmlearn']['pairs_per_cpu_s']['median']:.0f} | "
                             f"{t[impl]['pairs_per_cpu_s']['median']:.0f} ({LABELS[impl]}) | "
                             f"**{t[impl]['cpu_speedup']:.2f}×** |")
         for impl in [i for i in ("trl-1thread", "trl") if not t[i].get("timed_out")]:
-            rows.append(f"| training{where}, peak RSS MiB (median), rmlearn reference path | "
+            rows.append(f"| training{where}, peak RSS MiB (median), rmlearn library default | "
                         f"{t['rmlearn']['peak_rss_mib']['median']:.0f} | "
                         f"{t[impl]['peak_rss_mib']['median']:.0f} ({LABELS[impl]}) | "
                         f"**{t[impl]['memory_ratio']:.2f}×** |")
-        if "rmlearn-1" in t:
+        if "rmlearn-reference" in t:
             for impl in [i for i in ("trl-1thread", "trl") if not t[i].get("timed_out")]:
-                ours = t["rmlearn-auto"]["peak_rss_mib"]["median"]
-                rows.append(f"| training{where}, peak RSS MiB (median), rmlearn threads=\"auto\" | {ours:.0f} | "
+                ours = t["rmlearn-reference"]["peak_rss_mib"]["median"]
+                rows.append(f"| training{where}, peak RSS MiB (median), rmlearn reference path | {ours:.0f} | "
                             f"{t[impl]['peak_rss_mib']['median']:.0f} ({LABELS[impl]}) | "
                             f"**{ours / t[impl]['peak_rss_mib']['median']:.2f}×** |")
         f = t["first_step"]
         if part == "train":
-            rows.append(f"| first-step loss, same weights and batch | {f['rmlearn'][0]:.6f} | {f['trl'][0]:.6f} (TRL) | "
+            rows.append(f"| first-step loss, same weights and batch, reference path | {f['rmlearn'][0]:.6f} | {f['trl'][0]:.6f} (TRL) | "
                         f"max \\|diff\\| over 3 steps {f['max_abs_diff']:.1e} |")
             if "rmlearn_fast" in f:
-                rows.append(f"| first-step loss, fast path on 2 threads | {f['rmlearn_fast'][0]:.6f} | "
+                rows.append(f"| first-step loss, library default (fast path, 2 shards) | {f['rmlearn_fast'][0]:.6f} | "
                             f"{f['trl'][0]:.6f} (TRL) | max \\|diff\\| over 3 steps {f['max_abs_diff_fast']:.1e} |")
     if "score" in results:
         s = results["score"]["result"]
@@ -102,7 +101,7 @@ def _train_busy(results: dict) -> list[str]:
              f"Each rmlearn setting and TRL on one thread ran {len(t['rmlearn']['seconds']['values'])} times, TRL with "
              f"default threads {len(t['trl']['seconds']['values'])} time(s).", "",
              "| | pairs/s, median (min–max) | pairs per CPU-second | seconds | peak RSS MiB |", "|---|---|---|---|---|"]
-    for impl in [i for i in ("rmlearn-auto", "rmlearn-1", "rmlearn", "trl-1thread", "trl") if i in t]:
+    for impl in [i for i in ("rmlearn", "rmlearn-1", "rmlearn-reference", "trl-1thread", "trl") if i in t]:
         r = t[impl]
         if r.get("timed_out"):
             lines.append(f"| {LABELS[impl]} | at most {r['pairs_per_s']['median']:.1f}: cut off after "
@@ -119,8 +118,12 @@ def _train(results: dict) -> list[str]:
              "| | pairs/s, median (min–max) | pairs per CPU-second | seconds | steps | peak RSS MiB "
              "| RSS before training MiB |",
              "|---|---|---|---|---|---|---|"]
-    for impl in [i for i in ("rmlearn-auto", "rmlearn-1", "rmlearn", "trl-1thread", "trl") if i in t]:
+    for impl in [i for i in ("rmlearn", "rmlearn-1", "rmlearn-reference", "trl-1thread", "trl") if i in t]:
         r = t[impl]
+        if r.get("timed_out"):
+            lines.append(f"| {LABELS[impl]} | at most {r['pairs_per_s']['median']:.1f}: cut off after "
+                         f"{r['seconds']['median']:.0f} s | – | > {r['seconds']['median']:.0f} | – | – | – |")
+            continue
         cpu = _spread(r["pairs_per_cpu_s"]) if "pairs_per_cpu_s" in r else "–"
         lines.append(f"| {LABELS[impl]} | {_spread(r['pairs_per_s'])} | {cpu} | {r['seconds']['median']:.2f} | "
                      f"{r['steps']} | {_spread(r['peak_rss_mib'])} | {r['rss_before_mib']['median']:.0f} |")
@@ -147,19 +150,20 @@ def _train(results: dict) -> list[str]:
         "process (`ru_maxrss`): Python, torch, transformers and for TRL also datasets and accelerate.",
         "",
         "\"TRL, 1 thread\" is TRL after `torch.set_num_threads(1)`; \"TRL, default threads\" is what a TRL "
-        "user gets out of the box. rmlearn has two paths. The reference path (`threads=None`, the library "
-        "default, used by the lessons) runs a model this small on one thread with the backbone's own code: "
-        "the same numbers, bit for bit, on every machine. The fast path (`threads=\"auto\"`, what `rmlearn "
-        "train` uses, or a number) trains with torch's fused tanh-GELU kernel in place of GPT-2's Python "
-        "formula (the same function to 4.8e-7; the backbone's module is put back for scoring) and, with n > 1 "
-        "threads, cuts each batch into n shards whose forward and backward run side by side on one thread "
-        "each, adding their gradients in shard order. `\"auto\"` samples `/proc/stat` for 50 ms and takes "
-        "one thread per idle core. The fast path's numbers depend on the thread count only (docs/practitioners.md).",
+        "user gets out of the box. rmlearn has two paths. The library default (`TrainConfig()`, also `rmlearn "
+        "train`) is the fast path (`rmlearn/fastcpu.py`): it trains with torch's fused tanh-GELU kernel in place "
+        "of GPT-2's Python formula (the same function to 4.8e-7; the backbone's module is put back for scoring) "
+        "and cuts each batch into `shards=2` shards whose forward and backward run side by side on one thread "
+        "each, adding their gradients in shard order. `threads=\"auto\"` runs one thread per shard, at most the "
+        "cores the process may use (`os.sched_getaffinity`); the load is never sampled. Its numbers depend on "
+        "the shard count, a setting, not on the thread count or the load: `threads=1` gives the same numbers. "
+        "The reference path (`threads=None`, what the course's shipped models were trained with and the lessons "
+        "pass) runs one forward per batch on one thread with the backbone's own code (docs/practitioners.md).",
         "",
         "**Same objective.** One batch of 16 pairs, three steps in each trainer, identical initial weights "
         "and batch: losses rmlearn " + ", ".join(f"{x:.6f}" for x in f["rmlearn"]) + "; TRL "
         + ", ".join(f"{x:.6f}" for x in f["trl"]) + f" (max difference {f['max_abs_diff']:.1e})"
-        + ("; rmlearn's fast path on 2 threads " + ", ".join(f"{x:.6f}" for x in f["rmlearn_fast"])
+        + ("; rmlearn's library default (fast path, 2 shards) " + ", ".join(f"{x:.6f}" for x in f["rmlearn_fast"])
            + f" (max difference {f['max_abs_diff_fast']:.1e})" if "rmlearn_fast" in f else "") + ". "
         "`tests/test_trl_parity.py` checks this, plus token ids, rewards, and the loss with margin and with "
         "centering. The training losses of the timed runs differ (rmlearn "
@@ -183,12 +187,12 @@ def _score(results: dict) -> list[str]:
     lines += ["", f"{s['responses']} responses of 11–53 tokens in their given (mixed-length) order, batch "
               f"{s['batch_size']}, tokenization inside the timer for every method. Largest score difference "
               f"from rmlearn: {diffs}. rmlearn sorts by length before batching (less padding), runs in "
-              "`torch.inference_mode()`, and uses one thread for a small CPU model.", "",
-              "With one thread on each side, rmlearn is "
-              f"{s['rmlearn']['median'] / s['hf_forward_1thread']['median']:.2f}× the plain forward (the gain "
-              "of length sorting). Against transformers on its default threads the result depends on the "
-              "machine: on an idle machine two threads pay off and the two are about even; on a busy one the "
-              "second thread stalls (see the training section and the thread measurement below).", ""]
+              "`torch.inference_mode()`, and for a small CPU model runs whole batches side by side, one thread "
+              "each (as many threads as torch has, at most the usable cores; `fastcpu.batches_side_by_side`): "
+              "each batch's numbers are one thread's, whatever the thread count.", "",
+              f"rmlearn is {s['rmlearn']['median'] / s['hf_forward_default']['median']:.2f}× the plain forward on "
+              f"torch's default threads and {s['rmlearn']['median'] / s['hf_forward_1thread']['median']:.2f}× the "
+              "plain forward on one thread (length sorting, and batches side by side).", ""]
     return lines
 
 
@@ -236,7 +240,7 @@ def _profile(results: dict) -> list[str]:
         "Each ingredient timed both ways in one process, alternating, median of 5 (10 training steps of "
         "batch 16 for the step timings).", "",
         "| change (in rmlearn) | before | after | gain |", "|---|---|---|---|",
-        f"| one CPU thread for a model under 5 M parameters (`models.cpu_threads_for`), machine as found "
+        f"| one CPU thread for a model under 5 M parameters (`fastcpu.one_cpu_thread_if_small`), machine as found "
         f"(load average {th.get('load_avg_before', float('nan')):.1f}) | "
         f"{th['default_s']:.2f} s ({th['default_threads']} threads) | {th['one_s']:.2f} s | **{th['gain']:.2f}×** |",
         *([f"| the same, plus {p['threads_busy']['spinning_processes']} spinning processes | "
@@ -277,10 +281,11 @@ def _profile(results: dict) -> list[str]:
         "threshold for the rest of the process: set at start-up, through `MALLOC_TOP_PAD_`, it made a whole run 38 % slower).", "",
         "The thread count: when the cores are shared (a lab server, a CI runner, a laptop running a "
         "browser) a second thread that must wait for a core stalls every small op, and one thread wins by a "
-        "wide margin; `threads=\"auto\"` therefore counts idle cores first. On an idle machine, 2 threads "
-        "help this tiny model most as 2 data-parallel shards. One fixed thread also gives the same numbers "
-        "on every machine, whatever its core count, so the reference path uses one thread for models under "
-        "5 M parameters on CPU and leaves larger models and GPUs alone.", "",
+        "wide margin; so the fast path never splits an op of this tiny model over threads: it runs 2 "
+        "data-parallel shards, one thread each, which wait for each other only at the end of a batch. The "
+        "shard count is a setting (`shards`, default 2), so the numbers do not depend on the core count or "
+        "the load. The reference path uses one thread for models under 5 M parameters on CPU and leaves "
+        "larger models and GPUs alone.", "",
         "Top functions by own time (cProfile, `train_reward_model(threads=1)`, the fast path on one thread, "
         "on 320 pairs, 20 steps):",
         "", "```", *[ln for ln in p["cprofile"].strip().splitlines() if ln.strip()][-16:], "```", ""]
@@ -317,7 +322,7 @@ def plot(results: dict, path: Path) -> None:
             key, title = {"train": ("pairs_per_s", "training, pairs/s"),
                           "train_busy": ("pairs_per_s", "training, busy machine, pairs/s"),
                           "memory": ("peak_rss_mib", "training, peak RSS, MiB")}[panel]
-            names = [n for n in ("rmlearn-auto", "rmlearn-1", "rmlearn", "trl-1thread", "trl") if n in t]
+            names = [n for n in ("rmlearn", "rmlearn-1", "rmlearn-reference", "trl-1thread", "trl") if n in t]
             stats = [t[n][key] for n in names]
         elif panel == "score":
             s = results["score"]["result"]

@@ -459,7 +459,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="fraction held out, evaluated after every epoch (0: none)")
     train.add_argument("--save-every", type=int, default=0, help="checkpoint every N optimizer steps into --out")
     train.add_argument("--threads", type=_threads, default="auto",
-                       help="CPU threads: auto (one per idle core) or N; the same N gives the same numbers")
+                       help="CPU threads running each batch's shards: auto (one per shard, at most the usable "
+                            "cores) or N; the numbers do not depend on it")
     train.add_argument("--gradient-checkpointing", action="store_true",
                        help="recompute activations in the backward pass: less memory, ~30%% more time")
     train.add_argument("--seed", type=int, default=0)

@@ -11,8 +11,7 @@ import copy
 import inspect
 import json
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,40 +29,13 @@ from .checkpoints import (
     read_head,
     unwrap,
 )
+from .fastcpu import batches_side_by_side, one_cpu_thread_if_small
 from .inputs import encode_batch, position_ids
 from .pooling import POOLINGS, pool
 
 CONFIG_NAME = "rmlearn_config.json"
 HEAD_NAME = "head.safetensors"
 CONTEXT_NAMES = ("max_position_embeddings", "n_positions", "max_seq_len", "n_ctx", "seq_length")  # MPT: max_seq_len
-SMALL_MODEL = 5_000_000  # parameters; below this, CPU work runs on one thread (see cpu_threads_for)
-
-
-def is_small_cpu_model(model: nn.Module) -> bool:
-    """A model on the CPU with fewer than ``SMALL_MODEL`` parameters: its ops are too small to split over threads."""
-    params = list(model.parameters())
-    return params[0].device.type == "cpu" and sum(p.numel() for p in params) < SMALL_MODEL
-
-
-@contextmanager
-def cpu_threads_for(model: nn.Module) -> Iterator[None]:
-    """Run a small CPU model on one thread, restoring torch's thread count afterwards.
-
-    Why: the same numbers whatever the core count (float sums split over threads round
-    differently; CPUs with other SIMD kernels still round differently, rmlearn.zoo), and speed where cores are shared: each op of the tiny course
-    model is too small to split, and a thread waiting for a busy core stalls every op (5-10x
-    faster on a loaded 2-core machine, docs/benchmarks.md). Training's fast path
-    (``train_reward_model(threads="auto")``) uses idle cores too, with numbers that depend on the
-    thread count only. Larger models and GPUs are left alone.
-    """
-    before = torch.get_num_threads()
-    if is_small_cpu_model(model) and before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 class _DecoderWithHead(nn.Module):
@@ -260,7 +232,9 @@ class RewardModel(_DecoderWithHead):
         """Rewards for text pairs; builds ``[prompt ; response ; EOS]`` itself.
 
         One prompt may be given for many responses. Returns (N,) float scores, in input order.
-        Runs in inference mode and eval mode; batches are grouped by length to pad little.
+        Runs in inference mode and eval mode; batches are grouped by length to pad little. A small
+        CPU model scores whole batches side by side, one thread each (``fastcpu.batches_side_by_side``):
+        each batch's numbers are those of one thread, whatever the thread count.
         """
         if isinstance(responses, str):
             responses = [responses]
@@ -271,23 +245,30 @@ class RewardModel(_DecoderWithHead):
         modes = [(m, m.training) for m in self.modules()]  # each module's own, restored as found
         self.eval()
         try:
-            with torch.inference_mode(), cpu_threads_for(self):
-                return self._score_sorted(list(prompts), list(responses), tokenizer, batch_size)
+            with one_cpu_thread_if_small(self) as threads:
+                return self._score_sorted(list(prompts), list(responses), tokenizer, batch_size, threads)
         finally:
             for module, mode in modes:
                 module.training = mode
 
-    def _score_sorted(self, prompts, responses, tokenizer, batch_size) -> torch.Tensor:
+    def _score_sorted(self, prompts, responses, tokenizer, batch_size, threads: int) -> torch.Tensor:
         device = self.input_device
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
-        out = torch.empty(len(prompts))
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            ids, mask = encode_batch(
-                tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx], self.max_length
-            )
+        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        encoded = []  # tokenized here, in one thread: a tokenizer is not shared across threads
+        for idx in batches:
+            ids, mask = encode_batch(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx], self.max_length)
             self.check_token_ids(int(ids.max()), tokenizer)
-            out[idx] = self(ids.to(device), mask.to(device)).float().cpu()
+            encoded.append((ids, mask))
+
+        def forward(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            with torch.inference_mode():  # per thread, as grad mode is
+                return self(batch[0].to(device), batch[1].to(device)).float().cpu()  # (B,)
+
+        out = torch.empty(len(prompts))
+        with batches_side_by_side(self, len(batches), threads) as run:
+            for idx, scores in zip(batches, run(forward, encoded), strict=True):
+                out[idx] = scores
         return out
 
     def __getattr__(self, name: str) -> Any:
@@ -496,7 +477,7 @@ class ProcessRewardModel(_DecoderWithHead):
     def step_features(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], tokenizer: Any):
         """Hidden states at the step ends, (B, S, D), and the step mask (B, S)."""
         ids, mask, ends, step_mask = self._encode_steps(prompts, steps, tokenizer)
-        with cpu_threads_for(self):
+        with one_cpu_thread_if_small(self):
             hidden = self.hidden(ids, mask)  # (B, T, D)
         feats = hidden.gather(1, ends[:, :, None].expand(-1, -1, hidden.shape[-1]).to(hidden.device))  # (B, S, D)
         return feats, step_mask
@@ -527,7 +508,7 @@ def train_process_reward_model(prm: ProcessRewardModel, tokenizer: Any, answers:
     opt = torch.optim.AdamW(prm.parameters(), lr=lr)
     losses = []
     prm.train()
-    with torch.random.fork_rng(devices=[]), cpu_threads_for(prm):
+    with torch.random.fork_rng(devices=[]), one_cpu_thread_if_small(prm):
         torch.default_generator.manual_seed(seed)  # dropout, if any: seeded, the caller's RNG untouched
         for _ in range(epochs):
             rng.shuffle(order)
@@ -559,7 +540,7 @@ def train_head(head: nn.Linear, objective: Callable[[nn.Linear], torch.Tensor], 
             head.bias.zero_()
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     losses = []
-    with cpu_threads_for(head):
+    with one_cpu_thread_if_small(head):
         for _ in range(steps):
             loss = objective(head)
             opt.zero_grad(set_to_none=True)
@@ -575,7 +556,7 @@ def pooled_features(model: _DecoderWithHead, tokenizer: Any, prompts: Sequence[s
     """The decoder's hidden state at EOS of ``[prompt ; response ; EOS]``, (N, D): what a reward
     head reads. A new head on these features is a new reward model on the same decoder."""
     out = []
-    with cpu_threads_for(model):
+    with one_cpu_thread_if_small(model):
         for start in range(0, len(prompts), batch_size):
             ids, mask = encode_batch(tokenizer, list(prompts[start:start + batch_size]),
                                      list(responses[start:start + batch_size]), model.max_length)

@@ -30,8 +30,9 @@ import torch
 from torch import nn
 
 from .evaluation import conservative_reward, ensemble_scores  # noqa: F401  (lesson 09; kept importable from here)
+from .fastcpu import one_cpu_thread_if_small
 from .inputs import SEPARATOR, pad_batch, position_ids
-from .models import RewardModel, ValueModel, cpu_threads_for
+from .models import RewardModel, ValueModel
 from .synthetic import quality, synthetic_preferences
 
 Gold = Callable[[str, str], float]  # gold(prompt, response) -> the true quality
@@ -92,7 +93,7 @@ def sft_policy(policy: nn.Module, tokenizer: Any, responses: Sequence[tuple[str,
     opt = torch.optim.AdamW(policy.parameters(), lr=lr)
     losses = []
     policy.train()
-    with torch.random.fork_rng(devices=[]), cpu_threads_for(policy):
+    with torch.random.fork_rng(devices=[]), one_cpu_thread_if_small(policy):
         torch.default_generator.manual_seed(seed)  # the CPU generator only: the caller's GPU ones stay as they are
         for _ in range(epochs):
             rng.shuffle(order)
@@ -159,7 +160,7 @@ def sample_responses(policy: nn.Module, tokenizer: Any, prompts: Sequence[str], 
     new_ids, new_mask, past = [], [], None
     step_ids = ids  # the first call runs the whole query; later calls one new token each
     cache_arg = "cache" if "cache" in inspect.signature(policy.forward).parameters else "past_key_values"  # transformers 5 / 4
-    with cpu_threads_for(policy):
+    with one_cpu_thread_if_small(policy):
         for _ in range(max_new_tokens):
             pos = position_ids(mask)[:, -step_ids.shape[1]:]  # (B, t)
             out = policy(input_ids=step_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_arg: past})
@@ -365,7 +366,7 @@ class Curve:
 def _curve(samples: ResponsePool, scores: torch.Tensor, xs: Sequence[float], weigh, kl) -> Curve:
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # hundreds of ops on (per_prompt,) tensors, too small to split: on a busy
-    try:  # 2-core machine one thread runs them ~30x faster (as models.cpu_threads_for does for models)
+    try:  # 2-core machine one thread runs them ~30x faster (as fastcpu.one_cpu_thread_if_small does for models)
         return _curve_points(samples, scores, xs, weigh, kl)
     finally:
         torch.set_num_threads(before)
@@ -587,7 +588,7 @@ def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel | Nor
     opt = torch.optim.Adam([{"params": policy.parameters(), "lr": cfg.lr},
                             {"params": value_model.parameters(), "lr": cfg.value_lr}])
     history = RLHistory(config=asdict(cfg))
-    with cpu_threads_for(policy):
+    with one_cpu_thread_if_small(policy):
         for _ in range(cfg.steps):
             batch = rng.choices(list(prompts), k=cfg.batch_size)
             roll = sample_responses(policy, tokenizer, batch, max_new_tokens=cfg.max_new_tokens, generator=gen)
@@ -657,7 +658,7 @@ def implicit_reward(policy: nn.Module, reference: nn.Module, prompts: Sequence[s
     from .segments import implicit_sequence_reward, implicit_token_rewards
 
     tokenizer = tokenizer or course_tokenizer()
-    with cpu_threads_for(policy):
+    with one_cpu_thread_if_small(policy):
         logp, mask = response_logprobs_of(policy, tokenizer, prompts, responses)
         logp_ref, _ = response_logprobs_of(reference, tokenizer, prompts, responses)
     if per_token:
@@ -676,7 +677,7 @@ def train_dpo(policy: nn.Module, reference: nn.Module, tokenizer: Any, pairs: Se
     opt = torch.optim.AdamW(policy.parameters(), lr=lr)
     losses = []
     policy.train()
-    with torch.random.fork_rng(devices=[]), cpu_threads_for(policy):
+    with torch.random.fork_rng(devices=[]), one_cpu_thread_if_small(policy):
         torch.default_generator.manual_seed(seed)  # dropout, if any: seeded, the caller's RNG untouched
         for _ in range(epochs):
             rng.shuffle(order)

@@ -3,7 +3,8 @@
 What makes a step fast: every text is tokenized once up front; each step runs *one* forward over
 chosen and rejected (all K responses of a ranking) stacked into one batch; batches are grouped by
 length and padded only to their longest sequence; metrics stay on the device and are read back
-only when the progress bar refreshes.
+only when the progress bar refreshes. How the CPU's cores run each batch (shards side by side,
+fused activations, the thread count) is ``rmlearn.fastcpu``'s job, chosen by ``threads``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import Example, PreferencePair, RankedExample, as_pairs, split
+from .data import Example, RankedExample, as_pairs, split
+from .fastcpu import cpu_threads, fused_activations, has_dropout, sharded
 from .inputs import SEPARATOR, encode_many, pad_batch, special_ids
 from .losses import (
     centering_penalty,
@@ -33,7 +35,7 @@ from .losses import (
     ranking_to_pairs,
     segment_regression_loss,
 )
-from .models import RewardModel, ValueModel, cpu_threads_for, is_small_cpu_model
+from .models import RewardModel, ValueModel
 
 LOSSES = ("pairwise", "listwise", "plackett_luce")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -72,9 +74,11 @@ class TrainConfig:
     save_every: int = 0  # with save_dir: every this many optimizer steps; 0 = at the end of each epoch
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30 % more time
     resume_from: str | None = None  # a folder holding optimizer.pt (a checkpoint, `rmlearn train --out`): AdamW's state
-    threads: int | str | None = None  # None: the reference path (1 thread for a small model: the same numbers
-    # whatever the core count); "auto" (one per idle core) or N: the fast path (data-parallel shards, fused kernels), whose
-    # numbers depend on the thread count only (History.threads)
+    threads: int | str | None = "auto"  # CPU threads running the fast path (rmlearn.fastcpu): "auto" = one per
+    # shard, at most the cores this process may use, or N; None = the reference path (one thread, one forward per
+    # batch, the backbone's own code: what the course's shipped models were trained with)
+    shards: int = 2  # the fast path cuts each batch of a small CPU model into this many shards, run side by side:
+    # the numbers depend on this, never on threads, the core count or the load
     seed: int = 0  # shuffling and dropout: the same seed gives the same numbers
     progress: bool = True  # show a tqdm progress bar
 
@@ -102,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not (self.threads in (None, "auto") or (isinstance(self.threads, int) and self.threads >= 1)):
             raise ValueError(f"threads must be None, 'auto' or a positive integer, got {self.threads!r}")
+        if not isinstance(self.shards, int) or self.shards < 1:
+            raise ValueError(f"shards must be a positive integer, got {self.shards!r}")
 
 
 @dataclass
@@ -116,8 +122,8 @@ class History:
     eval_accuracy: list[float] = field(default_factory=list)
     eval_gaps: list[list[float]] = field(default_factory=list)  # per epoch: (N,) held-out gaps
     too_long: int = 0  # examples longer than max_length (truncated or dropped, see config["too_long"])
-    threads: int = 0  # CPU threads used (pass it as threads= to get the same numbers again)
-    shards: int = 1  # each batch ran as this many shards side by side, one thread each (see _cpu_threads)
+    threads: int = 0  # CPU threads used (on the sharded fast path they do not change the numbers)
+    shards: int = 1  # each batch ran as this many shards side by side, one thread each (fastcpu.cpu_threads)
     optimizer_steps: int = 0  # optimizer updates (batches ÷ grad_accum, rounded up per epoch)
     checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole run
@@ -132,16 +138,12 @@ def _groups(data: Sequence[Example], loss: str) -> list[tuple[str, tuple[str, ..
     """(prompt, responses best → worst) per training example; pairwise training flattens rankings."""
     if not data:
         raise ValueError("no training data")
-    if loss == "pairwise":
-        return [(p.prompt, (p.chosen, p.rejected)) for p in as_pairs(data)]
     groups = []
     for ex in data:
-        if isinstance(ex, RankedExample):
-            groups.append((ex.prompt, ex.responses))
-        elif isinstance(ex, PreferencePair):
-            groups.append((ex.prompt, (ex.chosen, ex.rejected)))
-        else:
-            raise TypeError(f"expected PreferencePair or RankedExample, got {type(ex).__name__}")
+        if isinstance(ex, RankedExample) and loss != "pairwise":
+            groups.append((ex.prompt, ex.responses))  # the listwise losses see the whole ranking
+        else:  # a pair, or a ranking's K(K-1)/2 pairs; as_pairs also rejects anything else
+            groups += [(p.prompt, (p.chosen, p.rejected)) for p in as_pairs([ex])]
     return groups
 
 
@@ -185,133 +187,30 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, disable=not enabled, desc=desc, unit="step")
 
 
-def _idle_cores(window: float = 0.05) -> float:
-    """How many of this process's CPUs were idle over ``window`` seconds (from ``/proc/stat``).
-
-    Not the load average: it lags by a minute and counts this very process's earlier work.
-    """
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-
-    def sample() -> dict[int, tuple[int, int]]:
-        out = {}
-        with open("/proc/stat") as f:
-            for line in f:
-                name, *ticks = line.split()
-                if name.startswith("cpu") and name[3:].isdigit():
-                    values = [int(t) for t in ticks]
-                    out[int(name[3:])] = (values[3] + values[4], sum(values[:8]))  # idle + iowait, total
-        return out
-
-    try:
-        before = sample()
-        time.sleep(window)
-        after = sample()
-    except OSError:  # no /proc (macOS, Windows): assume the machine is shared
-        return 1.0
-    idle = 0.0
-    for cpu in [c for c in (cpus or after) if c in before and c in after]:
-        d_idle, d_total = (after[cpu][0] - before[cpu][0]), (after[cpu][1] - before[cpu][1])
-        idle += d_idle / d_total if d_total else 1.0
-    return idle
-
-
-@contextmanager
-def _cpu_threads(model: nn.Module, threads: int | str | None, shardable: bool = False) -> Iterator[tuple[int, int]]:
-    """Set torch's CPU thread count for training; yields ``(threads, shards)`` and restores it afterwards.
-
-    ``None``, the reference path: ``models.cpu_threads_for`` (one thread for a small CPU model, so
-    the same numbers whatever the core count). ``"auto"``: one thread per core idle right now. An int:
-    that many.
-
-    A small CPU model's ops are too small to split well over threads, so when ``shardable`` each
-    batch is cut into n shards instead (data parallel), whose forward and backward run side by side
-    on one thread each: ``shards`` = n, torch's own count 1. Against torch splitting every op over
-    2 threads, on 2 idle cores that takes the same time and a sixth less CPU, and when another
-    process takes one of the cores mid-run it is about 2× faster: a shard never waits for the
-    other inside an op, only at the end of the batch (docs/benchmarks.md). The numbers depend on
-    n only, not on the load. Otherwise (a large model, a GPU, dropout, fp16)
-    torch splits each op over n threads: ``shards`` = 1.
-    """
-    if threads is None or next(model.parameters()).device.type != "cpu":
-        with cpu_threads_for(model):
-            yield torch.get_num_threads(), 1
-        return
-    before = torch.get_num_threads()
-    if threads == "auto":
-        threads = max(1, min(before, int(_idle_cores() + 0.5)))
-    shards = threads if shardable and is_small_cpu_model(model) else 1
-    torch.set_num_threads(1 if shards > 1 else threads)
-    try:
-        yield threads, shards
-    finally:
-        torch.set_num_threads(before)
-
-
-TANH_GELUS = ("NewGELUActivation", "FastGELUActivation")  # transformers' tanh-GELU written in Python
-
-
-@contextmanager
-def _fused_activations(model: nn.Module) -> Iterator[None]:
-    """Train with torch's fused tanh-GELU kernel in place of transformers' Python-written ones
-    (the fast path, ``threads`` set).
-
-    GPT-2 (and Phi, GPT-J, …) compute GELU's tanh approximation in Python, eight tensor ops
-    forward and more backward, each a pass over the MLP's activations: a quarter of a training
-    step of the course model (10 steps take 0.36 s with it, 0.27 s with the fused kernel).
-    ``nn.GELU(approximate="tanh")`` computes the same function in one kernel; the two differ by
-    float rounding only (at most 4.8e-7 on [-10, 10]). The modules are put back afterwards, so
-    scoring keeps the backbone's own code (exact parity with transformers).
-    """
-    swapped = []
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child).__name__ in TANH_GELUS and type(child).__module__ == "transformers.activations":
-                setattr(parent, name, nn.GELU(approximate="tanh"))
-                swapped.append((parent, name, child))
-    try:
-        yield
-    finally:
-        for parent, name, child in swapped:
-            setattr(parent, name, child)
-
-
-def _has_dropout(model: nn.Module) -> bool:
-    """Whether training draws random numbers (dropout): shards running side by side would then
-    take them from torch's one generator in a racing order, and the numbers would not repeat."""
-    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
-        return True
-    # some backbones call F.dropout with a rate from their config (Llama's attention_dropout, OPT's
-    # dropout); heads that rmlearn replaces (GPT-2's summary_*, classifier_dropout) do not count
-    configs = [m.config for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "to_dict")]
-    return any(isinstance(v, float) and v > 0 and ("dropout" in k or "pdrop" in k)
-               and not k.startswith(("summary", "classifier"))
-               for config in configs[:1] for k, v in config.to_dict().items())
-
-
 def _encode_groups(tokenizer: Any, groups: list[tuple[str, tuple[str, ...]]], max_length: int | None,
                    policy: str) -> tuple[list[list[list[int]]], list[int], int]:
     """Token ids per example (one list of K id lists each), the indices of the examples kept, and
     how many examples had a sequence longer than ``max_length`` (truncated or dropped by ``policy``)."""
     prompts = [prompt for prompt, responses in groups for _ in responses]
     responses = [r for _, rs in groups for r in rs]
-    flat = encode_many(tokenizer, prompts, responses, None)
-    encoded, at = [], 0  # regroup: one list of K id lists per example
+    starts = [0]  # example i's sequences are flat[starts[i]:starts[i + 1]]
     for _, rs in groups:
-        encoded.append(flat[at:at + len(rs)])
-        at += len(rs)
-    long = [i for i, seqs in enumerate(encoded) if max_length and max(len(s) for s in seqs) > max_length]
+        starts.append(starts[-1] + len(rs))
+
+    def encoded(limit: int | None) -> list[list[list[int]]]:  # inputs.encode_many decides what truncation keeps
+        flat = encode_many(tokenizer, prompts, responses, limit)
+        return [flat[a:b] for a, b in zip(starts, starts[1:])]
+
+    full = encoded(None)
+    long = [i for i, seqs in enumerate(full) if max_length and max(len(s) for s in seqs) > max_length]
     keep = list(range(len(groups)))
     if long and policy == "drop":
         keep = sorted(set(keep) - set(long))
         if not keep:
             raise ValueError(f"every example is longer than max_length={max_length}; nothing left to train on")
-    elif long:  # re-encode: inputs.encode_many decides what truncation keeps
-        flat = encode_many(tokenizer, prompts, responses, max_length)
-        encoded, at = [], 0
-        for _, rs in groups:
-            encoded.append(flat[at:at + len(rs)])
-            at += len(rs)
-    return [encoded[i] for i in keep], keep, len(long)
+    elif long:
+        full = encoded(max_length)
+    return [full[i] for i in keep], keep, len(long)
 
 
 def _mixed_precision(model: nn.Module, precision: str | None) -> tuple[torch.dtype | None, dict]:
@@ -377,7 +276,7 @@ def _fit(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[int
     example indices, and returns ``(loss, accuracy or None)``, both means over the batch in which
     each example counts ``weight(example's indices)``: then a batch cut into shards has the loss
     Σ weight(shard)·loss(shard) / weight(batch) (how a small CPU model uses several threads,
-    ``_cpu_threads``, and how DDP processes split a batch, ``_distributed``). Batches are
+    ``fastcpu.sharded``, and how DDP processes split a batch, ``_accelerator``). Batches are
     length-grouped (``_batches``); ``grad_accum`` batches make one optimizer step. The model comes
     back in eval mode; after an error (a non-finite loss) also in the dtype it came in.
     """
@@ -417,12 +316,12 @@ def _loop(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[in
     losses, accuracies, step = [], [], 0
     start = time.perf_counter()
     model.train()
-    shardable = scaler is None and accelerator is None and not _has_dropout(model)
-    # threads=None is the course's reference path: the same numbers, bit for bit, whatever the core count
-    fused = _fused_activations(model) if cfg.threads is not None else contextlib.nullcontext()
+    shardable = scaler is None and accelerator is None and not has_dropout(model)
+    # threads=None is the course's reference path: one forward per batch, the backbone's own code
+    fused = fused_activations(model) if cfg.threads is not None else contextlib.nullcontext()
     with _own_rng(cfg.seed, device), fused, \
-            _cpu_threads(model, cfg.threads, shardable) as (history.threads, history.shards), \
-            _shards(net, history.shards, batch_loss, weight, device, amp, accelerator) as run_batch, \
+            cpu_threads(model, cfg.threads, cfg.shards, shardable) as (history.threads, history.shards), \
+            _shards(net, history.shards, history.threads, batch_loss, weight, device, amp, accelerator) as run_batch, \
             _progress(sum(map(len, plan)), cfg.progress and (accelerator is None or accelerator.is_main_process),
                       desc) as bar:
         for epoch, batches in enumerate(plan):
@@ -601,15 +500,14 @@ def _load_optimizer_state(optimizer, scaler, cfg: TrainConfig) -> None:
 
 
 @contextmanager
-def _shards(model: nn.Module, n: int, batch_loss: Callable, weight: Callable[[list[int]], float],
+def _shards(model: nn.Module, n: int, threads: int, batch_loss: Callable, weight: Callable[[list[int]], float],
             device: torch.device, amp: torch.dtype | None, accelerator=None) -> Iterator[Callable]:
     """Yields ``run_batch(batch, in_step, scaler, last) -> (loss, accuracy)``: the forward and
     backward of one batch, its gradients (÷ ``in_step``, the batches per optimizer step) added to
     ``.grad``; ``last``: the step's last batch.
 
-    n == 1: one forward, ``loss.backward()``. n > 1: the batch is cut into n shards that run in n
-    threads (torch's kernels let go of Python's lock), each returning its gradients; they are added
-    in shard order, so the numbers do not depend on which thread finishes first. Under DDP
+    n == 1: one forward, ``loss.backward()``. n > 1: the batch is cut into n shards that run side by
+    side on ``threads`` threads, their gradients added in shard order (``fastcpu.sharded``). Under DDP
     (``accelerator``) each of the W processes takes its cut of the batch; DDP averages the W
     gradients, so each process scales its loss by W·weight(cut)/weight(batch): the average is the
     whole batch's gradient, and the losses (added over processes at the end) its loss.
@@ -621,8 +519,8 @@ def _shards(model: nn.Module, n: int, batch_loss: Callable, weight: Callable[[li
         rank, world = accelerator.process_index, accelerator.num_processes
 
         def run_batch(batch: list[int], in_step: int, scaler, last: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-            cuts = [round(len(batch) * j / world) for j in range(world + 1)]
-            part = batch[cuts[rank]:cuts[rank + 1]]
+            ends = [round(len(batch) * j / world) for j in range(world + 1)]
+            part = batch[ends[rank]:ends[rank + 1]]
             share = weight(part) / weight(batch) if part else 0.0  # a batch smaller than W: some get none
             sync = contextlib.nullcontext() if last else accelerator.no_sync(model)  # sync once per step
             with sync:
@@ -644,31 +542,7 @@ def _shards(model: nn.Module, n: int, batch_loss: Callable, weight: Callable[[li
         yield run_batch
         return
 
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    def shard(part: list[int], share: float) -> tuple[torch.Tensor, torch.Tensor | None, tuple]:
-        with autocast():  # autocast is per thread
-            loss, accuracy = batch_loss(model, part)
-        grads = torch.autograd.grad(loss * share, params, allow_unused=True)
-        return loss.detach() * share, (accuracy * share if accuracy is not None else None), grads
-
-    def run_batch(batch: list[int], in_step: int, scaler, last: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        cuts = [round(len(batch) * j / n) for j in range(n + 1)]
-        parts = [batch[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
-        total = sum(weight(part) for part in parts)
-        results = list(pool.map(lambda part: shard(part, weight(part) / total), parts))
-        loss = sum(r[0] for r in results)  # in shard order, whichever thread finished first
-        accuracy = None if results[0][1] is None else sum(r[1] for r in results)
-        for k, p in enumerate(params):
-            grads = [r[2][k] for r in results if r[2][k] is not None]
-            if grads:
-                g = sum(grads) / in_step if in_step > 1 else sum(grads)
-                p.grad = g if p.grad is None else p.grad + g
-        return loss, accuracy
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(n, thread_name_prefix="rmlearn-shard") as pool:
+    with sharded(model, n, threads, batch_loss, weight, autocast) as run_batch:  # the fast path (rmlearn.fastcpu)
         yield run_batch
 
 
@@ -710,7 +584,7 @@ def train_reward_model(
     Keywords are the fields of ``TrainConfig`` (``epochs``, ``batch_size``, ``lr``, ``loss``,
     ``margin``, ``center_coef``, ``weight_decay``, ``max_length``, ``seed``, ``progress``, and the
     practitioner's ``grad_accum``, ``max_grad_norm``, ``lr_schedule``, ``warmup_steps``,
-    ``eval_split``, ``precision``, ``save_dir``, ``save_every``, ``too_long``, ``threads``).
+    ``eval_split``, ``precision``, ``save_dir``, ``save_every``, ``too_long``, ``threads``, ``shards``).
     ``eval_data`` (or ``eval_split`` of ``data``) is scored after every epoch:
     ``History.eval_accuracy``.
 

@@ -39,6 +39,9 @@ PROXY_PAIRS = 300  # lesson 08's proxies: fewer pairs, so over-optimization show
 NOISY = 0.25  # lesson 09's ensemble: the share of flipped labels in each proxy's data (as Coste et al., 2023)
 ENSEMBLE = 4  # lesson 09: members of the noisy-label ensemble, seeds 0 … ENSEMBLE − 1
 POLICY_SFT = {"n": 1600, "epochs": 4, "lr": 5e-3}  # lesson 08's SFT policy: its data size and recipe
+# the reward models' recipe: TrainConfig's defaults on the reference path (one forward per batch on one thread,
+# the backbone's own code), which the shipped weights were built with; the library's default is the fast path
+COURSE_RECIPE = {"threads": None}
 WEIGHTS = Path(__file__).parent / "weights"
 
 # What ships: the settings the lessons, explorers' first views and problem sets use.
@@ -145,7 +148,7 @@ def _trained(length_bias: float, seed: int, pooling: str, n_pairs: int, label_no
 
     def train(model: RewardModel) -> None:
         data, _ = course_data(n_pairs, length_bias, seed, label_noise)
-        train_reward_model(model, course_tokenizer(), data, seed=seed, progress=False)
+        train_reward_model(model, course_tokenizer(), data, seed=seed, progress=False, **COURSE_RECIPE)
 
     return _load_or_train(reward_name(length_bias, seed, pooling, n_pairs, label_noise), fresh, train)
 
@@ -231,7 +234,9 @@ def recipe_fingerprint(kind: str, **settings) -> str:
         data, _ = course_data(settings["n_pairs"], settings["length_bias"], settings["seed"],
                               settings.get("label_noise", 0.0))
         how = ("gradient_checkpointing", "resume_from")  # how a run runs, not what it computes
-        recipe = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in how}, "pooling": settings["pooling"]}
+        how += ("shards",)  # the fast path's; the reference path (COURSE_RECIPE) runs each batch whole
+        config = asdict(TrainConfig(**COURSE_RECIPE))
+        recipe = {**{k: v for k, v in config.items() if k not in how}, "pooling": settings["pooling"]}
     else:
         from .rlhf import sft_data
         data, recipe = sft_data(POLICY_SFT["n"], seed=settings["seed"]), POLICY_SFT

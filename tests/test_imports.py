@@ -18,12 +18,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "rmlearn"
 
-# The allowed direction, stated once. Modules not written yet (fastcpu, evaluation) have a place.
+# The allowed direction, stated once.
 LAYERS = (
     ("pooling", "losses", "segments"),  # pure tensor formulas
+    ("fastcpu",),  # how a small model runs on CPU threads (shards, fused activations): torch only
     ("inputs", "backbone", "models", "checkpoints"),  # [prompt; response; EOS] ids, decoders, heads
     ("data", "synthetic"),  # pairs, rankings, loaders; the course's synthetic world
-    ("train", "fastcpu"),  # the training loop; its opt-in CPU fast path
+    ("train",),  # the training loop
     ("rlhf", "evaluation"),  # the reward model in the loop; metrics
     ("zoo",),  # the course's fixed trained models
     ("views", "plots", "widgets"),  # what explorers show, figures, the explorers (UI)

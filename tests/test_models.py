@@ -285,3 +285,23 @@ def test_mpt_context_length_is_read_from_max_seq_len():
 
     config = MptConfig(d_model=32, n_heads=4, n_layers=1, max_seq_len=48, vocab_size=300)
     assert RewardModel(MptModel(config)).max_length == 48
+
+
+def test_score_gives_the_same_numbers_on_one_thread_and_on_several(reward_model, tokenizer):
+    """A small CPU model scores its batches side by side, one thread each: each batch's numbers are
+    one thread's, so the thread count does not change them (and the order is the input's)."""
+    from rmlearn import synthetic_preferences
+
+    data = synthetic_preferences(70, seed=3)
+    prompts, responses = [p.prompt for p in data] * 2, [p.chosen for p in data] + [p.rejected for p in data]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = reward_model.score(prompts, responses, tokenizer, batch_size=16)  # 9 batches, in this thread
+        torch.set_num_threads(2)
+        two = reward_model.score(prompts, responses, tokenizer, batch_size=16)  # side by side on 2 threads
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+    alone = torch.cat([reward_model.score(p, r, tokenizer) for p, r in zip(prompts[:5], responses[:5])])
+    torch.testing.assert_close(two[:5], alone, atol=1e-5, rtol=0)  # input order, whatever the batching

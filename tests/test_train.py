@@ -93,9 +93,10 @@ def test_rankings_train_with_listwise_and_plackett_luce(tokenizer, loss):
 
 def test_rankings_expand_to_all_pairs_for_pairwise_training(tokenizer):
     ranked = [RankedExample("q", ("a b", "c d", "e f", "g h"))] * 4
-    history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, ranked, epochs=1, batch_size=24,
+    history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, ranked, epochs=1, batch_size=1,
                                  progress=False)
-    assert len(history) == 1  # 4 rankings × 6 pairs = 24 pairs = one batch
+    # by hand: a-b a-c a-d b-c b-d c-d = 6 pairs per ranking of 4, × 4 rankings = 24 batches of one pair
+    assert len(history) == 24
 
 
 def test_bad_settings_are_named(tokenizer):
@@ -172,7 +173,8 @@ def test_non_finite_loss_stops_at_that_step_naming_the_cause(tokenizer, bad_step
 
     model.head.register_forward_hook(poison)
     with pytest.raises(FloatingPointError, match=rf"loss is nan at step {bad_step} \(epoch 1\).*{re.escape(cause)}"):
-        train_reward_model(model, tokenizer, synthetic_preferences(80, seed=0), epochs=1, progress=False)
+        train_reward_model(model, tokenizer, synthetic_preferences(80, seed=0), epochs=1, progress=False,
+                           threads=None)  # one forward per step (the fast path runs one per shard)
     assert len(calls) == bad_step  # it stopped there
     assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN never reached the weights
 
@@ -274,21 +276,24 @@ def test_eval_split_checkpoints_and_too_long_policy(tokenizer, tmp_path):
 
 
 def test_threads_setting_is_used_and_restored(tokenizer, monkeypatch):
-    import rmlearn.train
+    import rmlearn.fastcpu
+
+    def run(**config):
+        return train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(4), epochs=1,
+                                  progress=False, **config)
 
     before = torch.get_num_threads()
-    history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
-                                 threads=2, progress=False)
-    assert history.threads == 2 and torch.get_num_threads() == before
-    default = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
-                                 progress=False)
-    assert default.threads == 1  # a small CPU model: one thread, the same numbers on any machine
-    assert 0.0 <= rmlearn.train._idle_cores() <= len(os.sched_getaffinity(0))  # measured from /proc/stat
-    for idle, expected in ((0.3, 1), (1.6, min(2, before))):  # "auto": one thread per idle core
-        monkeypatch.setattr(rmlearn.train, "_idle_cores", lambda idle=idle: idle)
-        auto = train_reward_model(RewardModel(tiny_backbone()), tokenizer, synthetic_preferences(1), epochs=1,
-                                  threads="auto", progress=False)
-        assert auto.threads == expected
+    history = run(threads=2)
+    assert (history.threads, history.shards) == (2, 2) and torch.get_num_threads() == before
+    reference = run(threads=None)
+    assert (reference.threads, reference.shards) == (1, 1)  # one forward per batch on one thread
+    assert rmlearn.fastcpu.usable_cores() == len(os.sched_getaffinity(0))
+    # "auto" (the default): one thread per shard, at most the usable cores and torch's thread count
+    for cores, shards, expected in ((1, 2, 1), (8, 2, min(2, before)), (8, 3, min(3, before)), (2, 1, 2)):
+        monkeypatch.setattr(rmlearn.fastcpu, "usable_cores", lambda cores=cores: cores)
+        auto = run(shards=shards)
+        assert (auto.threads, auto.shards) == ((expected, shards) if shards > 1 else (before, 1))
+        assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="apply to the reward model"):
         train_value_model(ValueModel(tiny_backbone()), RewardModel(tiny_backbone()), tokenizer,
                           synthetic_preferences(4), loss="listwise")
@@ -324,11 +329,11 @@ def test_fast_path_shards_add_up_to_the_whole_batch_gradient(tokenizer, objectiv
     def train(model, threads):
         if objective == "value":  # 4 pairs = 8 texts of different lengths: shards of 3, 3 and 2 texts
             return train_value_model(model, reward, tokenizer, data[:4], batch_size=8, epochs=1, lr=1e-9,
-                                     threads=threads, progress=False)
+                                     threads=threads, shards=3, progress=False)
         extra = {"pairwise": {}, "centering": {"center_coef": 0.3}, "listwise": {"loss": "listwise"}}[objective]
         examples = _rankings(7) if objective == "listwise" else data  # shards of 2, 3 and 2 examples
         return train_reward_model(model, tokenizer, examples, batch_size=7, epochs=1, lr=1e-9, threads=threads,
-                                  progress=False, **extra)
+                                  shards=3, progress=False, **extra)
 
     kind = ValueModel if objective == "value" else RewardModel
     whole, grads = _one_step_gradients(kind(tiny_backbone(seed=5), seed=5), train, None)
@@ -349,12 +354,35 @@ def test_fast_path_trains_with_fused_gelu_and_puts_the_backbones_own_back(tokeni
     seen = []
     model.backbone.h[0].mlp.register_forward_pre_hook(lambda module, args: seen.append(type(module.act)))
     data = synthetic_preferences(16, seed=0)
-    train_reward_model(model, tokenizer, data, epochs=1, progress=False)  # the reference path keeps GPT-2's own
-    train_reward_model(model, tokenizer, data, epochs=1, threads=1, progress=False)
-    assert seen == [NewGELUActivation, torch.nn.GELU]
+    train_reward_model(model, tokenizer, data, epochs=1, threads=None, progress=False)  # the reference path: GPT-2's own
+    train_reward_model(model, tokenizer, data, epochs=1, progress=False)  # the default, the fast path
+    assert seen == [NewGELUActivation, torch.nn.GELU, torch.nn.GELU]  # one forward, then one per shard
     assert all(type(block.mlp.act) is NewGELUActivation for block in model.backbone.h)
     x = torch.linspace(-8, 8, 10_001)  # the same function, to float rounding
     assert (NewGELUActivation()(x) - torch.nn.GELU(approximate="tanh")(x)).abs().max() < 1e-6
+
+
+def test_fast_path_numbers_depend_on_the_config_not_on_threads_or_load(tokenizer):
+    """The default path cuts each batch into TrainConfig.shards shards: the same seed gives the same
+    weights on 1 thread, on 2, and with a spinning process taking a core (not sampled, not counted)."""
+    from benchmarks.busy import busy_machine
+
+    data = synthetic_preferences(64, seed=5)
+
+    def run(**config):
+        model = RewardModel(tiny_backbone(seed=1), seed=1)
+        history = train_reward_model(model, tokenizer, data, epochs=1, seed=3, progress=False, **config)
+        return history, model.state_dict()
+
+    (default, weights), (one, one_weights) = run(), run(threads=1)
+    with busy_machine(1):
+        busy, busy_weights = run()
+    assert (default.shards, one.shards, busy.shards) == (2, 2, 2) and one.threads == 1
+    for history, other in ((one, one_weights), (busy, busy_weights)):
+        assert history.loss == default.loss
+        assert all(torch.equal(other[k], weights[k]) for k in weights)
+    three, _ = run(shards=3)  # another shard count is another config: other rounding
+    assert three.loss != default.loss
 
 
 def test_a_backbone_with_dropout_is_not_sharded(tokenizer):
@@ -407,7 +435,8 @@ def test_a_non_finite_stop_leaves_the_model_in_eval_mode_and_its_own_dtype(token
     calls = []
     model.head.register_forward_hook(lambda m, a, out: (calls.append(1), out * float("nan") if len(calls) == 2 else out)[1])
     with pytest.raises(FloatingPointError, match="loss is nan at step 2"):
-        train_reward_model(model, tokenizer, synthetic_preferences(48, seed=0), epochs=1, progress=False)
+        train_reward_model(model, tokenizer, synthetic_preferences(48, seed=0), epochs=1, progress=False,
+                           threads=None)  # one forward per step (the fast path runs one per shard)
     assert not model.training and {p.dtype for p in model.parameters()} == {torch.bfloat16}
 
 

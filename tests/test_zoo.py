@@ -58,7 +58,8 @@ def test_training_afresh_on_this_cpu_reaches_the_targets(tokenizer, monkeypatch,
     from rmlearn import RewardModel, course_tokenizer, tiny_backbone, train_reward_model
 
     model = RewardModel(tiny_backbone(seed=0))
-    history = train_reward_model(model, course_tokenizer(), zoo.course_data()[0], seed=0, progress=False)
+    history = train_reward_model(model, course_tokenizer(), zoo.course_data()[0], seed=0, progress=False,
+                                 **zoo.COURSE_RECIPE)
     _check_course_model(model.eval(), tokenizer)
     last, best = loss_end_and_best(history.loss)
     assert last < 0.05 and last <= 2 * best + 0.005  # the curve ends low, not rising
