@@ -18,8 +18,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "backbone": ["tiny_backbone", "course_tokenizer", "load_backbone", "load_tokenizer"],
     "pooling": ["pool"],
-    "models": ["RewardModel", "ValueModel", "ProcessRewardModel", "train_process_reward_model", "train_head",
-               "pooled_features"],
+    "models": ["RewardModel", "ValueModel", "ProcessRewardModel", "pooled_features"],
     "losses": [
         "pairwise_loss", "ranking_to_pairs", "all_pairs_loss", "listwise_pairwise_loss", "plackett_luce_loss",
         "segment_regression_loss", "centering_penalty", "rating_margin", "rao_kupper_probs",
@@ -38,7 +37,10 @@ _EXPORTS = {
         "rated_preferences", "step_answers", "best_of_n_candidates", "StepAnswer",
     ],
     "views": ["pooling_view", "padding_flip", "length_bias_report"],
-    "train": ["train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig"],
+    "train": [
+        "train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig", "train_process_reward_model",
+        "train_head", "minibatch_fit",
+    ],
     "rlhf": [
         "tiny_policy", "sft_policy", "frozen_copy", "sample_responses", "per_token_kl", "sequence_kl",
         "kl_penalised_rewards", "gae", "ppo_losses", "ppo", "PPOConfig", "best_of_n_weights",

@@ -454,7 +454,7 @@ class ProcessRewardModel(_DecoderWithHead):
         """Step logits at every position, (B, T) ids → (B, T); only step ends are meaningful."""
         return self.head(self.hidden(input_ids, attention_mask)).squeeze(-1)  # (B, T)
 
-    def _encode_steps(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], tokenizer: Any):
+    def encode_steps(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], tokenizer: Any):
         """Ids (B, T) of ``[prompt ; s1, s2, … . ; EOS]``, right padded, and the step ends (B, S)
         with their mask: the last (n − 1) separators of each answer and its EOS."""
         from .inputs import pad_batch
@@ -476,7 +476,7 @@ class ProcessRewardModel(_DecoderWithHead):
     @torch.no_grad()
     def step_features(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], tokenizer: Any):
         """Hidden states at the step ends, (B, S, D), and the step mask (B, S)."""
-        ids, mask, ends, step_mask = self._encode_steps(prompts, steps, tokenizer)
+        ids, mask, ends, step_mask = self.encode_steps(prompts, steps, tokenizer)
         with one_cpu_thread_if_small(self):
             hidden = self.hidden(ids, mask)  # (B, T, D)
         feats = hidden.gather(1, ends[:, :, None].expand(-1, -1, hidden.shape[-1]).to(hidden.device))  # (B, S, D)
@@ -493,61 +493,6 @@ def _encode(tokenizer: Any, prompt: str, response: str, max_length: int | None) 
     from .inputs import encode
 
     return encode(tokenizer, prompt, response, max_length)
-
-
-def train_process_reward_model(prm: ProcessRewardModel, tokenizer: Any, answers: Sequence[Any], *,
-                               epochs: int = 4, batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> list[float]:
-    """Train ``prm`` in place on step labels with ``losses.step_loss`` (AdamW, decoder and head).
-    ``answers`` have ``prompt``, ``steps`` and ``labels`` (1 = correct; ``rmlearn.synthetic.StepAnswer``).
-    Returns the loss per step."""
-    import random
-
-    from .losses import step_loss
-
-    rng, order = random.Random(seed), list(range(len(answers)))
-    opt = torch.optim.AdamW(prm.parameters(), lr=lr)
-    losses = []
-    prm.train()
-    with torch.random.fork_rng(devices=[]), one_cpu_thread_if_small(prm):
-        torch.default_generator.manual_seed(seed)  # dropout, if any: seeded, the caller's RNG untouched
-        for _ in range(epochs):
-            rng.shuffle(order)
-            for start in range(0, len(order), batch_size):
-                batch = [answers[i] for i in order[start:start + batch_size]]
-                ids, mask, ends, step_mask = prm._encode_steps([a.prompt for a in batch], [a.steps for a in batch], tokenizer)
-                labels = torch.zeros_like(step_mask)  # (B, S)
-                for b, a in enumerate(batch):
-                    labels[b, :len(a.labels)] = torch.tensor(a.labels, dtype=labels.dtype)
-                logits = prm(ids, mask).gather(1, ends)  # (B, S): the head at each step's end
-                loss = step_loss(logits, labels, step_mask)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-    prm.eval()
-    return losses
-
-
-def train_head(head: nn.Linear, objective: Callable[[nn.Linear], torch.Tensor], *, steps: int = 300,
-               lr: float = 0.05, seed: int = 0) -> list[float]:
-    """Fit a linear head on fixed features: ``objective(head)`` → a scalar loss, minimised by
-    full-batch Adam for ``steps`` steps, the head re-initialised from ``seed`` first (lesson 10:
-    one decoder, many heads, each trained in well under a second). Returns the losses."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * 0.02)
-        if head.bias is not None:
-            head.bias.zero_()
-    opt = torch.optim.Adam(head.parameters(), lr=lr)
-    losses = []
-    with one_cpu_thread_if_small(head):
-        for _ in range(steps):
-            loss = objective(head)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-    return losses
 
 
 @torch.no_grad()

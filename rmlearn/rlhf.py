@@ -34,6 +34,7 @@ from .fastcpu import one_cpu_thread_if_small
 from .inputs import SEPARATOR, pad_batch, position_ids
 from .models import RewardModel, ValueModel
 from .synthetic import quality, synthetic_preferences
+from .train import minibatch_fit
 
 Gold = Callable[[str, str], float]  # gold(prompt, response) -> the true quality
 
@@ -88,29 +89,16 @@ def sft_policy(policy: nn.Module, tokenizer: Any, responses: Sequence[tuple[str,
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     queries = _query_ids(tokenizer, [p for p, _ in responses])
     answers = tokenizer([r for _, r in responses], add_special_tokens=False)["input_ids"]
-    rng = random.Random(seed)
-    order = list(range(len(responses)))
-    opt = torch.optim.AdamW(policy.parameters(), lr=lr)
-    losses = []
-    policy.train()
-    with torch.random.fork_rng(devices=[]), one_cpu_thread_if_small(policy):
-        torch.default_generator.manual_seed(seed)  # the CPU generator only: the caller's GPU ones stay as they are
-        for _ in range(epochs):
-            rng.shuffle(order)
-            for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
-                seqs = [queries[i] + answers[i] + [eos] for i in batch]
-                ids, mask = pad_batch(seqs, pad)  # (B, T), right padded
-                labels = ids.masked_fill(mask == 0, -100)  # (B, T)
-                for row, i in enumerate(batch):
-                    labels[row, :len(queries[i])] = -100  # learn the response, not the prompt
-                loss = policy(input_ids=ids, attention_mask=mask, labels=labels).loss
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-    policy.eval()
-    return losses
+    def batch_loss(batch: list[int]) -> torch.Tensor:
+        seqs = [queries[i] + answers[i] + [eos] for i in batch]
+        ids, mask = pad_batch(seqs, pad)  # (B, T), right padded
+        labels = ids.masked_fill(mask == 0, -100)  # (B, T)
+        for row, i in enumerate(batch):
+            labels[row, :len(queries[i])] = -100  # learn the response, not the prompt
+        return policy(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    return minibatch_fit(policy, range(len(responses)), batch_loss, epochs=epochs, batch_size=batch_size,
+                         lr=lr, seed=seed)
 
 
 def sft_data(n: int = 600, seed: int = 0) -> list[tuple[str, str]]:
@@ -673,27 +661,14 @@ def train_dpo(policy: nn.Module, reference: nn.Module, tokenizer: Any, pairs: Se
     ``reference`` stays frozen. Returns the loss per step."""
     from .losses import dpo_loss
 
-    rng, order = random.Random(seed), list(range(len(pairs)))
-    opt = torch.optim.AdamW(policy.parameters(), lr=lr)
-    losses = []
-    policy.train()
-    with torch.random.fork_rng(devices=[]), one_cpu_thread_if_small(policy):
-        torch.default_generator.manual_seed(seed)  # dropout, if any: seeded, the caller's RNG untouched
-        for _ in range(epochs):
-            rng.shuffle(order)
-            for start in range(0, len(order), batch_size):
-                batch = [pairs[i] for i in order[start:start + batch_size]]
-                prompts = [p.prompt for p in batch] * 2
-                texts = [p.chosen for p in batch] + [p.rejected for p in batch]
-                logp, mask = response_logprobs_of(policy, tokenizer, prompts, texts)
-                with torch.no_grad():
-                    ref, _ = response_logprobs_of(reference, tokenizer, prompts, texts)
-                seq, seq_ref = (logp * mask).sum(-1), (ref * mask).sum(-1)  # (2B,)
-                n = len(batch)
-                loss = dpo_loss(seq[:n], seq[n:], seq_ref[:n], seq_ref[n:], beta)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-    policy.eval()
-    return losses
+    def batch_loss(batch: list[Any]) -> torch.Tensor:
+        prompts = [p.prompt for p in batch] * 2
+        texts = [p.chosen for p in batch] + [p.rejected for p in batch]
+        logp, mask = response_logprobs_of(policy, tokenizer, prompts, texts)
+        with torch.no_grad():
+            ref, _ = response_logprobs_of(reference, tokenizer, prompts, texts)
+        seq, seq_ref = (logp * mask).sum(-1), (ref * mask).sum(-1)  # (2B,)
+        n = len(batch)
+        return dpo_loss(seq[:n], seq[n:], seq_ref[:n], seq_ref[n:], beta)
+
+    return minibatch_fit(policy, pairs, batch_loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)

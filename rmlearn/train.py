@@ -35,7 +35,7 @@ from .losses import (
     ranking_to_pairs,
     segment_regression_loss,
 )
-from .models import RewardModel, ValueModel
+from .models import ProcessRewardModel, RewardModel, ValueModel
 
 LOSSES = ("pairwise", "listwise", "plackett_luce")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -707,3 +707,82 @@ def train_value_model(
     history = History(config=asdict(cfg), too_long=n_long)
     return _fit(value_model, cfg, lengths, [1] * len(texts), batch_loss, "value model", history, tokenizer,
                 weight=lambda batch: sum(n_list[i] for i in batch))  # the loss is a mean over states
+
+
+# ---------------------------------------------------------------------------------- small loops
+# Lessons 08 and 10 fine-tune small models with plain minibatch AdamW: SFT and DPO of the policy, the
+# process reward model. One loop serves them all; train_reward_model above is the full one.
+
+def minibatch_fit(model: nn.Module, items: Sequence[Any], batch_loss: Callable[[list[Any]], torch.Tensor], *,
+                  epochs: int, batch_size: int, lr: float, seed: int) -> list[float]:
+    """Train ``model`` in place: AdamW on ``batch_loss(batch)`` over ``epochs`` shuffled passes of
+    ``items`` in minibatches. Seeded (the order, and dropout if any) without touching the caller's
+    random state; the model ends in eval mode. Returns the loss per step.
+
+    >>> net = nn.Linear(1, 1)
+    >>> xs = [float(x) for x in range(8)]
+    >>> losses = minibatch_fit(net, xs, lambda b: ((net(torch.tensor(b)[:, None]) - 2.0) ** 2).mean(),
+    ...                        epochs=20, batch_size=4, lr=0.1, seed=0)
+    >>> len(losses), losses[-1] < losses[0]
+    (40, True)
+    """
+    from .fastcpu import one_cpu_thread_if_small
+
+    rng, order = random.Random(seed), list(range(len(items)))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    model.train()
+    with torch.random.fork_rng(devices=[]), one_cpu_thread_if_small(model):
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: the caller's GPU ones stay as they are
+        for _ in range(epochs):
+            rng.shuffle(order)
+            for start in range(0, len(order), batch_size):
+                loss = batch_loss([items[i] for i in order[start:start + batch_size]])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def train_process_reward_model(prm: ProcessRewardModel, tokenizer: Any, answers: Sequence[Any], *,
+                               epochs: int = 4, batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> list[float]:
+    """Train ``prm`` in place on step labels with ``losses.step_loss`` (AdamW, decoder and head).
+    ``answers`` have ``prompt``, ``steps`` and ``labels`` (1 = correct; ``rmlearn.synthetic.StepAnswer``).
+    Returns the loss per step."""
+    from .losses import step_loss
+
+    def batch_loss(batch: list[Any]) -> torch.Tensor:
+        ids, mask, ends, step_mask = prm.encode_steps([a.prompt for a in batch], [a.steps for a in batch], tokenizer)
+        labels = torch.zeros_like(step_mask)  # (B, S)
+        for b, a in enumerate(batch):
+            labels[b, :len(a.labels)] = torch.tensor(a.labels, dtype=labels.dtype)
+        logits = prm(ids, mask).gather(1, ends)  # (B, S): the head at each step's end
+        return step_loss(logits, labels, step_mask)
+
+    return minibatch_fit(prm, answers, batch_loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+
+
+def train_head(head: nn.Linear, objective: Callable[[nn.Linear], torch.Tensor], *, steps: int = 300,
+               lr: float = 0.05, seed: int = 0) -> list[float]:
+    """Fit a linear head on fixed features: ``objective(head)`` → a scalar loss, minimised by
+    full-batch Adam for ``steps`` steps, the head re-initialised from ``seed`` first (lesson 10:
+    one decoder, many heads, each trained in well under a second). Returns the losses."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * 0.02)
+        if head.bias is not None:
+            head.bias.zero_()
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    losses = []
+    from .fastcpu import one_cpu_thread_if_small
+
+    with one_cpu_thread_if_small(head):
+        for _ in range(steps):
+            loss = objective(head)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses

@@ -33,7 +33,7 @@ def tok():
 def test_prm_reads_the_head_at_each_separator_and_at_eos(tok):
     prm = ProcessRewardModel(tiny_backbone(seed=0))
     steps = [["press cancel plan", "kind regards"], ["i cancelled your plan", "please note", "press cancel plan"]]
-    ids, mask, ends, step_mask = prm._encode_steps([PROMPT, PROMPT], steps, tok)
+    ids, mask, ends, step_mask = prm.encode_steps([PROMPT, PROMPT], steps, tok)
     assert step_mask.tolist() == [[1, 1, 0], [1, 1, 1]]
     for b, n in enumerate((2, 3)):
         tokens = tok.convert_ids_to_tokens(ids[b].tolist())
@@ -57,7 +57,7 @@ def test_prm_training_lowers_the_step_loss_and_moves_the_decoder(tok):
 def test_prm_rejects_an_answer_whose_steps_do_not_match_its_separators(tok):
     prm = ProcessRewardModel(tiny_backbone(seed=0))
     with pytest.raises(ValueError, match="steps but"):
-        prm._encode_steps([PROMPT], [["a", "b"]], _NoCommaTokenizer(tok))
+        prm.encode_steps([PROMPT], [["a", "b"]], _NoCommaTokenizer(tok))
 
 
 class _NoCommaTokenizer:
