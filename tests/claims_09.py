@@ -18,7 +18,8 @@ def check_09(nb) -> None:
     v, said = read_claims(nb), _markdown(nb)
     b = lambda model, suite, key: v[f"bench {model} {suite} {key}"]  # noqa: E731
     course, biased, proxy = "course model (04)", "length bias 0.9 (05)", "proxy, 300 pairs (08)"
-    # "The course model is right on ... but on the answer-last shift it drops ... there it is overconfident"
+    # "The course model is right on ... but on the answer-last shift it drops ... and there its stated
+    # probabilities are further off (ECE ...)"
     assert b(course, "pairs", "accuracy") >= 0.95 and b(course, "best_of_4", "best_of_4_accuracy") >= 0.9
     assert b(course, "answer_last", "accuracy") < b(course, "pairs", "accuracy") - 0.1
     assert b(course, "answer_last", "ece") > b(course, "pairs", "ece") + 0.05
@@ -35,7 +36,8 @@ def check_09(nb) -> None:
     half = len(epochs) // 2
     assert statistics.mean(e["ece"] for e in epochs[half:]) > statistics.mean(e["ece"] for e in epochs[:half])
     assert v["T"] > 1 and v["ece_test_T"] < v["ece_test_T1"] / 2
-    # ensembles: "k of the members pick answers the ensemble disagrees on more ... the conservative reward the opposite"
+    # ensembles: "k of the members pick answers the ensemble disagrees on more: ... at n = 256 ... more than on a
+    # random answer ... the conservative reward does the opposite" (rising: last n above n = 1)
     picked = v["picked_disagreement"]
     assert len(v["rising"]) >= 2 and picked["mean - 1 std"][-1] < picked["mean - 1 std"][0] - 0.2
     assert re.search(rf"{len(v['rising'])} of the \d members pick answers the ensemble disagrees on \*more\*", said)
