@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 
 CONFTEST = f"""
@@ -53,6 +55,7 @@ def test_free(k):
 """
 
 
+@pytest.mark.slow
 def test_tests_of_one_group_run_on_one_worker_and_the_others_spread(tmp_path):
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_groups.py").write_text(TESTS_FILE)
