@@ -1,5 +1,6 @@
-"""Shared fixtures: the course tokenizer, tiny seeded models (cheap: built in well under a second), and
-Debian's headless Chromium for the browser tests."""
+"""Shared fixtures: the course tokenizer, tiny seeded models (cheap: built in well under a second),
+Debian's headless Chromium for the browser tests, and the one graded course of the grading tests
+(``graded_course.py``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,53 @@ import shutil
 
 import pytest
 import torch
+from graded_course import graded_course  # noqa: F401  (a fixture, built once per test run)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach a model hub
 os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
+
+GRADED_COURSE_GROUP = "graded-course"
+
+
+def _xdist_group(item) -> str | None:
+    """Which tests must share an xdist worker, so that a fixture built once per file or per run is
+    built once and not once per worker: those that use the graded course (one group), and those
+    of one file that use a module- or session-scoped fixture defined in that file (a server, a
+    built wheel, trained models: one group per file)."""
+    if "graded_course" in getattr(item, "fixturenames", ()):
+        return GRADED_COURSE_GROUP
+    module = item.nodeid.split("::")[0]
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    if any(d.scope in ("module", "session") and d.baseid == module for found in defs.values() for d in found):
+        return module
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup, scripts/test.sh)
+def pytest_collection_modifyitems(config, items):
+    # tests marked slow first (xdist hands out work in this order, after the groups): a long test
+    # started last would leave one worker running it alone
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    for item in items:
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+        if getattr(config.option, "loadgroup", False):  # set on xdist workers
+            _name_group(item)
+
+
+def _name_group(item) -> None:
+    """What ``--dist loadgroup`` does to a test's node id (``nodeid@group``, read by the controller's
+    scheduler), for pytest >= 9.2: it keeps the id in ``_id``, and pytest-xdist 3.8 still writes
+    ``_nodeid``, so every group is silently ignored. A no-op where xdist's own suffix works."""
+    groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                     for m in item.iter_markers("xdist_group")})
+    if groups and hasattr(item, "_id") and not hasattr(item, "_nodeid") and "@" not in item.nodeid:
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 @pytest.fixture(scope="session")

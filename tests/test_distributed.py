@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 WORKER = Path(__file__).parent / "distributed" / "train_worker.py"
@@ -24,6 +25,7 @@ def _run(command: list[str], out: Path) -> dict:
     return torch.load(out, weights_only=True)
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_match_one_process_on_the_same_global_batches(tmp_path):
     """torchrun starts the 2 processes (`accelerate launch --cpu` would start one process per
     machine, or MPI); inside, Accelerate sets up gloo and wraps the model in DDP."""

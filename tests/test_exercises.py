@@ -1,19 +1,15 @@
 """The nbgrader exercises: they release cleanly and their whole instructor pipeline grades exactly.
 
-A course is written with ``rmlearn.grading.instructor.init_course`` into a temporary directory; every
-assignment is generated; simulated students (the reference solution, the untouched release,
-partly wrong answers and several hostile submissions) are autograded, given feedback and
-exported; the exported CSV and the gradebook must hold exactly the expected scores.
+Simulated students (the reference solution, the untouched release, partly wrong answers and
+several hostile submissions) of every assignment are autograded, given feedback and exported in the
+graded course (``graded_course.py``: a course written by ``rmlearn.grading.instructor.init_course``, shared with
+the other grading tests); the exported CSV and the gradebook must hold exactly the expected scores.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -34,29 +30,11 @@ from students import (
 from rmlearn.grading.instructor import ASSIGNMENTS, init_course, next_steps
 
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-CELL_TIMEOUT = 15  # seconds per cell while grading: bounds the infinite-loop submission, and
-# leaves room for `import torch` in the first cell on a busy machine
 
 
 # ------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------
-
-def nbgrader(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run one ``nbgrader`` command on the course ``root``; fail loudly with its log."""
-    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return proc
-
-
-def exported_scores(root: Path) -> dict[tuple[str, str], tuple[float, float]]:
-    """(assignment, student) → (score, max_score) from ``nbgrader export``'s grades.csv."""
-    nbgrader(root, "export", "--to=grades.csv")
-    with open(root / "grades.csv", newline="") as f:
-        return {(row["assignment"], row["student_id"]): (float(row["score"]), float(row["max_score"]))
-                for row in csv.DictReader(f)}
-
 
 def cell_grades(root: Path, assignment: str, student: str) -> dict[str, tuple[float | None, bool]]:
     """grade_id → (score, needs_manual_grade) from the gradebook."""
@@ -133,28 +111,15 @@ def test_hidden_tests_only_record_and_the_expected_answers_live_outside_the_note
 # the pipeline
 # ------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
-    """A course written by init_course, with a short cell timeout and every assignment generated."""
-    root = init_course(tmp_path_factory.mktemp("course"))
-    with open(root / "nbgrader_config.py", "a") as f:
-        f.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
-    nbgrader(root, "generate_assignment", "*")  # "*": every assignment in one call
-    return root
-
-
-@pytest.mark.slow
-def test_whole_pipeline_grades_every_submission_exactly(course):
-    root = course
-
-    expected: dict[tuple[str, str], float] = {}
+def submit_students(root: Path) -> dict[tuple[str, str], set[str]]:
+    """This file's class in the graded course (graded_course.py): for every assignment the reference
+    solution and the untouched release; on ps1 partly wrong and hostile students (``hostile_students``),
+    on ps5 a student who games the visible examples. Returns (assignment, student) → test cells
+    expected to score 0."""
     zero_cells: dict[tuple[str, str], set[str]] = {}
-    totals: dict[str, float] = {}
     for assignment in ASSIGNMENTS:
         source = nbformat.read(root / "source" / assignment / f"{assignment}.ipynb", 4)
         released = nbformat.read(root / "release" / assignment / f"{assignment}.ipynb", 4)
-        points = cell_points(source)
-        totals[assignment] = sum(points.values())
         if assignment == "ps1_reward_scores":
             students = hostile_students(released, source)
         elif assignment == "ps5_reward_in_the_loop":
@@ -164,23 +129,29 @@ def test_whole_pipeline_grades_every_submission_exactly(course):
         elif assignment == "ps7_beyond_pairs":
             students = ps7_students(released, source)
         else:
-            students = {"ref": (solved(released, source), set()), "blank": (released, set(points))}
+            students = {"ref": (solved(released, source), set()), "blank": (released, set(cell_points(source)))}
         for student, (notebook, zeros) in students.items():
             submit(root, student, assignment, notebook)
-            expected[assignment, student] = totals[assignment] - sum(points[g] for g in zeros)
             zero_cells[assignment, student] = zeros
+    return zero_cells
 
-    start = time.perf_counter()
-    nbgrader(root, "autograde", "*", timeout=900)  # every student of every assignment
-    seconds = time.perf_counter() - start
-    print(f"\nautograde: {len(expected)} submissions in {seconds:.1f} s "
-          f"({seconds / len(expected):.1f} s each)")
-    nbgrader(root, "generate_feedback", "*")
 
-    # export has a row for every student and assignment; no submission scores 0
-    scores = exported_scores(root)
+@pytest.mark.slow
+def test_whole_pipeline_grades_every_submission_exactly(graded_course):
+    root, zero_cells = graded_course.root, graded_course.expected[__name__]
+    points = {a: cell_points(nbformat.read(root / "source" / a / f"{a}.ipynb", 4)) for a in ASSIGNMENTS}
+    totals = {a: sum(p.values()) for a, p in points.items()}
+    expected = {key: totals[key[0]] - sum(points[key[0]][g] for g in zeros) for key, zeros in zero_cells.items()}
+    # autograde "*" graded every student of every assignment: none of these failed
+    assert not {s for _, s in zero_cells} & set(graded_course.failed), graded_course.autograde.stderr[-6000:]
+    assert graded_course.autograde.returncode == (1 if graded_course.failed else 0), graded_course.autograde.stderr[-6000:]
+    assert graded_course.feedback.returncode == 0, graded_course.feedback.stderr[-6000:]
+
+    # export has a row for every student and assignment; one that was not submitted scores 0
+    assert graded_course.export.returncode == 0, graded_course.export.stderr[-3000:]
+    scores = {key: (float(row["score"]), float(row["max_score"])) for key, row in graded_course.rows.items()}
     assert {key: score for key, (score, _) in scores.items() if key in expected} == expected
-    assert {score for key, (score, _) in scores.items() if key not in expected} == {0.0}
+    assert {score for key, (score, _) in scores.items() if key not in graded_course.submitted} == {0.0}
     assert all(max_score == totals[a] for (a, _), (_, max_score) in scores.items())
 
     # per cell: exactly the expected tests failed, and nothing waits for a human
@@ -212,8 +183,8 @@ def test_whole_pipeline_grades_every_submission_exactly(course):
 # ------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_released_notebooks_hold_no_solution_and_no_hidden_test(course):
-    root = course
+def test_released_notebooks_hold_no_solution_and_no_hidden_test(graded_course):
+    root = graded_course.root
     for assignment in ASSIGNMENTS:
         source = nbformat.read(root / "source" / assignment / f"{assignment}.ipynb", 4)
         text = (root / "release" / assignment / f"{assignment}.ipynb").read_text()

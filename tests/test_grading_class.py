@@ -177,6 +177,7 @@ def test_course_report_gives_pass_shares_a_histogram_and_the_common_wrong_answer
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_course_report_names_an_unknown_assignment_or_a_missing_gradebook(course, tmp_path):
     proc = run(course[0], "-m", "rmlearn.cli", "course", "report", "ps9", "--root", str(course[0]), ok=False)
     assert proc.returncode == 2 and "no assignment 'ps9' in the gradebook" in proc.stderr, proc.stderr
@@ -312,6 +313,7 @@ def _grade_in_private_copy(snapshot: Path, private: Path, student: str, t1: floa
         gb.db.commit()
 
 
+@pytest.mark.slow
 def test_merge_writes_one_submission_and_leaves_every_other_row(tmp_path, monkeypatch):
     from rmlearn.grading.parallel import merge_submission, snapshot_gradebook
 

@@ -1,8 +1,9 @@
 """The grading sandbox (rmlearn/grading/sandbox.py): attacks by simulated students in the real pipeline.
 
 One course (``init_course`` → ``nbgrader generate_assignment`` → ``submitted/`` → ``nbgrader autograde``
-→ ``nbgrader export``) and one autograde run grade ``ps1`` for honest control students, graded first
-and last, and one attacker per attack between them. Each attack writes what it saw to
+→ ``nbgrader export``) and one autograde run (the graded course of ``graded_course.py``, shared with
+the other grading tests, run with secrets in the grader's environment) grade ``ps1`` for honest
+control students, graded first and last, and one attacker per attack between them. Each attack writes what it saw to
 ``attack.txt`` in its own folder. Then: every grade is exactly the expected one, nothing in the
 course directory outside the attackers' own folders changed, the kernelspecs are untouched, and no
 process of any attacker survives.
@@ -11,28 +12,22 @@ process of any attacker survives.
 from __future__ import annotations
 
 import ast
-import csv
-import hashlib
 import json
-import os
 import re
 import stat
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import nbformat
-import psutil
 import pytest
-from test_exercises import cell, cell_grades, cell_points, nbgrader, solved, submit
+from graded_course import MARKER, SECRETS
+from test_exercises import cell, cell_grades, cell_points, solved, submit
 
-from rmlearn.grading.instructor import init_course
 from rmlearn.grading.sandbox import Limits, SandboxError, bwrap_command, check, find_bwrap
 
 PS1 = "ps1_reward_scores"
-MARKER = f"rmlearn-attack-{uuid.uuid4().hex[:8]}"  # in every attacker process's command line
 
 
 def attack(**bodies: str) -> str:
@@ -144,8 +139,6 @@ for pid in os.listdir("/proc"):
             found[pid] = repr(error)
 json.dump(found, open("environ.json", "w"))
 """
-SECRETS = {name: f"{name.lower()}-{uuid.uuid4().hex}" for name in (
-    "PGPASSWORD", "JUPYTERHUB_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "NBGRADER_DB_PASSWORD", "OPENAI_API_KEY")}
 COURSE = "course = os.path.dirname(os.path.dirname(os.path.dirname(os.getcwd())))\n"
 # links the kernel leaves in its folder, for nbgrader's writer, set_permissions and feedback to follow
 LINK_GRADEBOOK = COURSE + """
@@ -253,57 +246,10 @@ def students(released, source) -> dict[str, tuple[nbformat.NotebookNode, float, 
     }
 
 
-def tree_hashes(root: Path, skip=()) -> dict[str, str]:
-    """relative path → sha256 of every file under ``root`` outside the ``skip`` prefixes."""
-    hashes = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_file() and not any(rel == s or rel.startswith(s + "/") for s in skip):
-            hashes[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return hashes
-
-
-def kernelspec_hashes() -> dict[str, str]:
-    from jupyter_core.paths import jupyter_path
-
-    found = {}
-    for folder in jupyter_path("kernels") + [os.path.expanduser("~/.local/share/jupyter/kernels")]:
-        if os.path.isdir(folder):
-            found.update({f"{folder}/{k}": v for k, v in tree_hashes(Path(folder)).items()})
-    return found
-
-
-def gradebook_sources(root: Path) -> dict[str, str] | str:
-    """The test cells the gradebook holds (or why it cannot be read)."""
-    from nbgrader.api import Gradebook
-    from sqlalchemy.exc import DatabaseError
-
-    try:
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-            notebook = gb.find_notebook(PS1, PS1)
-            return {c.name: c.source for c in notebook.source_cells}
-    except DatabaseError as error:
-        return f"unreadable gradebook: {error}"
-
-
-def survivors(root: Path) -> list[psutil.Process]:
-    """Processes started by an attacker, or any (bwrap, kernel) still working in the course."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd"]):
-        if any(MARKER in part or str(root) in part for part in proc.info["cmdline"] or ()) \
-                or str(root) in (proc.info["cwd"] or ""):
-            found.append(proc)
-    return found
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """The course after one autograde run of every student; what the test compares against."""
-    root = init_course(tmp_path_factory.mktemp("sandbox") / "course")
-    with open(root / "nbgrader_config.py", "a") as f:
-        f.write("\nc.Execute.timeout = 20\nc.SandboxProvisioner.tmp_mb = 64\nc.RemoveSpecialFiles.max_folder_mb = 20\n"
-                "c.LimitOutputBytes.max_bytes = 100_000\n")
-    nbgrader(root, "generate_assignment", PS1)
+def submit_students(root: Path) -> dict[str, float]:
+    """This file's class in the graded course (graded_course.py): the attackers and their controls on
+    ps1 with the files they submit, and a private file of the instructor's in the course. Returns
+    student → expected ps1 score."""
     source = nbformat.read(root / "source" / PS1 / f"{PS1}.ipynb", 4)
     released = nbformat.read(root / "release" / PS1 / f"{PS1}.ipynb", 4)
     expected = {}
@@ -312,37 +258,22 @@ def graded(tmp_path_factory):
         for filename, text in files.items():
             (root / "submitted" / name / PS1 / filename).write_text(text)
         expected[name] = score
-    notes = root / "instructor_notes.txt"  # a private file of the instructor's, in the course
+    notes = root / "instructor_notes.txt"
     notes.write_text("instructor only\n")
     notes.chmod(0o600)
-    outputs = ("autograded", "gradebook.db", "feedback", "grades.csv", ".nbgrader.log")
-    before = tree_hashes(root, skip=outputs), kernelspec_hashes(), gradebook_sources(root)
-    env = {**os.environ, **SECRETS}  # planted in the grader's environment
-    try:
-        start = time.perf_counter()
-        # captures stdout/stderr: a held pipe would block here
-        autograde = nbgrader_run(root, env, "autograde", PS1)
-        seconds = time.perf_counter() - start
-        print(f"\nsandboxed autograde: {len(expected)} submissions in {seconds:.1f} s")
-        time.sleep(1.0)  # a surviving daemon would write meanwhile
-        after = tree_hashes(root, skip=outputs), kernelspec_hashes(), gradebook_sources(root)
-        feedback = nbgrader_run(root, env, "generate_feedback", PS1)
-        export = nbgrader_run(root, env, "export", "--to=grades.csv")
-        rows = {}
-        if export.returncode == 0:
-            with open(root / "grades.csv", newline="") as f:
-                rows = {row["student_id"]: row for row in csv.DictReader(f)}
-        yield {"root": root, "expected": expected, "before": before, "after": after, "rows": rows,
-               "scores": {s: float(r["score"]) for s, r in rows.items()}, "autograde": autograde,
-               "feedback": feedback, "export": export, "seconds": seconds, "survivors": survivors(root)}
-    finally:
-        for proc in survivors(root):  # only if a test failed: leave nothing running
-            proc.kill()
+    return expected
 
 
-def nbgrader_run(root: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=900)
+@pytest.fixture(scope="module")
+def graded(graded_course):
+    """What the tests compare, for this file's students: the course after the one autograde run."""
+    expected = graded_course.expected[__name__]
+    rows = {s: row for (a, s), row in graded_course.rows.items() if a == PS1 and s in expected}
+    return {"root": graded_course.root, "expected": expected, "before": graded_course.before,
+            "after": graded_course.after, "rows": rows, "scores": {s: float(r["score"]) for s, r in rows.items()},
+            "autograde": graded_course.autograde, "failed": graded_course.failed,
+            "feedback": graded_course.feedback, "export": graded_course.export,
+            "survivors": graded_course.survivors}
 
 
 def attack_log(graded, student: str) -> dict[str, str]:
@@ -353,7 +284,9 @@ def attack_log(graded, student: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_honest_students_keep_their_grades_around_attackers(graded):
-    assert graded["autograde"].returncode == 0, graded["autograde"].stderr[-5000:]
+    # no attacker made autograde fail (it fails only for a notebook it cannot read: test_grading_scoring.py)
+    assert not set(graded["failed"]) & set(graded["expected"]), graded["autograde"].stderr[-5000:]
+    assert graded["autograde"].returncode == (1 if graded["failed"] else 0), graded["autograde"].stderr[-5000:]
     assert graded["export"].returncode == 0, graded["export"].stderr[-3000:]
     assert graded["scores"] == graded["expected"]
     # a sure score stays sure: nothing here needs a person (deep record, overflow, four

@@ -1,16 +1,14 @@
 """rmlearn.grading.scoring: honest scores for messy submissions, answers judged outside the kernel.
 
-The pipeline test grades one class of simulated ps1 students in a single ``nbgrader autograde``
-run of a course written by ``init_course`` (init_course → generate_assignment → submitted/ →
+The pipeline test grades one class of simulated ps1 students in the single ``nbgrader autograde``
+run of the graded course (``graded_course.py``: init_course → generate_assignment → submitted/ →
 autograde → generate_feedback → export) and checks every grade exactly. Students are graded in
 name order, so the honest controls (``s00``, ``s99``) bracket the tricksters and the messy ones.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,9 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from students import cell, messy_and_tricky_students, submit
-from test_exercises import CELL_TIMEOUT
 
-from rmlearn.grading.instructor import init_course
 from rmlearn.grading.scoring import mismatches, plain_answer, records_in, same_value
 
 PS1 = "ps1_reward_scores"
@@ -96,42 +92,38 @@ def test_the_grader_judges_records_and_sends_a_test_without_expected_answers_to_
 # the class
 # ------------------------------------------------------------------------------------------
 
-def nbgrader_run(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
-    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.mark.slow
-def test_a_class_of_messy_and_tricky_students_gets_exact_grades(tmp_path):
-    root = init_course(tmp_path / "course")
-    with open(root / "nbgrader_config.py", "a") as f:
-        f.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
-    assert nbgrader_run(root, "generate_assignment", PS1).returncode == 0
+def submit_students(root: Path) -> dict[str, float | None]:
+    """This file's class in the graded course (graded_course.py): ``messy_and_tricky_students`` on
+    ps1, each notebook written as raw JSON (nbformat would repair the mess), one of them with a stray
+    rmlearn.py beside it. Returns student → expected ps1 score (None: needs manual grading)."""
     source = nbformat.read(root / "source" / PS1 / f"{PS1}.ipynb", 4)
     released = nbformat.read(root / "release" / PS1 / f"{PS1}.ipynb", 4)
     students = messy_and_tricky_students(released, source)
-    for name, (notebook, _) in students.items():  # raw JSON: nbformat would repair the mess
+    for name, (notebook, _) in students.items():
         submit(root, name, PS1, released)
         raw = notebook if isinstance(notebook, bytes) else json.dumps(notebook).encode()
         (root / "submitted" / name / PS1 / f"{PS1}.ipynb").write_bytes(raw)
     (root / "submitted" / "s06_stderr_and_warning" / PS1 / "rmlearn.py").write_text(
         'raise ImportError("the submitted rmlearn.py shadowed the installed rmlearn")\n')
+    return {name: expected for name, (_, expected) in students.items()}
 
-    graded = nbgrader_run(root, "autograde", PS1)
+
+@pytest.mark.slow
+def test_a_class_of_messy_and_tricky_students_gets_exact_grades(graded_course):
+    root, expected = graded_course.root, graded_course.expected[__name__]
+    graded = graded_course.autograde
     # nbgrader reports the one notebook it could not read, and grades everybody else
     assert graded.returncode == 1, graded.stderr[-3000:]
     assert "s08_not_a_notebook" in graded.stderr
     assert [line for line in graded.stderr.splitlines() if "error processing assignment '" in line] == [
         f"[AutogradeApp | ERROR] There was an error processing assignment '{PS1}' for student 's08_not_a_notebook'"]
-    assert nbgrader_run(root, "generate_feedback", PS1).returncode == 0
-    exported = nbgrader_run(root, "export", "--to=grades.csv")
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    with open(root / "grades.csv", newline="") as f:
-        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert graded_course.feedback.returncode == 0, graded_course.feedback.stderr[-3000:]
+    assert graded_course.export.returncode == 0, graded_course.export.stderr[-3000:]
+    rows = {student: row for (assignment, student), row in graded_course.rows.items() if assignment == PS1}
 
     got = {name: (None if rows[name]["needs_manual_grading"] == "yes" else float(rows[name]["score"]))
-           for name in students}
-    assert got == {name: expected for name, (_, expected) in students.items()}
+           for name in expected}
+    assert got == expected
 
     # the swallowed interrupt cost one cell, recorded where the student sees it
     stuck = nbformat.read(root / "autograded" / "s05_swallowed_interrupt" / PS1 / f"{PS1}.ipynb", 4)
@@ -142,10 +134,10 @@ def test_a_class_of_messy_and_tricky_students_gets_exact_grades(tmp_path):
     assert "debug: pooling" in stderr and "UserWarning" in stderr
 
     # feedback names the failed hidden checks, but shows no expected value
-    expected = json.loads((root / "answers" / PS1 / f"{PS1}.json").read_text())
+    answers = json.loads((root / "answers" / PS1 / f"{PS1}.json").read_text())
     feedback = (root / "feedback" / "s01_displayhook" / PS1 / f"{PS1}.html").read_text()
     assert "hidden check right padding" in feedback
-    for checks in expected.values():
+    for checks in answers.values():
         for check in checks.values():
             if isinstance(check["value"], list):
                 assert json.dumps(check["value"])[1:-1] not in feedback
