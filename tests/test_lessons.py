@@ -1,5 +1,11 @@
 """Every lesson notebook executes top to bottom in a fresh kernel, headless, in under a minute,
-and is committed with its outputs cleared."""
+and is committed with its outputs cleared.
+
+"Under a minute" means on two quiet cores. The test runs beside another pytest worker (and, in
+``scripts/test.sh``'s second pass, under slower kernels), so wall time there measures the
+neighbours as much as the lesson. The budget is therefore the kernel's own CPU time (user + sys,
+every thread: what the lesson costs a quiet machine at most), with wall time capped at twice it so a
+lesson that waits or hangs still fails."""
 
 from __future__ import annotations
 
@@ -17,10 +23,11 @@ from lesson_claims import add_claims_cell
 from nbclient import NotebookClient
 
 LESSONS = sorted((Path(__file__).parents[1] / "lessons").glob("[0-9][0-9]_*.ipynb"))
-LESSON_BUDGET_S = 60
+LESSON_BUDGET_S = 60  # CPU seconds of the lesson's kernel
+CPU_MARKER = "kernel CPU seconds:"
 
 
-def test_there_are_eight_lessons():
+def test_there_are_ten_lessons():
     assert [p.name[:2] for p in LESSONS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10"]
 
 
@@ -38,18 +45,19 @@ def test_lesson_is_committed_without_outputs(path):
 def test_lesson_executes_headless(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     add_claims_cell(nb)  # prints the lesson's `claims` dict at the end, for its check to read
+    nb.cells.append(nbformat.v4.new_code_cell(f"import time as _t\nprint({CPU_MARKER!r}, _t.process_time())"))
     env_before = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
     start = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=LESSON_BUDGET_S, kernel_name="python3",
+        NotebookClient(nb, timeout=2 * LESSON_BUDGET_S, kernel_name="python3",
                        resources={"metadata": {"path": str(tmp_path)}}).execute()
     finally:
         if env_before is None:
             os.environ.pop("MPLBACKEND", None)
     seconds = time.perf_counter() - start
-    print(f"{path.name}: {seconds:.1f} s")
-    assert seconds < LESSON_BUDGET_S
+    cpu = float(nb.cells.pop().outputs[0].text.split(CPU_MARKER)[1])
+    print(f"{path.name}: {seconds:.1f} s wall, {cpu:.1f} s of kernel CPU")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     library_noise = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
@@ -59,6 +67,8 @@ def test_lesson_executes_headless(path, tmp_path):
     check = {**CHECKS, "08": check_08, "09": check_09, "10": check_10}.get(path.name[:2])
     assert check is not None, f"no claim checks for {path.name}"
     check(nb)
+    assert cpu < LESSON_BUDGET_S, f"{path.name} used {cpu:.1f} s of CPU (budget {LESSON_BUDGET_S} s)"
+    assert seconds < 2 * LESSON_BUDGET_S, f"{path.name} took {seconds:.1f} s of wall time"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
