@@ -1,14 +1,17 @@
 """The course explorers in a real browser: Voila serves a dashboard notebook from ``tests/browser/``,
 headless Chromium (Debian's, driven by Playwright) moves a control, and the number the page shows
-must be exactly the one the rmlearn library computes in this process.
+must be exactly the one the rmlearn library computes in this process. The calibration and ties
+explorers are also run as a student runs them, inside JupyterLab: the notebook opened, Run → Run All
+Cells from the menu, the slider moved in the cell's output.
 
 Chromium comes from ``scripts/install_browser.sh``. Outside CI a missing browser or a Voila that
-will not start skips these tests with the reason; with ``CI=true`` they fail instead.
+will not start skips these tests with the reason; with ``CI=true`` they fail instead (JupyterLab likewise).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -70,11 +73,12 @@ def voila(tmp_path_factory):
         _stop(proc)
 
 
-def _wait_for_http(proc: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def _wait_for_http(proc: subprocess.Popen, url: str, log: Path, timeout_s: float = START_TIMEOUT_S,
+                   name: str = "voila") -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            unavailable(f"voila exited with code {proc.returncode}:\n{_log_tail(log)}")
+            unavailable(f"{name} exited with code {proc.returncode}:\n{_log_tail(log)}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -82,7 +86,7 @@ def _wait_for_http(proc: subprocess.Popen, url: str, log: Path) -> None:
             return  # it answers, that is all we wait for
         except OSError:
             time.sleep(0.2)
-    unavailable(f"voila did not answer on {url} within {START_TIMEOUT_S} s:\n{_log_tail(log)}")
+    unavailable(f"{name} did not answer on {url} within {timeout_s} s:\n{_log_tail(log)}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -293,3 +297,109 @@ def test_ties_explorer_shows_rmlearn_tie_probabilities_as_sliders_move(page, voi
         expect_text(page, f".rm-{name}", text)
     assert float(moved["rk-tie"]) < 0.1 < float(moved["dv-tie"])
     expect(plot).not_to_have_attribute("src", first_plot, timeout=UPDATE_TIMEOUT_S * 1000)  # redrawn
+
+
+# ---- the same explorers inside JupyterLab: the notebook opened, run from the Run menu, driven in place ----
+
+LAB_START_TIMEOUT_S = 60  # JupyterLab answering HTTP; the page's own load and the cells' first run
+REPO_ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """``jupyter lab`` on a free localhost port with no token, serving a temporary copy of
+    ``tests/browser/``: (base URL, log path). Its settings and workspaces live in temporary folders,
+    so nothing a user saved changes what the page shows. Always stopped at teardown, with its kernels.
+    """
+    lab_bin = shutil.which("jupyter-lab", path=os.path.dirname(sys.executable)) or shutil.which("jupyter-lab")
+    if lab_bin is None:
+        unavailable("jupyterlab is not installed in this environment")
+    home = tmp_path_factory.mktemp("jupyterlab")
+    root = home / "notebooks"
+    shutil.copytree(BROWSER_DIR, root)
+    port, log = _free_port(), home / "jupyterlab.log"
+    # the kernel imports this checkout's rmlearn and sums floats with the thread count used here
+    env = dict(os.environ, OMP_NUM_THREADS=str(KERNEL_THREADS), MKL_NUM_THREADS=str(KERNEL_THREADS),
+               HF_HUB_OFFLINE="1", MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+               JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
+    cmd = [lab_bin, "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+           f"--ServerApp.root_dir={root}", "--IdentityProvider.token=", "--ServerApp.password=",
+           "--ServerApp.disable_check_xsrf=True", "--allow-root", "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_for_http(proc, f"{url}api/status", log, LAB_START_TIMEOUT_S, "jupyter lab")
+        yield url, log
+    finally:
+        _stop(proc)
+
+
+def open_in_lab(page, jupyterlab, notebook: str, ready_selector: str) -> str:
+    """Open ``notebook`` in JupyterLab (a fresh workspace), wait for its kernel, run every cell from
+    the Run menu and wait until ``ready_selector`` shows in the notebook's output area. Returns the
+    selector prefix for that output area."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    url, log = jupyterlab
+    output = ".jp-NotebookPanel .jp-OutputArea-output"
+    step = "load JupyterLab"
+    try:
+        page.goto(f"{url}lab/tree/{notebook}?reset", timeout=LAB_START_TIMEOUT_S * 1000)
+        step = "the notebook's kernel to start"
+        # the status bar says "Python 3 (ipykernel) | Idle" once the kernel is connected; the toolbar's
+        # execution indicator reads idle even before that, and Run All then runs nothing
+        kernel_idle = page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$"))
+        kernel_idle.wait_for(timeout=LAB_START_TIMEOUT_S * 1000)
+        # ?reset gave a fresh workspace: this notebook is the only one open, not one restored with it
+        expect(page.locator(".jp-NotebookPanel")).to_have_count(1)
+        step = "Run → Run All Cells"
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        step = "the code cells to start running (their prompts still read [ ]:)"
+        expect(page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt", has_text=re.compile(r"\[[*0-9]+\]"))
+               ).to_have_count(page.locator(".jp-NotebookPanel .jp-CodeCell").count(), timeout=10_000)
+        step = f"{ready_selector!r} in the output area"
+        page.wait_for_selector(f"{output} {ready_selector}", timeout=LAB_START_TIMEOUT_S * 1000)
+    except (PlaywrightTimeout, AssertionError):
+        shown = page.inner_text("body")[:2000] if page.locator("body").count() else ""
+        pytest.fail(f"{notebook} in JupyterLab: gave up waiting for {step}. Page text:\n{shown}\n"
+                    f"JupyterLab log:\n{_log_tail(log)}", pytrace=False)
+    return output
+
+
+def test_calibration_explorer_works_in_jupyterlab(page, jupyterlab):
+    """Lesson 09's explorer run as a student runs it, in JupyterLab: the ECE in the cell's output is
+    rmlearn.expected_calibration_error at the slider's T, before and after the slider moves."""
+    from playwright.sync_api import expect
+
+    from rmlearn import expected_calibration_error
+
+    gaps = torch.tensor(CALIBRATION_GAPS)
+    out = open_in_lab(page, jupyterlab, "calibration_dashboard.ipynb", ".rm-ece")
+    expect_text(page, f"{out} .rm-ece", f"{expected_calibration_error(gaps, 1.0):.3f}")  # starts at T = 1
+    plot = page.locator(f"{out} .jupyter-widgets img")
+    expect(plot).to_have_count(1, timeout=UPDATE_TIMEOUT_S * 1000)
+    first_plot = plot.get_attribute("src")
+    set_slider(page, "temperature T", 2.5)
+    expect_text(page, f"{out} .rm-t", "2.50")
+    expect_text(page, f"{out} .rm-ece", f"{expected_calibration_error(gaps, 2.5):.3f}")
+    assert f"{expected_calibration_error(gaps, 2.5):.3f}" != f"{expected_calibration_error(gaps, 1.0):.3f}"
+    expect(plot).not_to_have_attribute("src", first_plot, timeout=UPDATE_TIMEOUT_S * 1000)  # redrawn
+
+
+def test_ties_explorer_works_in_jupyterlab(page, jupyterlab):
+    """The ties explorer in JupyterLab: its win, tie and loss probabilities are rmlearn's, before and
+    after the sliders move."""
+    out = open_in_lab(page, jupyterlab, "ties_dashboard.ipynb", ".rm-rk-tie")
+    for name, text in _ties_numbers(0.5, 1.0, 1.0).items():  # the explorer's starting values
+        expect_text(page, f"{out} .rm-{name}", text)
+    set_slider(page, "gap r_a − r_b", 3.0)
+    set_slider(page, "ν (Rao–Kupper)", 0.5)
+    set_slider(page, "κ (Davidson)", 2.0)
+    for name, text in _ties_numbers(3.0, 0.5, 2.0).items():
+        expect_text(page, f"{out} .rm-{name}", text)
