@@ -165,8 +165,29 @@ def _batches(lengths: list[int], sizes: list[int], batch_size: int, rng: random.
     return batches
 
 
-def _group_loss(scores: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss and accuracy for scores (B, K) ordered best → worst."""
+def _pair_margins(data: Sequence[Example], cfg: TrainConfig) -> list[float] | None:
+    """Each pair's m for the pairwise loss, aligned with ``_groups``: ``cfg.margin`` plus the pair's
+    own ``margin`` (TRL's column, or a rating: ``PreferencePair.margin``); None when no pair has one.
+    Pairs labelled as ties are refused: Bradley–Terry has no tie outcome."""
+    pairs = []  # one entry per group, as _groups makes them; None for a ranking the listwise losses see whole
+    for ex in data:
+        pairs += [None] if isinstance(ex, RankedExample) and cfg.loss != "pairwise" else as_pairs([ex])
+    ties = [i for i, p in enumerate(pairs) if p is not None and p.tie]
+    if ties:
+        raise ValueError(f"{len(ties)} training pairs are labelled as ties (the first is pair {ties[0]}): "
+                         "the reward model's Bradley–Terry loss has no tie outcome; drop them, or fit a "
+                         "tie-aware loss such as rmlearn.rao_kupper_loss (lesson 10)")
+    own = [0.0 if p is None else p.margin for p in pairs]
+    if not any(own):
+        return None
+    if cfg.loss != "pairwise":
+        raise ValueError(f"pairs carry their own margins, which only the pairwise loss uses; loss={cfg.loss!r}")
+    return [cfg.margin + m for m in own]
+
+
+def _group_loss(scores: torch.Tensor, cfg: TrainConfig,
+                margins: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and accuracy for scores (B, K) ordered best → worst; ``margins`` (B,): each pair's m."""
     better, worse = zip(*ranking_to_pairs(range(scores.shape[1])))
     r_better, r_worse = scores[:, list(better)], scores[:, list(worse)]  # (B, K(K-1)/2)
     if cfg.loss == "plackett_luce":
@@ -174,7 +195,7 @@ def _group_loss(scores: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, t
     elif cfg.loss == "listwise":
         loss = listwise_pairwise_loss(scores)
     else:  # pairwise: K == 2
-        loss = pairwise_loss(scores[:, 0], scores[:, 1], cfg.margin)
+        loss = pairwise_loss(scores[:, 0], scores[:, 1], cfg.margin if margins is None else margins)
     if cfg.center_coef:
         loss = loss + cfg.center_coef * centering_penalty(r_better, r_worse)
     accuracy = (r_better > r_worse).float().mean()
@@ -602,10 +623,12 @@ def train_reward_model(
             raise ValueError("give eval_data or eval_split, not both")
         data, eval_data = split(list(data), cfg.eval_split, cfg.seed)
     _, pad = special_ids(tokenizer)
-    groups = _groups(data, cfg.loss)
+    groups, margins = _groups(data, cfg.loss), _pair_margins(data, cfg)
     if cfg.max_length is not None:
         model.max_length = cfg.max_length  # checked against the context; scoring and saving use it too
-    encoded, _, n_long = _encode_groups(tokenizer, groups, model.max_length, cfg.too_long)
+    encoded, kept, n_long = _encode_groups(tokenizer, groups, model.max_length, cfg.too_long)
+    if margins is not None:
+        margins = torch.tensor([margins[i] for i in kept])  # (N,): the kept pairs' m, in encoded's order
     model.check_token_ids(max(i for seqs in encoded for s in seqs for i in s), tokenizer)
     lengths = [max(len(s) for s in seqs) for seqs in encoded]
     sizes = [len(seqs) for seqs in encoded]
@@ -615,7 +638,7 @@ def train_reward_model(
         ids, mask = pad_batch([s for i in batch for s in encoded[i]], pad)  # (B*K, T)
         device = model.input_device
         scores = net(ids.to(device), mask.to(device)).float().view(len(batch), k)  # (B, K)
-        return _group_loss(scores, cfg)
+        return _group_loss(scores, cfg, None if margins is None else margins[batch].to(device))
 
     history = History(config=asdict(cfg), too_long=n_long)
     return _fit(model, cfg, lengths, sizes, batch_loss, "reward model", history, tokenizer, eval_data or ())

@@ -470,3 +470,28 @@ def test_training_and_tiny_backbone_leave_the_callers_gpu_generators_alone(token
     state = torch.get_rng_state()
     train_reward_model(model, tokenizer, synthetic_preferences(16, seed=0), epochs=1, seed=5, progress=False)
     assert calls == [] and torch.equal(torch.get_rng_state(), state)
+
+
+def test_each_pairs_own_margin_enters_the_loss_and_ties_are_refused(tokenizer):
+    """A pair's margin (TRL's column, or a rating) is its m in −log σ(Δ − m): pairs that all carry
+    m = 1 train exactly as unmarked pairs with TrainConfig.margin = 1; other margins change the loss."""
+    from dataclasses import replace
+
+    from rmlearn import RewardModel, tiny_backbone
+    from rmlearn.synthetic import synthetic_preferences
+
+    pairs = synthetic_preferences(32, seed=0)
+
+    def losses(data, **config):
+        model = RewardModel(tiny_backbone(seed=0), seed=0)
+        return train_reward_model(model, tokenizer, data, epochs=1, batch_size=8, progress=False, threads=None,
+                                  **config).loss
+
+    marked = [replace(p, margin=1.0) for p in pairs]
+    assert losses(marked) == losses(pairs, margin=1.0)
+    mixed = [replace(p, margin=float(i % 3)) for i, p in enumerate(pairs)]
+    assert losses(mixed) != losses(marked)
+    with pytest.raises(ValueError, match="only the pairwise loss"):
+        losses(marked, loss="listwise")
+    with pytest.raises(ValueError, match=r"2 training pairs are labelled as ties \(the first is pair 3\)"):
+        losses([replace(p, tie=i in (3, 7)) for i, p in enumerate(pairs)])
