@@ -24,7 +24,7 @@ import pytest
 from students import HARD_KINDS, SLOW_SECONDS, cell_points, class_students, submit, wrong_grades
 
 from rmlearn.grading.instructor import ASSIGNMENTS, exercises_dir, init_course
-from rmlearn.grading.parallel import autograde_class, gradebook_rows
+from rmlearn.grading.parallel import autograde_class, gradebook_rows, kill_stray_kernels
 
 ASSIGNMENT = "ps3_bias_and_segments"
 CELL_TIMEOUT = 15
@@ -216,6 +216,43 @@ def test_a_submission_that_kills_its_grading_process_fails_alone(course, tmp_pat
     assert results["blank"].success  # in flight when the pool broke: graded again, alone
     points = {ASSIGNMENT: cell_points(nbformat.read(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4))}
     assert wrong_grades(sqlite_url(root), {(ASSIGNMENT, "blank"): set(points[ASSIGNMENT])}, points) == []
+    assert _sandboxes_in(root / "autograded") == []  # no kernel outlives the run that started it
+
+
+def _sandboxes_in(folder: Path) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.info["name"] == "bwrap" and proc.cwd().removesuffix(" (deleted)").startswith(str(folder)):
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_stray_sandboxed_kernels_in_the_graded_folder_are_killed_and_no_other(tmp_path):
+    import psutil
+
+    from rmlearn.grading.sandbox import find_bwrap
+
+    graded, elsewhere = tmp_path / "autograded" / "student" / "ps1", tmp_path / "other"
+    graded.mkdir(parents=True)
+    elsewhere.mkdir()
+    sandbox = [find_bwrap(), "--die-with-parent", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev",
+               "--proc", "/proc", "sleep", "120"]
+    stray, other = (subprocess.Popen(sandbox, cwd=folder) for folder in (graded, elsewhere))
+    try:
+        assert kill_stray_kernels(tmp_path / "autograded") == 1
+        stray.wait(timeout=10)  # ended (raises if still running), and the sleep inside it with it
+        assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "120"]
+                    and p.cwd() == str(graded)]
+        assert other.poll() is None and _sandboxes_in(tmp_path / "autograded") == []
+    finally:
+        for proc in (stray, other):
+            proc.kill()
+            proc.wait()
 
 
 # ------------------------------------------------------------------------------------------

@@ -392,7 +392,38 @@ def autograde_class(assignment: str, root: str | Path = ".", workers: int | None
     finally:
         bar.close()
         shutil.rmtree(work, ignore_errors=True)
+        kill_stray_kernels(coursedir.format_path(coursedir.autograded_directory, ".", "."))
     return [results[key] for key in submissions]
+
+
+def kill_stray_kernels(folder: str | Path) -> int:
+    """Kill every sandboxed kernel (a ``bwrap`` process and what it runs) still working in ``folder``;
+    return how many sandboxes were killed.
+
+    A grader that dies while its kernel runs (a submission that kills its grading process takes the
+    pool's other workers down with it) can leave that kernel behind: bwrap's ``--die-with-parent``
+    did not reach one such kernel in our tests, which then ran on, adopted by pid 1, with a student's
+    code in it. ``autograde_class`` calls this when it ends, for the course's ``autograded/`` folder.
+    """
+    import psutil
+
+    inside = str(Path(folder).resolve())
+    killed = 0
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.info["name"] != "bwrap":
+                continue
+            cwd = proc.cwd().removesuffix(" (deleted)")  # the kernel's folder may be gone already
+            if cwd != inside and not cwd.startswith(inside + os.sep):
+                continue
+            tree = [*proc.children(recursive=True), proc]
+            for member in tree:
+                member.kill()
+            psutil.wait_procs(tree, timeout=5)
+            killed += 1
+        except psutil.Error:  # it ended meanwhile, or is not ours to inspect
+            continue
+    return killed
 
 
 def summary(results: list[SubmissionResult], seconds: float) -> str:
