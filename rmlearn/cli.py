@@ -182,9 +182,8 @@ def _train(args: argparse.Namespace) -> None:
     settings = _train_settings(args)  # flags first: a typo costs no loading
     _check_device(args.device)
     _check_out(Path(args.out))
-    from . import evaluate, load_preferences, split, train_reward_model
-    from .plots import plot_history
-    from .train import OPTIMIZER_FILE, save_optimizer_state
+    from . import load_preferences, split, train_reward_model
+    from .train import OPTIMIZER_FILE
 
     data = load_preferences(args.data, max_chars=args.max_chars)
     train, test = split(data, args.eval_split, args.seed) if args.eval_split and len(data) >= 5 else (data, [])
@@ -201,8 +200,29 @@ def _train(args: argparse.Namespace) -> None:
     if first:
         print(f"{len(train)} training and {len(test)} held-out examples from {args.data}")
     history = train_reward_model(model, tokenizer, train, eval_data=test or None, **settings)
-    if not first:
-        return
+    try:
+        if first:
+            _report_and_save(args, model, tokenizer, history, test)
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under ``accelerate launch`` / ``torchrun``: wait until the first process has saved, then close
+    the process group. A process that exits with it open aborts ("terminate called without an
+    active exception"), and the launcher then kills the others, the saving one included."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _report_and_save(args: argparse.Namespace, model, tokenizer, history, test) -> None:
+    from . import evaluate
+    from .plots import plot_history
+    from .train import save_optimizer_state
+
     print(f"lr {history.config['lr']:g}, {history.threads} CPU thread(s), {history.optimizer_steps} optimizer steps "
           f"({len(history)} batches) in {history.seconds:.1f} s; final loss {history.loss[-1]:.4f}")
     if history.too_long:

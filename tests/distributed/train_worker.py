@@ -38,6 +38,9 @@ def main(out: str) -> None:
         torch.save({"loss": history.loss, "accuracy": history.accuracy, "steps": steps, "rows": sum(rows),
                     "world": int(os.environ.get("WORLD_SIZE", "1")), "optimizer_steps": history.optimizer_steps},
                    out)
+    if torch.distributed.is_initialized():  # as `rmlearn train` does: a process that exits with it open aborts
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
