@@ -29,7 +29,8 @@ def check_01(nb) -> None:
 def check_02(nb) -> None:
     c = read_claims(nb)
     # causal attention: "Positions before the edit do not move at all; the edited word and every position after it change"
-    assert c["largest_change_before_edit"] < 1e-6 and c["smallest_change_from_edit"] > 1e-4, c
+    # ("at all" as printed, to 4 decimals: float rounding in attention can leave ~1e-5 on states of size ~10)
+    assert c["largest_change_before_edit"] < 5e-5 and c["smallest_change_from_edit"] > 1e-3, c
     # mean pooling: the prompt part is "position by position the same" in both rows, and the mean-pooled score is
     # "exactly" the weighted average of the two parts
     assert c["prompt_part_difference"] < 1e-4 and c["weighted_minus_mean"] < 1e-4, c
