@@ -20,7 +20,7 @@ _EXPORTS = {
     "pooling": ["pool"],
     "models": ["RewardModel", "ValueModel", "ProcessRewardModel", "pooled_features"],
     "losses": [
-        "pairwise_loss", "ranking_to_pairs", "all_pairs_loss", "listwise_pairwise_loss", "plackett_luce_loss",
+        "pairwise_loss", "ranking_to_pairs", "all_pairs_loss", "plackett_luce_loss",
         "segment_regression_loss", "centering_penalty", "rating_margin", "rao_kupper_probs",
         "rao_kupper_loss", "davidson_probs", "davidson_loss", "step_loss", "dpo_loss",
     ],
@@ -47,7 +47,6 @@ _EXPORTS = {
         "best_of_n_kl", "best_of_n_kl_bound", "best_of_n_curve", "kl_regularised_curve",
         "response_pool", "ResponsePool", "overoptimization_grid", "gold_reward", "fit_gao", "GaoFit",
         "score_stats", "NormalisedReward", "implicit_reward", "train_dpo",
-        "sample", "draw_samples",  # deprecated aliases of sample_responses and response_pool
     ],
     "evaluation": [
         "pairwise_accuracy", "best_of_k_accuracy", "accuracy_by_length", "preference_probability",

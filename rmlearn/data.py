@@ -158,6 +158,8 @@ def _graded(pair: PreferencePair, record: dict, where: tuple[Path, int]) -> Pref
 
     margin, tie = record.get("margin", 0.0), record.get("tie", False)
     if "rating" in record:
+        if "margin" in record:
+            raise DataError(*where, "give 'margin' or 'rating', not both: a rating sets the margin")
         rating = record["rating"]
         level = RATING_LEVELS.index(rating) if rating in RATING_LEVELS else rating
         if isinstance(level, bool) or level not in range(4):
@@ -229,6 +231,19 @@ def as_pairs(data: Iterable[Example]) -> list[PreferencePair]:
         else:
             raise TypeError(f"expected PreferencePair or RankedExample, got {type(example).__name__}")
     return pairs
+
+
+def refuse_ties(pairs: Iterable[PreferencePair | None], what: str) -> None:
+    """Raise ``ValueError`` when a pair is labelled as a tie (``tie=True``): ``what``, an objective
+    with a winner in every pair, has no tie outcome. ``None`` entries (whole rankings) are skipped.
+
+    >>> refuse_ties([PreferencePair("Q?", "a", "b")], "DPO")
+    """
+    ties = [i for i, p in enumerate(pairs) if p is not None and p.tie]
+    if ties:
+        raise ValueError(f"{len(ties)} training pairs are labelled as ties (the first is pair {ties[0]}): "
+                         f"{what} has no tie outcome; drop them, or fit a tie-aware loss such as "
+                         "rmlearn.rao_kupper_loss (lesson 10)")
 
 
 def split(data: list, test_fraction: float = 0.2, seed: int = 0) -> tuple[list, list]:

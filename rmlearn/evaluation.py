@@ -33,8 +33,9 @@ from typing import Any
 
 import torch
 
-from .data import PreferencePair, RankedExample, as_pairs
+from .data import RankedExample, as_pairs
 from .synthetic import num_words
+from .train import pair_gaps
 
 # ---------------------------------------------------------------------------------- accuracy
 
@@ -234,13 +235,6 @@ def synthetic_suites(n: int = 300) -> dict[str, list]:
 
     return {"pairs": synthetic_preferences(n, seed=123), "best_of_4": best_of_4_sets(n),
             "answer_last": answer_last_preferences(n)}
-
-
-def pair_gaps(model: Any, tokenizer: Any, pairs: Sequence[PreferencePair]) -> torch.Tensor:
-    """Score gaps Δ = r_chosen − r_rejected of each pair, (N,)."""
-    prompts = [p.prompt for p in pairs]
-    return (model.score(prompts, [p.chosen for p in pairs], tokenizer)
-            - model.score(prompts, [p.rejected for p in pairs], tokenizer))  # (N,)
 
 
 def pair_report(model: Any, tokenizer: Any, data: Sequence[Any]) -> dict[str, float]:

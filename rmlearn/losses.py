@@ -76,7 +76,6 @@ def all_pairs_loss(scores: torch.Tensor, reduction: str = "mean") -> torch.Tenso
     return _reduce(-F.logsigmoid(gaps).mean(dim=1), reduction)
 
 
-listwise_pairwise_loss = all_pairs_loss  # its first name; lesson 04 calls it so
 
 
 def plackett_luce_loss(scores: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

@@ -30,7 +30,7 @@ from .checkpoints import (
     unwrap,
 )
 from .fastcpu import batches_side_by_side, one_cpu_thread_if_small
-from .inputs import encode_batch, position_ids
+from .inputs import encode, encode_batch, pad_batch, position_ids
 from .pooling import POOLINGS, pool
 
 CONFIG_NAME = "rmlearn_config.json"
@@ -457,11 +457,9 @@ class ProcessRewardModel(_DecoderWithHead):
     def encode_steps(self, prompts: Sequence[str], steps: Sequence[Sequence[str]], tokenizer: Any):
         """Ids (B, T) of ``[prompt ; s1, s2, … . ; EOS]``, right padded, and the step ends (B, S)
         with their mask: the last (n − 1) separators of each answer and its EOS."""
-        from .inputs import pad_batch
-
         sep = tokenizer.convert_tokens_to_ids(STEP_SEPARATOR)
         texts = [", ".join(s) + "." for s in steps]
-        seqs = [_encode(tokenizer, p, t, self.max_length) for p, t in zip(prompts, texts)]
+        seqs = [encode(tokenizer, p, t, self.max_length) for p, t in zip(prompts, texts)]
         ids, mask = pad_batch(seqs, tokenizer.pad_token_id)  # (B, T)
         width = max(len(s) for s in steps)
         ends, step_mask = torch.zeros(len(seqs), width, dtype=torch.long), torch.zeros(len(seqs), width)
@@ -487,12 +485,6 @@ class ProcessRewardModel(_DecoderWithHead):
         """P(step correct) for each step, (B, S), and the step mask (B, S) (padding steps are 0)."""
         feats, step_mask = self.step_features(prompts, steps, tokenizer)
         return torch.sigmoid(self.head(feats).squeeze(-1)).cpu() * step_mask, step_mask  # (B, S)
-
-
-def _encode(tokenizer: Any, prompt: str, response: str, max_length: int | None) -> list[int]:
-    from .inputs import encode
-
-    return encode(tokenizer, prompt, response, max_length)
 
 
 @torch.no_grad()

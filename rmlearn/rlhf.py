@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .evaluation import conservative_reward, ensemble_scores  # noqa: F401  (lesson 09; kept importable from here)
+from .data import refuse_ties
 from .fastcpu import one_cpu_thread_if_small
 from .inputs import SEPARATOR, pad_batch, position_ids
 from .models import RewardModel, ValueModel
@@ -126,7 +126,6 @@ class Rollout:
     response_mask: torch.Tensor
     query_len: int
 
-    q = property(lambda self: self.query_len)  # deprecated alias of query_len (issue 18)
 
 
 @torch.no_grad()
@@ -607,13 +606,6 @@ def ppo(policy: nn.Module, reference: nn.Module, reward_model: RewardModel | Nor
     return history
 
 
-# ---------------------------------------------------------------------------------- old names
-# Deprecated aliases (issue 18: three different things were called sample, draw_samples, Samples).
-sample = sample_responses  # deprecated: use sample_responses
-draw_samples = response_pool  # deprecated: use response_pool
-Samples = ResponsePool  # deprecated: use ResponsePool
-
-
 # ---------------------------------------------------------------------------------- lesson 10: DPO
 # A policy is a reward model: DPO's implicit reward r(x, y) = β·log π(y|x)/π_ref(y|x) (up to a
 # term in x alone), per token β·(log π − log π_ref), summed like lesson 06's cumulative scores.
@@ -660,6 +652,8 @@ def train_dpo(policy: nn.Module, reference: nn.Module, tokenizer: Any, pairs: Se
     preference ``pairs`` (``prompt``, ``chosen``, ``rejected``) with ``losses.dpo_loss``;
     ``reference`` stays frozen. Returns the loss per step."""
     from .losses import dpo_loss
+
+    refuse_ties(pairs, "DPO's loss")
 
     def batch_loss(batch: list[Any]) -> torch.Tensor:
         prompts = [p.prompt for p in batch] * 2

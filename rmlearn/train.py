@@ -24,16 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import Example, RankedExample, as_pairs, split
-from .fastcpu import cpu_threads, fused_activations, has_dropout, sharded
+from .data import Example, PreferencePair, RankedExample, as_pairs, refuse_ties, split
+from .fastcpu import cpu_threads, fused_activations, has_dropout, one_cpu_thread_if_small, sharded
 from .inputs import SEPARATOR, encode_many, pad_batch, special_ids
 from .losses import (
+    all_pairs_loss,
     centering_penalty,
-    listwise_pairwise_loss,
     pairwise_loss,
     plackett_luce_loss,
     ranking_to_pairs,
     segment_regression_loss,
+    step_loss,
 )
 from .models import ProcessRewardModel, RewardModel, ValueModel
 
@@ -134,17 +135,21 @@ class History:
         return len(self.loss)
 
 
-def _groups(data: Sequence[Example], loss: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(prompt, responses best → worst) per training example; pairwise training flattens rankings."""
+def _groups(data: Sequence[Example], loss: str) -> tuple[list[tuple[str, tuple[str, ...]]], list[PreferencePair | None]]:
+    """(prompt, responses best → worst) per training example, and the pair each group came from (None
+    for a ranking the listwise losses see whole); pairwise training flattens rankings."""
     if not data:
         raise ValueError("no training data")
-    groups = []
+    groups, pairs = [], []
     for ex in data:
         if isinstance(ex, RankedExample) and loss != "pairwise":
             groups.append((ex.prompt, ex.responses))  # the listwise losses see the whole ranking
+            pairs.append(None)
         else:  # a pair, or a ranking's K(K-1)/2 pairs; as_pairs also rejects anything else
-            groups += [(p.prompt, (p.chosen, p.rejected)) for p in as_pairs([ex])]
-    return groups
+            flat = as_pairs([ex])
+            groups += [(p.prompt, (p.chosen, p.rejected)) for p in flat]
+            pairs += flat
+    return groups, pairs
 
 
 def _batches(lengths: list[int], sizes: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -165,18 +170,11 @@ def _batches(lengths: list[int], sizes: list[int], batch_size: int, rng: random.
     return batches
 
 
-def _pair_margins(data: Sequence[Example], cfg: TrainConfig) -> list[float] | None:
-    """Each pair's m for the pairwise loss, aligned with ``_groups``: ``cfg.margin`` plus the pair's
+def _pair_margins(pairs: Sequence[PreferencePair | None], cfg: TrainConfig) -> list[float] | None:
+    """Each group's m for the pairwise loss (``pairs`` from ``_groups``): ``cfg.margin`` plus the pair's
     own ``margin`` (TRL's column, or a rating: ``PreferencePair.margin``); None when no pair has one.
     Pairs labelled as ties are refused: Bradley–Terry has no tie outcome."""
-    pairs = []  # one entry per group, as _groups makes them; None for a ranking the listwise losses see whole
-    for ex in data:
-        pairs += [None] if isinstance(ex, RankedExample) and cfg.loss != "pairwise" else as_pairs([ex])
-    ties = [i for i, p in enumerate(pairs) if p is not None and p.tie]
-    if ties:
-        raise ValueError(f"{len(ties)} training pairs are labelled as ties (the first is pair {ties[0]}): "
-                         "the reward model's Bradley–Terry loss has no tie outcome; drop them, or fit a "
-                         "tie-aware loss such as rmlearn.rao_kupper_loss (lesson 10)")
+    refuse_ties(pairs, "the reward model's Bradley–Terry loss")
     own = [0.0 if p is None else p.margin for p in pairs]
     if not any(own):
         return None
@@ -193,7 +191,7 @@ def _group_loss(scores: torch.Tensor, cfg: TrainConfig,
     if cfg.loss == "plackett_luce":
         loss = plackett_luce_loss(scores)
     elif cfg.loss == "listwise":
-        loss = listwise_pairwise_loss(scores)
+        loss = all_pairs_loss(scores)
     else:  # pairwise: K == 2
         loss = pairwise_loss(scores[:, 0], scores[:, 1], cfg.margin if margins is None else margins)
     if cfg.center_coef:
@@ -375,10 +373,7 @@ def _loop(model: nn.Module, cfg: TrainConfig, lengths: list[int], sizes: list[in
                     bar.set_postfix(loss=f"{loss.item():.3f}",
                                     **({"acc": f"{accuracy.item():.2f}"} if accuracy is not None else {}))
             if eval_data:
-                held_out = as_pairs(eval_data)
-                prompts = [p.prompt for p in held_out]
-                gaps = (model.score(prompts, [p.chosen for p in held_out], tokenizer)
-                        - model.score(prompts, [p.rejected for p in held_out], tokenizer))  # (N,) as evaluate()
+                gaps = pair_gaps(model, tokenizer, eval_data)  # (N,) as evaluate() scores them
                 history.eval_accuracy.append((gaps > 0).float().mean().item())
                 history.eval_gaps.append(gaps.tolist())
                 model.train()
@@ -623,7 +618,8 @@ def train_reward_model(
             raise ValueError("give eval_data or eval_split, not both")
         data, eval_data = split(list(data), cfg.eval_split, cfg.seed)
     _, pad = special_ids(tokenizer)
-    groups, margins = _groups(data, cfg.loss), _pair_margins(data, cfg)
+    groups, pairs = _groups(data, cfg.loss)
+    margins = _pair_margins(pairs, cfg)
     if cfg.max_length is not None:
         model.max_length = cfg.max_length  # checked against the context; scoring and saving use it too
     encoded, kept, n_long = _encode_groups(tokenizer, groups, model.max_length, cfg.too_long)
@@ -644,6 +640,21 @@ def train_reward_model(
     return _fit(model, cfg, lengths, sizes, batch_loss, "reward model", history, tokenizer, eval_data or ())
 
 
+def pair_scores(model: RewardModel, tokenizer: Any, data: Sequence[Example],
+                batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r_chosen, r_rejected) of every pair in ``data`` (rankings give all their pairs), (N,) each."""
+    pairs = as_pairs(data)
+    prompts = [p.prompt for p in pairs]
+    return (model.score(prompts, [p.chosen for p in pairs], tokenizer, batch_size),
+            model.score(prompts, [p.rejected for p in pairs], tokenizer, batch_size))
+
+
+def pair_gaps(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_size: int = 64) -> torch.Tensor:
+    """Score gaps Δ = r_chosen − r_rejected of every pair in ``data``, (N,)."""
+    r_chosen, r_rejected = pair_scores(model, tokenizer, data, batch_size)
+    return r_chosen - r_rejected
+
+
 def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_size: int = 64) -> dict[str, float]:
     """Ranking metrics on held-out data (rankings count all their pairs), RewardBench-style.
 
@@ -657,9 +668,7 @@ def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_
     pairs = as_pairs(data)
     if not pairs:
         raise ValueError("no evaluation data")
-    prompts = [p.prompt for p in pairs]
-    r_chosen = model.score(prompts, [p.chosen for p in pairs], tokenizer, batch_size)  # (N,)
-    r_rejected = model.score(prompts, [p.rejected for p in pairs], tokenizer, batch_size)  # (N,)
+    r_chosen, r_rejected = pair_scores(model, tokenizer, pairs, batch_size)  # (N,) each
     right = r_chosen > r_rejected  # (N,)
     shorter = torch.tensor([len(p.chosen) < len(p.rejected) for p in pairs])  # (N,)
     gap = (r_chosen - r_rejected).mean().item()
@@ -749,14 +758,11 @@ def minibatch_fit(model: nn.Module, items: Sequence[Any], batch_loss: Callable[[
     >>> len(losses), losses[-1] < losses[0]
     (40, True)
     """
-    from .fastcpu import one_cpu_thread_if_small
-
     rng, order = random.Random(seed), list(range(len(items)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     losses = []
     model.train()
-    with torch.random.fork_rng(devices=[]), one_cpu_thread_if_small(model):
-        torch.default_generator.manual_seed(seed)  # the CPU generator only: the caller's GPU ones stay as they are
+    with _own_rng(seed, next(model.parameters()).device), one_cpu_thread_if_small(model):
         for _ in range(epochs):
             rng.shuffle(order)
             for start in range(0, len(order), batch_size):
@@ -774,8 +780,6 @@ def train_process_reward_model(prm: ProcessRewardModel, tokenizer: Any, answers:
     """Train ``prm`` in place on step labels with ``losses.step_loss`` (AdamW, decoder and head).
     ``answers`` have ``prompt``, ``steps`` and ``labels`` (1 = correct; ``rmlearn.synthetic.StepAnswer``).
     Returns the loss per step."""
-    from .losses import step_loss
-
     def batch_loss(batch: list[Any]) -> torch.Tensor:
         ids, mask, ends, step_mask = prm.encode_steps([a.prompt for a in batch], [a.steps for a in batch], tokenizer)
         labels = torch.zeros_like(step_mask)  # (B, S)
@@ -799,8 +803,6 @@ def train_head(head: nn.Linear, objective: Callable[[nn.Linear], torch.Tensor], 
             head.bias.zero_()
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     losses = []
-    from .fastcpu import one_cpu_thread_if_small
-
     with one_cpu_thread_if_small(head):
         for _ in range(steps):
             loss = objective(head)

@@ -146,6 +146,9 @@ def test_loader_reads_margin_rating_and_tie(tmp_path):
     path.write_text(json.dumps({"prompt": "Q?", "chosen": "a", "rejected": "b", "rating": 7}) + "\n")
     with pytest.raises(DataError, match=r"graded.jsonl:1: 'rating'"):
         load_preferences(path)
+    path.write_text(json.dumps({"prompt": "Q?", "chosen": "a", "rejected": "b", "rating": 1, "margin": 2.0}) + "\n")
+    with pytest.raises(DataError, match=r"graded.jsonl:1: give 'margin' or 'rating', not both"):
+        load_preferences(path)
 
 
 def test_ps7_expected_answers_agree_with_the_library():

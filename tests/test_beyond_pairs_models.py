@@ -135,3 +135,12 @@ def test_dpo_starts_at_log_2_moves_the_policy_only_and_raises_chosen_over_reject
 def test_step_answer_properties():
     a = StepAnswer("Q?", ("x", "y", "z"), (1, 0, 1))
     assert a.text == "x, y, z." and not a.correct and a.first_error == 2
+
+
+def test_dpo_refuses_pairs_labelled_as_ties(tok):
+    from rmlearn import PreferencePair
+
+    policy = tiny_policy(seed=0)
+    pairs = [PreferencePair("Q?", "a b", "c"), PreferencePair("R?", "d", "e f", tie=True)]
+    with pytest.raises(ValueError, match=r"1 training pairs are labelled as ties \(the first is pair 1\): DPO's loss"):
+        train_dpo(policy, frozen_copy(policy), tok, pairs)

@@ -334,7 +334,8 @@ def test_train_flags_take_their_choices_and_defaults_from_the_library():
 def test_eval_reports_accuracy_by_length_calibration_and_best_of_k(tmp_path, capsys):
     """Lesson 09's report in `rmlearn eval`: the numbers are rmlearn.evaluation's on the same file."""
     from rmlearn import expected_calibration_error
-    from rmlearn.evaluation import best_of_k_accuracy, pair_gaps
+    from rmlearn.evaluation import best_of_k_accuracy
+    from rmlearn.train import pair_gaps
 
     model = RewardModel(tiny_backbone(seed=0), seed=0)
     model.save_pretrained(tmp_path / "rm")

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rmlearn import rlhf
 from rmlearn.evaluation import (
     accuracy_by_length,
     best_of_4_sets,
@@ -73,10 +72,6 @@ def test_conservative_aggregates_by_hand():
     assert_close(conservative_reward(scores, k=0.5), torch.tensor([2 - std / 2, 2.0, -1 - std / 2]))
     with pytest.raises(ValueError, match="mean_std"):
         conservative_reward(scores, how="max")
-
-
-def test_rlhf_still_exports_the_ensemble_functions():
-    assert rlhf.conservative_reward is conservative_reward
 
 
 def test_best_of_4_sets_are_seeded():

@@ -9,7 +9,6 @@ from torch.testing import assert_close
 from rmlearn import (
     all_pairs_loss,
     centering_penalty,
-    listwise_pairwise_loss,
     pairwise_loss,
     plackett_luce_loss,
     ranking_to_pairs,
@@ -71,7 +70,6 @@ def test_all_pairs_loss_on_k4_is_the_mean_over_exactly_six_pairs():
     assert len(pairs) == 6
     by_hand = sum(pairwise_loss(scores[:, i], scores[:, j]).item() for i, j in pairs) / 6
     assert all_pairs_loss(scores).item() == pytest.approx(by_hand, rel=1e-6)
-    assert listwise_pairwise_loss is all_pairs_loss  # the old name lesson 04 still calls
 
 
 def test_plackett_luce_matches_a_hand_computed_value():

@@ -16,15 +16,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rmlearn import ValueModel, rlhf
+from rmlearn import ValueModel
+from rmlearn.evaluation import conservative_reward, ensemble_scores
 from rmlearn.rlhf import (
     NormalisedReward,
     best_of_n_curve,
     best_of_n_kl,
     best_of_n_kl_bound,
     best_of_n_weights,
-    conservative_reward,
-    ensemble_scores,
     fit_gao,
     frozen_copy,
     gae,
@@ -124,14 +123,6 @@ def test_normalised_reward_standardises_held_out_scores_and_stays_frozen(tokeniz
     assert "mean" in normed.state_dict() and "std" in normed.state_dict()  # stored with the model
     with pytest.raises(ValueError, match="std must be > 0"):
         NormalisedReward(normed.reward_model, 0.0, 0.0)
-
-
-def test_old_names_are_aliases_of_the_new_ones(tokenizer):
-    assert rlhf.sample is sample_responses and rlhf.draw_samples is response_pool
-    assert rlhf.Samples is rlhf.ResponsePool
-    out = sample_responses(tiny_policy(), tokenizer, ["I was charged twice."], max_new_tokens=3,
-                           generator=torch.Generator().manual_seed(0))
-    assert out.q == out.query_len == out.ids.shape[1] - out.response_mask.shape[1]
 
 
 def test_conservative_reward():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rmlearn import listwise_pairwise_loss, pairwise_loss, plackett_luce_loss, ranking_to_pairs
+from rmlearn import all_pairs_loss, pairwise_loss, plackett_luce_loss, ranking_to_pairs
 from rmlearn.widgets.ranking import parse_scores, ranking_explorer, ranking_view
 
 
@@ -32,7 +32,7 @@ def test_view_losses_are_the_library_losses():
     pair_losses = torch.tensor([p.loss for p in view.pairs], dtype=torch.float64)
     better, worse = zip(*ranking_to_pairs(range(4)), strict=True)
     assert_close(pair_losses, pairwise_loss(row[0, list(better)], row[0, list(worse)], reduction="none"))
-    assert_close(view.listwise_loss, listwise_pairwise_loss(row).item())
+    assert_close(view.listwise_loss, all_pairs_loss(row).item())
     assert_close(view.listwise_loss, pair_losses.mean().item())
     assert_close(view.plackett_luce, plackett_luce_loss(row).item())
     assert view.num_agree == 4  # (w,x) (w,y) (w,z) (y,z) right; (x,y) (x,z) wrong
@@ -59,7 +59,7 @@ def test_explorer_shows_the_library_losses_after_controls_change():
     c["k"].value = 3
     first3 = torch.tensor([[s.value for s in c["scores"][:3]]])
     assert _shown(box, "num-pairs") == 3
-    assert _shown(box, "listwise") == pytest.approx(listwise_pairwise_loss(first3).item(), abs=5e-5)
+    assert _shown(box, "listwise") == pytest.approx(all_pairs_loss(first3).item(), abs=5e-5)
     assert _shown(box, "plackett-luce") == pytest.approx(plackett_luce_loss(first3).item(), abs=5e-5)
     c["scores"][0].value = -2.0  # the best answer now scores lowest
     assert _shown(box, "num-agree") == 1

@@ -38,6 +38,7 @@ Do not grade or edit the same submissions from another process while this runs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 import multiprocessing
@@ -417,12 +418,13 @@ def kill_stray_kernels(folder: str | Path) -> int:
             if cwd != inside and not cwd.startswith(inside + os.sep):
                 continue
             tree = [*proc.children(recursive=True), proc]
-            for member in tree:
-                member.kill()
-            psutil.wait_procs(tree, timeout=5)
-            killed += 1
         except psutil.Error:  # it ended meanwhile, or is not ours to inspect
             continue
+        for member in tree:  # each on its own: a child that ends meanwhile must not spare the sandbox
+            with contextlib.suppress(psutil.Error):
+                member.kill()
+        psutil.wait_procs(tree, timeout=5)
+        killed += 1
     return killed
 
 
