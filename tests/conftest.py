@@ -1,5 +1,5 @@
 """Shared fixtures: the course tokenizer, tiny seeded models (cheap: built in well under a second),
-Debian's headless Chromium for the browser tests, and the graded course of each grading test file
+Debian's headless Chromium for the browser tests, and the one graded course of the grading tests
 (``graded_course.py``)."""
 
 from __future__ import annotations
@@ -9,21 +9,24 @@ import shutil
 
 import pytest
 import torch
-from graded_course import graded_course  # noqa: F401  (a fixture, built once per grading test file)
+from graded_course import graded_course  # noqa: F401  (a fixture, built once per test run)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach a model hub
 os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
+GRADED_COURSE_GROUP = "graded-course"
+
+
 def _xdist_group(item) -> str | None:
     """Which tests must share an xdist worker, so that a fixture built once per file or per run is
-    built once and not once per worker: those of one file that use a module- or session-scoped
-    fixture defined in that file or the graded course (a server, a built wheel, trained models, a
-    course: one group per file)."""
-    module = item.nodeid.split("::")[0]
+    built once and not once per worker: those that use the graded course (one group), and those
+    of one file that use a module- or session-scoped fixture defined in that file (a server, a
+    built wheel, trained models: one group per file)."""
     if "graded_course" in getattr(item, "fixturenames", ()):
-        return module
+        return GRADED_COURSE_GROUP
+    module = item.nodeid.split("::")[0]
     defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
     if any(d.scope in ("module", "session") and d.baseid == module for found in defs.values() for d in found):
         return module

@@ -1,23 +1,25 @@
-"""A graded course per grading test file: built, submitted, autograded and exported once per file.
+"""One graded course for the grading tests: built, submitted, autograded and exported once per test run.
 
 ``test_exercises.py``, ``test_grading_scoring.py`` and ``test_grading_sandbox.py`` each check what
-nbgrader's pipeline made of their own simulated students: ``init_course`` → ``generate_assignment
-"*"`` → the file's students submitted → one ``nbgrader autograde "*"`` → ``generate_feedback "*"`` →
-``export``. Each test then asserts on its file's students.
+nbgrader's pipeline made of their own simulated students. Grading is what costs (a sandboxed kernel,
+and torch, per submission), so they share one course instead of building three (six under
+pytest-xdist, where every worker built its own): ``init_course`` → ``generate_assignment "*"`` →
+every student of every selected test file submitted → one ``nbgrader autograde "*"`` →
+``generate_feedback "*"`` → ``export``. Each test then asserts on its own students.
 
 A test file takes part by defining ``submit_students(root) -> expected``: it writes its students
 into ``root/submitted/`` (``students.submit``) and returns what it expects of them, which its tests
-find in ``graded_course.expected[<module name>]``.
+find in ``graded_course.expected[<module name>]``. Only the files that have a selected test using
+the fixture submit (``pytest tests/test_grading_scoring.py`` grades its own class only).
 
 The grader runs as an attacked one would: secrets planted in its environment, and the course, the
 kernelspecs and the gradebook's test cells recorded before and after autograde. What tests compare
 as a whole (the export, those records, the processes left) is captured here, before any test adds
 a student of its own.
 
-One course per file, not one for the whole run: grading is mostly waiting (slow and hung students
-sleep through their timeouts), so three courses on two pytest workers finish sooner than one course
-on one worker (which was the suite's critical path: 252 s of 390). ``conftest.py`` puts each file's
-tests in an xdist group of its own, so the course is built once and not once per worker.
+``conftest.py`` puts every test that uses ``graded_course`` in one xdist group: with
+``--dist loadgroup`` (``scripts/test.sh``) one worker builds the course and runs those tests while
+the other runs the rest of the suite.
 """
 
 from __future__ import annotations
@@ -123,14 +125,21 @@ class GradedCourse:
                           self.autograde.stderr)
 
 
-@pytest.fixture(scope="module")
+def _taking_part(session: pytest.Session) -> list:
+    """The test modules with a selected test that uses ``graded_course``, by name."""
+    modules = {item.module.__name__: item.module for item in session.items
+               if "graded_course" in item.fixturenames and hasattr(item, "module")}
+    return [modules[name] for name in sorted(modules)]
+
+
+@pytest.fixture(scope="session")
 def graded_course(request, tmp_path_factory):
     root = init_course(tmp_path_factory.mktemp("graded") / "course")
     with open(root / "nbgrader_config.py", "a") as f:
         f.write(CONFIG)
     generated = nbgrader_run(root, "generate_assignment", "*")  # "*": every assignment in one call
     assert generated.returncode == 0, generated.stderr[-3000:]
-    expected = {request.module.__name__: request.module.submit_students(root)}
+    expected = {module.__name__: module.submit_students(root) for module in _taking_part(request.session)}
     submitted = {(p.parent.name, p.parent.parent.name) for p in (root / "submitted").glob("*/*/timestamp.txt")}
     before = tree_hashes(root, skip=OUTPUTS), kernelspec_hashes(), gradebook_sources(root)
     env = {**os.environ, **SECRETS}  # planted in the grader's environment

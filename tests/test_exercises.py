@@ -2,8 +2,8 @@
 
 Simulated students (the reference solution, the untouched release, partly wrong answers and
 several hostile submissions) of every assignment are autograded, given feedback and exported in the
-file's graded course (``graded_course.py``: a course written by
-``rmlearn.grading.instructor.init_course``); the exported CSV and the gradebook must hold exactly the expected scores.
+graded course (``graded_course.py``: a course written by ``rmlearn.grading.instructor.init_course``, shared with
+the other grading tests); the exported CSV and the gradebook must hold exactly the expected scores.
 """
 
 from __future__ import annotations

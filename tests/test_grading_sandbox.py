@@ -1,7 +1,8 @@
 """The grading sandbox (rmlearn/grading/sandbox.py): attacks by simulated students in the real pipeline.
 
 One course (``init_course`` → ``nbgrader generate_assignment`` → ``submitted/`` → ``nbgrader autograde``
-→ ``nbgrader export``) and one autograde run (this file's graded course, ``graded_course.py``, run with secrets in the grader's environment) grade ``ps1`` for honest
+→ ``nbgrader export``) and one autograde run (the graded course of ``graded_course.py``, shared with
+the other grading tests, run with secrets in the grader's environment) grade ``ps1`` for honest
 control students, graded first and last, and one attacker per attack between them. Each attack writes what it saw to
 ``attack.txt`` in its own folder. Then: every grade is exactly the expected one, nothing in the
 course directory outside the attackers' own folders changed, the kernelspecs are untouched, and no
