@@ -185,6 +185,7 @@ def test_a_cell_starved_of_cpu_is_not_cut_but_a_sleeping_one_is():
     finally:
         os.sched_setaffinity(0, before)
         hog.kill()
-    assert [o.get("text", "").strip() for o in nb.cells[0].outputs] == ["done"]  # 3 CPU s took > 4 s of wall time
+    assert [o.output_type for o in nb.cells[0].outputs if o.output_type != "stream"] == []  # no timeout error
+    assert "".join(o.get("text", "") for o in nb.cells[0].outputs).strip() == "done"  # 3 CPU s took > 4 s of wall time
     assert [o.get("ename") for o in nb.cells[1].outputs][-1] == "CellTimeoutError"  # waited 40 s at most
     assert time.monotonic() - start < 120
