@@ -38,7 +38,8 @@ from .losses import (
 )
 from .models import ProcessRewardModel, RewardModel, ValueModel
 
-LOSSES = ("pairwise", "listwise", "plackett_luce")
+LOSSES = ("pairwise", "all_pairs", "plackett_luce")
+RENAMED_LOSSES = {"listwise": "all_pairs"}  # old name → name: still accepted, with a DeprecationWarning
 SCHEDULES = ("constant", "linear", "cosine")
 TRUNCATIONS = ("truncate", "drop")  # what happens to a pair longer than max_length
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -58,7 +59,7 @@ class TrainConfig:
     epochs: int = 12  # passes over the data
     batch_size: int = 16  # preference pairs (or rankings) per forward pass
     lr: float = 3e-3  # AdamW learning rate; use ~1e-5 for a real pretrained backbone
-    loss: str = "pairwise"  # "pairwise", "listwise" (all K choose 2 pairs) or "plackett_luce"
+    loss: str = "pairwise"  # "pairwise", "all_pairs" (mean over all K choose 2 pairs) or "plackett_luce" (listwise)
     margin: float = 0.0  # m in −log σ(r_c − r_r − m): demand a gap of at least m
     center_coef: float = 0.0  # weight of the centering penalty mean((r_c + r_r)²)
     weight_decay: float = 0.0  # AdamW weight decay
@@ -84,6 +85,11 @@ class TrainConfig:
     progress: bool = True  # show a tqdm progress bar
 
     def __post_init__(self) -> None:
+        if self.loss in RENAMED_LOSSES:
+            new = RENAMED_LOSSES[self.loss]
+            warnings.warn(f"loss={self.loss!r} is deprecated, use loss={new!r}: the mean pairwise loss over all "
+                          "pairs of a ranking (the listwise loss is 'plackett_luce')", DeprecationWarning, stacklevel=3)
+            self.loss = new
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -137,13 +143,13 @@ class History:
 
 def _groups(data: Sequence[Example], loss: str) -> tuple[list[tuple[str, tuple[str, ...]]], list[PreferencePair | None]]:
     """(prompt, responses best → worst) per training example, and the pair each group came from (None
-    for a ranking the listwise losses see whole); pairwise training flattens rankings."""
+    for a ranking the ranking losses see whole); pairwise training flattens rankings."""
     if not data:
         raise ValueError("no training data")
     groups, pairs = [], []
     for ex in data:
         if isinstance(ex, RankedExample) and loss != "pairwise":
-            groups.append((ex.prompt, ex.responses))  # the listwise losses see the whole ranking
+            groups.append((ex.prompt, ex.responses))  # all_pairs and plackett_luce see the whole ranking
             pairs.append(None)
         else:  # a pair, or a ranking's K(K-1)/2 pairs; as_pairs also rejects anything else
             flat = as_pairs([ex])
@@ -190,7 +196,7 @@ def _group_loss(scores: torch.Tensor, cfg: TrainConfig,
     r_better, r_worse = scores[:, list(better)], scores[:, list(worse)]  # (B, K(K-1)/2)
     if cfg.loss == "plackett_luce":
         loss = plackett_luce_loss(scores)
-    elif cfg.loss == "listwise":
+    elif cfg.loss == "all_pairs":
         loss = all_pairs_loss(scores)
     else:  # pairwise: K == 2
         loss = pairwise_loss(scores[:, 0], scores[:, 1], cfg.margin if margins is None else margins)

@@ -104,7 +104,7 @@ def check_04(nb) -> None:
     # "In 6 of 6 rows the highest mean reward is on the diagonal ... Row k, the running example's question, is one"
     assert c["rows_on_diagonal"] == c["rows"] == 6 and c["running_on_diagonal"], c
     assert c["pairs_from_ranking_of_9"] == 36, c  # "one ranking of 9 gives as many pairs as the last entry"
-    losses = c["ranking_losses"]  # per ordering of the scores: [listwise, Plackett–Luce]
+    losses = c["ranking_losses"]  # per ordering of the scores: [all pairs, Plackett–Luce]
     for i in (0, 1):  # "Both losses are lowest when the numbers follow the people's order and highest when reversed"
         assert losses["same numbers, human order"][i] == min(v[i] for v in losses.values()), losses
         assert losses["same numbers, reversed"][i] == max(v[i] for v in losses.values()), losses
@@ -112,7 +112,7 @@ def check_04(nb) -> None:
         assert (c["pairs_against_people"] > 0) == (losses["model's scores"][i] > losses["same numbers, human order"][i])
     # "a tie costs log 2 whatever K is; Plackett–Luce ... log K!" (K = 4)
     assert abs(losses["all equal"][0] - math.log(2)) < 1e-3 and abs(losses["all equal"][1] - math.log(24)) < 1e-3
-    assert abs(c["k2_listwise"] - c["k2_plackett_luce"]) < 1e-5, c  # "For K = 2 the two are the same loss"
+    assert abs(c["k2_all_pairs"] - c["k2_plackett_luce"]) < 1e-5, c  # "For K = 2 the two are the same loss"
     # best-of-8 picks an answer to the question asked; the mean reward follows the hidden quality
     assert c["best_quality"] == 1, c
     means = [m for _, m in sorted(c["mean_by_quality"].items(), key=lambda qm: -float(qm[0]))]

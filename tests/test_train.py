@@ -71,8 +71,8 @@ def test_centering_keeps_scores_near_zero(tokenizer):
     assert means[0.5] < means[0.0] and means[0.5] < 0.5
 
 
-@pytest.mark.parametrize("loss", ["listwise", "plackett_luce"])
-def test_rankings_train_with_listwise_and_plackett_luce(tokenizer, loss):
+@pytest.mark.parametrize("loss", ["all_pairs", "plackett_luce"])
+def test_rankings_train_with_all_pairs_and_plackett_luce(tokenizer, loss):
     import random
 
     from rmlearn.synthetic import synthetic_response
@@ -99,9 +99,25 @@ def test_rankings_expand_to_all_pairs_for_pairwise_training(tokenizer):
     assert len(history) == 24
 
 
+def test_the_old_loss_name_listwise_warns_and_trains_as_all_pairs(tokenizer):
+    """loss="listwise", the old name of "all_pairs" (Plackett–Luce is the listwise loss), still
+    trains, with a DeprecationWarning, to the same numbers."""
+    def run(loss):
+        model = RewardModel(tiny_backbone(seed=0), seed=0)
+        history = train_reward_model(model, tokenizer, _rankings(8), epochs=1, batch_size=4, loss=loss,
+                                     threads=None, progress=False)
+        return history, model.state_dict()
+
+    with pytest.warns(DeprecationWarning, match="use loss='all_pairs'"):
+        old, old_weights = run("listwise")
+    new, new_weights = run("all_pairs")
+    assert old.loss == new.loss and old.config["loss"] == new.config["loss"] == "all_pairs"
+    assert all(torch.equal(old_weights[name], new_weights[name]) for name in new_weights)
+
+
 def test_bad_settings_are_named(tokenizer):
     model, data = RewardModel(tiny_backbone()), synthetic_preferences(4)
-    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'; choose one of \('pairwise', 'all_pairs', 'plackett_luce'\)"):
         train_reward_model(model, tokenizer, data, loss="hinge")
     with pytest.raises(ValueError, match="lr must be a positive number, got -1"):
         train_reward_model(model, tokenizer, data, lr=-1)
@@ -296,7 +312,7 @@ def test_threads_setting_is_used_and_restored(tokenizer, monkeypatch):
         assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="apply to the reward model"):
         train_value_model(ValueModel(tiny_backbone()), RewardModel(tiny_backbone()), tokenizer,
-                          synthetic_preferences(4), loss="listwise")
+                          synthetic_preferences(4), loss="all_pairs")
 
 
 def _one_step_gradients(model, train, threads):
@@ -318,7 +334,7 @@ def _rankings(n: int, seed: int = 0) -> list[RankedExample]:
     return out
 
 
-@pytest.mark.parametrize("objective", ["pairwise", "listwise", "centering", "value"])
+@pytest.mark.parametrize("objective", ["pairwise", "all_pairs", "centering", "value"])
 def test_fast_path_shards_add_up_to_the_whole_batch_gradient(tokenizer, objective):
     """threads=3 cuts one batch into 3 shards run side by side; weighted by their share of the batch
     (of the value model's states, which differ per text), the shards' gradients must add up to the
@@ -330,8 +346,8 @@ def test_fast_path_shards_add_up_to_the_whole_batch_gradient(tokenizer, objectiv
         if objective == "value":  # 4 pairs = 8 texts of different lengths: shards of 3, 3 and 2 texts
             return train_value_model(model, reward, tokenizer, data[:4], batch_size=8, epochs=1, lr=1e-9,
                                      threads=threads, shards=3, progress=False)
-        extra = {"pairwise": {}, "centering": {"center_coef": 0.3}, "listwise": {"loss": "listwise"}}[objective]
-        examples = _rankings(7) if objective == "listwise" else data  # shards of 2, 3 and 2 examples
+        extra = {"pairwise": {}, "centering": {"center_coef": 0.3}, "all_pairs": {"loss": "all_pairs"}}[objective]
+        examples = _rankings(7) if objective == "all_pairs" else data  # shards of 2, 3 and 2 examples
         return train_reward_model(model, tokenizer, examples, batch_size=7, epochs=1, lr=1e-9, threads=threads,
                                   shards=3, progress=False, **extra)
 
@@ -402,7 +418,7 @@ def test_linear_schedule_ends_at_zero_with_rankings_of_mixed_size(tokenizer, mon
     seen, handle = _record_steps(monkeypatch)
     try:
         history = train_reward_model(RewardModel(tiny_backbone()), tokenizer, data, epochs=3, batch_size=2,
-                                     loss="listwise", lr=1e-6, lr_schedule="linear", warmup_ratio=0.0, progress=False)
+                                     loss="all_pairs", lr=1e-6, lr_schedule="linear", warmup_ratio=0.0, progress=False)
     finally:
         handle.remove()
     lrs = [lr for lr, _ in seen]
@@ -492,6 +508,6 @@ def test_each_pairs_own_margin_enters_the_loss_and_ties_are_refused(tokenizer):
     mixed = [replace(p, margin=float(i % 3)) for i, p in enumerate(pairs)]
     assert losses(mixed) != losses(marked)
     with pytest.raises(ValueError, match="only the pairwise loss"):
-        losses(marked, loss="listwise")
+        losses(marked, loss="all_pairs")
     with pytest.raises(ValueError, match=r"2 training pairs are labelled as ties \(the first is pair 3\)"):
         losses([replace(p, tie=i in (3, 7)) for i, p in enumerate(pairs)])

@@ -1,4 +1,4 @@
-"""rmlearn.widgets.ranking: rankings → K(K−1)/2 pairs and the two listwise losses (lesson 04)."""
+"""rmlearn.widgets.ranking: rankings → K(K−1)/2 pairs, the all-pairs and Plackett–Luce losses (lesson 04)."""
 
 from __future__ import annotations
 
@@ -32,15 +32,15 @@ def test_view_losses_are_the_library_losses():
     pair_losses = torch.tensor([p.loss for p in view.pairs], dtype=torch.float64)
     better, worse = zip(*ranking_to_pairs(range(4)), strict=True)
     assert_close(pair_losses, pairwise_loss(row[0, list(better)], row[0, list(worse)], reduction="none"))
-    assert_close(view.listwise_loss, all_pairs_loss(row).item())
-    assert_close(view.listwise_loss, pair_losses.mean().item())
+    assert_close(view.all_pairs_loss, all_pairs_loss(row).item())
+    assert_close(view.all_pairs_loss, pair_losses.mean().item())
     assert_close(view.plackett_luce, plackett_luce_loss(row).item())
     assert view.num_agree == 4  # (w,x) (w,y) (w,z) (y,z) right; (x,y) (x,z) wrong
 
 
 def test_for_two_answers_plackett_luce_equals_the_pairwise_loss():
     view = ranking_view([0.4, 1.1])
-    assert_close(view.plackett_luce, view.listwise_loss)
+    assert_close(view.plackett_luce, view.all_pairs_loss)
     assert_close(view.plackett_luce, view.pairs[0].loss)
 
 
@@ -59,7 +59,7 @@ def test_explorer_shows_the_library_losses_after_controls_change():
     c["k"].value = 3
     first3 = torch.tensor([[s.value for s in c["scores"][:3]]])
     assert _shown(box, "num-pairs") == 3
-    assert _shown(box, "listwise") == pytest.approx(all_pairs_loss(first3).item(), abs=5e-5)
+    assert _shown(box, "all-pairs") == pytest.approx(all_pairs_loss(first3).item(), abs=5e-5)
     assert _shown(box, "plackett-luce") == pytest.approx(plackett_luce_loss(first3).item(), abs=5e-5)
     c["scores"][0].value = -2.0  # the best answer now scores lowest
     assert _shown(box, "num-agree") == 1

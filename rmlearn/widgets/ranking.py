@@ -36,7 +36,7 @@ class RankingView:
     labels: tuple[str, ...]  # answers, best → worst (the human ranking)
     scores: tuple[float, ...]  # the model's score of each answer, same order
     pairs: tuple[RankedPair, ...]  # the K·(K−1)/2 pairs
-    listwise_loss: float  # mean pairwise loss over all pairs
+    all_pairs_loss: float  # mean pairwise loss over all pairs
     plackett_luce: float  # −log P(ranking) under Plackett–Luce
 
     @property
@@ -65,7 +65,7 @@ def ranking_view(scores: Sequence[float], labels: Sequence[str] | None = None) -
             RankedPair(labels[b], labels[v], float(scores[b]), float(scores[v]), loss.item())
             for (b, v), loss in zip(pairs, losses, strict=True)
         ),
-        listwise_loss=all_pairs_loss(row).item(),
+        all_pairs_loss=all_pairs_loss(row).item(),
         plackett_luce=plackett_luce_loss(row).item(),
     )
 
@@ -100,7 +100,7 @@ def _table_html(view: RankingView) -> str:
         f"<span class='rm-num-pairs'>{len(view.pairs)}</span> pairs; the model agrees on "
         f"<span class='rm-num-agree'>{view.num_agree}</span>.</p>"
         f"<table class='rm-pairs' style='border-spacing: 14px 2px'>{head}{rows}</table>"
-        f"<p>listwise pairwise loss (mean over pairs): <b class='rm-listwise'>{view.listwise_loss:.4f}</b><br>"
+        f"<p>all-pairs loss (mean pairwise loss over all pairs): <b class='rm-all-pairs'>{view.all_pairs_loss:.4f}</b><br>"
         f"Plackett–Luce loss (−log P(ranking)): <b class='rm-plackett-luce'>{view.plackett_luce:.4f}</b></p>"
     )
 
