@@ -301,19 +301,12 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from . import evaluate, load_preferences
-    from .data import RankedExample
-    from .evaluation import best_of_k_report, pair_report
+    from . import load_preferences
+    from .evaluation import eval_report
 
     model, tokenizer = _load_model(args)
     data = load_preferences(args.data, max_chars=args.max_chars)
-    metrics = evaluate(model, tokenizer, data)
-    report = pair_report(model, tokenizer, data)  # lesson 09: by length (in words) and calibration
-    metrics.update({k: report[k] for k in ("accuracy_chosen_longer", "accuracy_chosen_shorter", "ece")})
-    ranked = [x for x in data if isinstance(x, RankedExample)]
-    sizes = {len(x.responses) for x in ranked}
-    if len(sizes) == 1 and min(sizes) >= 3:  # rankings of K answers: is the best one scored highest?
-        metrics.update({k: v for k, v in best_of_k_report(model, tokenizer, ranked).items() if k != "num_sets"})
+    metrics = eval_report(model, tokenizer, data)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return

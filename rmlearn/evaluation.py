@@ -1,8 +1,9 @@
 """How far to trust a reward model's score (lesson 09): a small RewardBench-style evaluation,
 calibration, and ensembles.
 
-The metrics are pure functions of scores (tensors in, numbers out); ``reward_bench`` is the one
-place that runs a model, on the synthetic world's suites (``synthetic_suites``) or on any pairs.
+The metrics are pure functions of scores (tensors in, numbers out); the reports run a model:
+``reward_bench`` on the synthetic world's suites (``synthetic_suites``) or on any pairs, and
+``eval_report`` (``rmlearn eval``) on a file's pairs and rankings, scoring each pair once.
 
 - **accuracy**: the share of pairs with r_chosen > r_rejected (a tie counts 1/2);
 - **best-of-4 accuracy**: one chosen and three rejected answers, right when the chosen one scores
@@ -33,9 +34,9 @@ from typing import Any
 
 import torch
 
-from .data import RankedExample, as_pairs
+from .data import PreferencePair, RankedExample, as_pairs
 from .synthetic import num_words
-from .train import pair_gaps
+from .train import pair_gaps, pair_metrics, pair_scores
 
 # ---------------------------------------------------------------------------------- accuracy
 
@@ -243,7 +244,17 @@ def pair_report(model: Any, tokenizer: Any, data: Sequence[Any]) -> dict[str, fl
     pairs = as_pairs(data)
     if not pairs:
         raise ValueError("no preference pairs to evaluate")
-    gap = pair_gaps(model, tokenizer, pairs)  # (N,)
+    return gap_report(pairs, pair_gaps(model, tokenizer, pairs))
+
+
+def gap_report(pairs: Sequence[PreferencePair], gap: torch.Tensor) -> dict[str, float]:
+    """``pair_report`` from score gaps already taken: ``pairs`` and their (N,) Δ = r_chosen − r_rejected.
+
+    >>> pairs = [PreferencePair("Q?", "a long answer", "short"), PreferencePair("Q?", "ok", "no way")]
+    >>> report = gap_report(pairs, torch.tensor([1.0, -1.0]))
+    >>> report["accuracy_chosen_longer"], report["accuracy_chosen_shorter"]
+    (1.0, 0.0)
+    """
     longer = torch.tensor([num_words(p.chosen) > num_words(p.rejected) for p in pairs])  # (N,)
     by_length = accuracy_by_length(gap, torch.zeros_like(gap), longer)
     return {"accuracy": pairwise_accuracy(gap, torch.zeros_like(gap)),
@@ -261,7 +272,38 @@ def best_of_k_report(model: Any, tokenizer: Any, items: Sequence[Candidates | Ra
         raise ValueError("best-of-K needs the same number of answers in every item")
     prompts = [p for p, answers in rows for _ in answers]
     scores = model.score(prompts, [a for _, answers in rows for a in answers], tokenizer).view(len(rows), k)  # (N, K)
-    return {f"best_of_{k}_accuracy": best_of_k_accuracy(scores), "chance": 1.0 / k, "num_sets": len(rows)}
+    return best_of_k_summary(scores)
+
+
+def best_of_k_summary(scores: torch.Tensor) -> dict[str, float]:
+    """``best_of_k_report`` from scores already taken, (N, K) with the chosen answer in column 0.
+
+    >>> best_of_k_summary(torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]]))
+    {'best_of_3_accuracy': 0.5, 'chance': 0.3333333333333333, 'num_sets': 2}
+    """
+    k = scores.shape[1]
+    return {f"best_of_{k}_accuracy": best_of_k_accuracy(scores), "chance": 1.0 / k, "num_sets": len(scores)}
+
+
+def eval_report(model: Any, tokenizer: Any, data: Sequence[Any]) -> dict[str, float]:
+    """What ``rmlearn eval`` prints, with every pair scored once: ``evaluate``'s metrics, accuracy by
+    length (in words) and ECE from ``gap_report``, and when ``data`` holds rankings, all of one size
+    K ≥ 3, best-of-K accuracy (``best_of_k_summary``) on them, read from their pairs' scores."""
+    pairs = as_pairs(data)
+    if not pairs:
+        raise ValueError("no evaluation data")
+    r_chosen, r_rejected = pair_scores(model, tokenizer, pairs)  # (N,) each
+    metrics = pair_metrics(pairs, r_chosen, r_rejected)
+    report = gap_report(pairs, r_chosen - r_rejected)  # lesson 09: by length (in words) and calibration
+    metrics.update({k: report[k] for k in ("accuracy_chosen_longer", "accuracy_chosen_shorter", "ece")})
+    ranked = [x for x in data if isinstance(x, RankedExample)]
+    sizes = {len(x.responses) for x in ranked}
+    if len(sizes) == 1 and min(sizes) >= 3:  # rankings of K answers: is the best one scored highest?
+        score_of = {(p.prompt, response): score for p, c, r in zip(pairs, r_chosen, r_rejected)
+                    for response, score in ((p.chosen, c), (p.rejected, r))}
+        scores = torch.stack([torch.stack([score_of[x.prompt, r] for r in x.responses]) for x in ranked])  # (N, K)
+        metrics.update({k: v for k, v in best_of_k_summary(scores).items() if k != "num_sets"})
+    return metrics
 
 
 def reward_bench(model: Any, tokenizer: Any, suites: dict[str, list] | None = None) -> dict[str, dict[str, float]]:

@@ -674,7 +674,17 @@ def evaluate(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_
     pairs = as_pairs(data)
     if not pairs:
         raise ValueError("no evaluation data")
-    r_chosen, r_rejected = pair_scores(model, tokenizer, pairs, batch_size)  # (N,) each
+    return pair_metrics(pairs, *pair_scores(model, tokenizer, pairs, batch_size))
+
+
+def pair_metrics(pairs: Sequence[PreferencePair], r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> dict[str, float]:
+    """``evaluate``'s metrics from scores already taken: ``pairs`` and their (N,) ``r_chosen``, ``r_rejected``.
+
+    >>> pairs = [PreferencePair("Q?", "yes", "no, sorry"), PreferencePair("Q?", "sure thing", "no")]
+    >>> metrics = pair_metrics(pairs, torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0]))
+    >>> metrics["accuracy"], metrics["mean_gap"], metrics["length_controlled_accuracy"]
+    (0.5, -0.5, 1.0)
+    """
     right = r_chosen > r_rejected  # (N,)
     shorter = torch.tensor([len(p.chosen) < len(p.rejected) for p in pairs])  # (N,)
     gap = (r_chosen - r_rejected).mean().item()

@@ -331,8 +331,9 @@ def test_train_flags_take_their_choices_and_defaults_from_the_library():
             parser.parse_args([*base, flag, "nonsense"])
 
 
-def test_eval_reports_accuracy_by_length_calibration_and_best_of_k(tmp_path, capsys):
-    """Lesson 09's report in `rmlearn eval`: the numbers are rmlearn.evaluation's on the same file."""
+def test_eval_reports_accuracy_by_length_calibration_and_best_of_k(tmp_path, capsys, monkeypatch):
+    """Lesson 09's report in `rmlearn eval`: the numbers are rmlearn.evaluation's on the same file,
+    with each pair scored once (its chosen and its rejected response: 2 texts a pair)."""
     from rmlearn import expected_calibration_error
     from rmlearn.evaluation import best_of_k_accuracy
     from rmlearn.train import pair_gaps
@@ -346,8 +347,13 @@ def test_eval_reports_accuracy_by_length_calibration_and_best_of_k(tmp_path, cap
     path = _jsonl(tmp_path / "prefs.jsonl", pairs)
     with open(path, "a") as f:
         f.write("".join(json.dumps(r) + "\n" for r in ranked))
+    scored, score = [], RewardModel.score
+    monkeypatch.setattr(RewardModel, "score", lambda self, prompts, responses, *a, **k: (
+        scored.extend(responses), score(self, prompts, responses, *a, **k))[1])
     main(["eval", str(tmp_path / "rm"), str(path), "--json"])
     metrics = json.loads(capsys.readouterr().out)
+    assert len(scored) == 2 * metrics["num_pairs"] == 2 * (12 + 2 * 6)
+    monkeypatch.undo()
     from rmlearn import load_preferences
     from rmlearn.data import as_pairs
 
