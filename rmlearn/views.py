@@ -15,7 +15,7 @@ import torch
 from .data import PreferencePair, support_pairs
 from .inputs import encode, encode_batch, pad_batch, special_ids
 from .pooling import POOLINGS, last_token_index, pool
-from .synthetic import by_quality, filler_words, length_probe, num_words, quality
+from .synthetic import filler_words, length_probe, num_words, quality
 
 # ---------------------------------------------------------------------------------------------
 # Pooling: which hidden state becomes the reward (lesson 02)
@@ -197,13 +197,20 @@ def length_bias_report(length_bias: float, seed: int = 0, n_pairs: int | None = 
     responses = [r for p in test for r in (p.chosen, p.rejected)]
     scores = model.score([p.prompt for p in test for _ in (0, 1)], responses, tokenizer)  # (2·N_test,)
     lengths = torch.tensor([num_words(r) for r in responses], dtype=torch.float32)  # (2·N_test,)
+    qualities = torch.tensor([quality(p.prompt, r) for p in test for r in (p.chosen, p.rejected)])  # (2·N_test,)
+    r_chosen, r_rejected = scores.view(-1, 2).unbind(1)  # (N_test,) each
+    q_chosen, q_rejected = qualities.view(-1, 2).unbind(1)  # (N_test,) each
+    # accuracy as evaluate counts it (a tie is wrong), on the annotators' labels and on by_quality's:
+    # the pair as labelled when its chosen answer has the higher quality, else swapped
+    right = r_chosen > r_rejected  # (N_test,)
+    right_by_quality = torch.where(q_chosen > q_rejected, right, r_rejected > r_chosen)  # (N_test,)
     return LengthBiasReport(
         length_bias=bias,
-        accuracy_annotators=evaluate(model, tokenizer, test)["accuracy"],
-        accuracy_quality=evaluate(model, tokenizer, by_quality(test))["accuracy"],
+        accuracy_annotators=right.float().mean().item(),
+        accuracy_quality=right_by_quality.float().mean().item(),
         probe_prefers_longer=1.0 - evaluate(model, tokenizer, probe)["accuracy"],
         correlation=torch.corrcoef(torch.stack([scores, lengths]))[0, 1].item(),
         lengths=lengths,
         scores=scores,
-        quality=torch.tensor([quality(p.prompt, r) for p in test for r in (p.chosen, p.rejected)]),
+        quality=qualities,
     )
