@@ -37,8 +37,9 @@ _EXPORTS = {
         "rated_preferences", "step_answers", "best_of_n_candidates", "StepAnswer",
     ],
     "views": ["pooling_view", "padding_flip", "length_bias_report"],
+    "config": ["TrainConfig"],
     "train": [
-        "train_reward_model", "evaluate", "train_value_model", "History", "TrainConfig", "train_process_reward_model",
+        "train_reward_model", "evaluate", "train_value_model", "History", "train_process_reward_model",
         "train_head", "minibatch_fit",
     ],
     "rlhf": [

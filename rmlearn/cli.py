@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from .config import DEFAULT_POOLING, LOSSES, POOLINGS, PRECISIONS, SCHEDULES, TRUNCATIONS, TrainConfig
 from .data import MAX_CHARS
 
 
@@ -67,7 +68,6 @@ def _demo(args: argparse.Namespace) -> None:
           f"{time.perf_counter() - start:.1f} s in all.")
 
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 PRETRAINED_LR = 1e-5  # default lr for a pretrained backbone; the tiny course model uses TrainConfig's 3e-3
 
 
@@ -112,7 +112,7 @@ def _train_model(args: argparse.Namespace):
 
     from . import RewardModel, load_backbone, tiny_backbone
 
-    dtype = getattr(torch, DTYPES[args.dtype])
+    dtype = getattr(torch, PRECISIONS[args.dtype])
     if args.backbone and _holds_reward_model(Path(args.backbone)):  # go on training it: its head too
         model = RewardModel.from_pretrained(args.backbone, dtype=dtype)
         model.pooling = args.pooling or model.pooling
@@ -160,8 +160,6 @@ RECIPE_FLAGS = ("epochs", "batch_size", "margin", "center_coef", "grad_accum", "
 
 def _train_settings(args: argparse.Namespace) -> dict:
     """``train_reward_model``'s keywords from the flags, validated (``TrainConfig``) before anything loads."""
-    from .train import TrainConfig
-
     recipe = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name) is not None}
     if recipe.get("max_grad_norm") == 0:
         recipe["max_grad_norm"] = None  # --max-grad-norm 0: no clipping
@@ -419,15 +417,13 @@ def _add_max_chars(command) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    import inspect
+    """The command line's flags: their choices and defaults are the library's (``rmlearn.config``),
+    read without importing torch, so ``rmlearn --help`` answers at once.
 
-    # choices and defaults come from the library (this imports torch: about a second)
-    from .models import RewardModel
-    from .pooling import POOLINGS
-    from .train import LOSSES, PRECISIONS, SCHEDULES, TRUNCATIONS, TrainConfig
-
+    >>> _parser().parse_args(["train", "data.jsonl", "--out", "rm", "--loss", "all_pairs"]).loss
+    'all_pairs'
+    """
     recipe = TrainConfig()
-    default_pooling = inspect.signature(RewardModel).parameters["pooling"].default
     parser = argparse.ArgumentParser(prog="rmlearn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -446,7 +442,7 @@ def _parser() -> argparse.ArgumentParser:
                        "a folder written by `rmlearn train` resumes it: head and optimizer state")
     train.add_argument("--tokenizer", help="tokenizer path or hub id (default: the backbone's, or the course's)")
     train.add_argument("--pooling", choices=POOLINGS, default=None,
-                       help=f"default {default_pooling}; a reward model given as --backbone keeps its own")
+                       help=f"default {DEFAULT_POOLING}; a reward model given as --backbone keeps its own")
     train.add_argument("--loss", choices=LOSSES, default=recipe.loss)
     train.add_argument("--epochs", type=int, help=f"passes over the data (default {recipe.epochs})")
     train.add_argument("--batch-size", type=int, help=f"pairs per batch (default {recipe.batch_size})")

@@ -29,6 +29,7 @@ from .checkpoints import (
     read_head,
     unwrap,
 )
+from .config import DEFAULT_POOLING
 from .fastcpu import batches_side_by_side, one_cpu_thread_if_small
 from .inputs import encode, encode_batch, pad_batch, position_ids
 from .pooling import POOLINGS, pool
@@ -199,7 +200,7 @@ class RewardModel(_DecoderWithHead):
     torch.Size([1])
     """
 
-    def __init__(self, backbone: nn.Module, pooling: str = "eos", seed: int = 0):
+    def __init__(self, backbone: nn.Module, pooling: str = DEFAULT_POOLING, seed: int = 0):
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
         super().__init__(backbone, seed)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-POOLINGS = ("eos", "mean", "last")
+from .config import POOLINGS
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:

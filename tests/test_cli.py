@@ -66,6 +66,13 @@ def test_import_loads_neither_torch_nor_transformers():
     assert (torch_loaded, transformers_loaded) == ("False", "False")
 
 
+def test_parser_loads_neither_torch_nor_transformers():
+    """`rmlearn --help` only builds the parser: its choices and defaults come from rmlearn.config."""
+    code = ("import sys, rmlearn.cli; rmlearn.cli._parser().format_help(); "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == ["False", "False"]
+
 @pytest.mark.slow
 @pytest.mark.kernels
 def test_demo_trains_and_prints_scores(tmp_path):
@@ -317,8 +324,7 @@ def test_train_flags_default_to_the_librarys_recipe(tmp_path):
 
 def test_train_flags_take_their_choices_and_defaults_from_the_library():
     from rmlearn.cli import _parser
-    from rmlearn.pooling import POOLINGS
-    from rmlearn.train import LOSSES, SCHEDULES, TRUNCATIONS, TrainConfig
+    from rmlearn.config import LOSSES, POOLINGS, SCHEDULES, TRUNCATIONS, TrainConfig
 
     parser, base = _parser(), ["train", "data.jsonl", "--out", "out"]
     args = parser.parse_args(base)

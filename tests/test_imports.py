@@ -20,6 +20,7 @@ PACKAGE = ROOT / "rmlearn"
 
 # The allowed direction, stated once.
 LAYERS = (
+    ("config",),  # the recipe's names, choices and defaults (TrainConfig): no torch, read by `rmlearn --help`
     ("pooling", "losses", "segments"),  # pure tensor formulas
     ("fastcpu",),  # how a small model runs on CPU threads (shards, fused activations): torch only
     ("inputs", "backbone", "models", "checkpoints"),  # [prompt; response; EOS] ids, decoders, heads
