@@ -143,8 +143,8 @@ def test_whole_pipeline_grades_every_submission_exactly(graded_course):
     totals = {a: sum(p.values()) for a, p in points.items()}
     expected = {key: totals[key[0]] - sum(points[key[0]][g] for g in zeros) for key, zeros in zero_cells.items()}
     # autograde "*" graded every student of every assignment: none of these failed
-    assert not {s for _, s in zero_cells} & set(graded_course.failed), graded_course.autograde.stderr[-6000:]
-    assert graded_course.autograde.returncode == (1 if graded_course.failed else 0), graded_course.autograde.stderr[-6000:]
+    assert not {s for _, s in zero_cells} & set(graded_course.failed), graded_course.log[-6000:]
+    assert graded_course.autograde.returncode == (1 if graded_course.failed else 0), graded_course.log[-6000:]
     assert graded_course.feedback.returncode == 0, graded_course.feedback.stderr[-6000:]
 
     # export has a row for every student and assignment; one that was not submitted scores 0
