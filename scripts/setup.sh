@@ -12,12 +12,18 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
+# pip byte-compiles what it installs one file after another; compileall below does the same on every core
+# (the setup on 2 cores: 49 s → 39 s)
+pip=(.venv/bin/python -m pip install --quiet --no-compile)
+"${pip[@]}" "${TORCH_SPEC:-torch==2.13.0}"
 if [ "${1:-}" = "--test" ]; then
-    .venv/bin/python -m pip install --quiet -e ".[course,grading,test]"
+    "${pip[@]}" -e ".[course,grading,test]"
     bash scripts/install_browser.sh
     bash scripts/install_postgres.sh
 else
-    .venv/bin/python -m pip install --quiet -e ".[course,grading]"
+    "${pip[@]}" -e ".[course,grading]"
 fi
+# as with pip, a file that does not compile on this Python (torch ships Python 3.12-only test helpers) is
+# left to fail if it is ever imported
+.venv/bin/python -m compileall -qq -j 0 .venv/lib > /dev/null || true
 echo "rmlearn is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
