@@ -51,9 +51,11 @@ from rmlearn.grading.instructor import init_course
 CELL_TIMEOUT = 5  # seconds per cell while grading: bounds the infinite-loop submissions. Counted in the
 # kernel's CPU seconds (KernelSafeExecute.count_cpu_time): `import torch` in the first cell needs < 1 s of
 # CPU however busy the machine, and every reference cell far less than 5 s
-WORKERS = 2  # submissions graded at once: no more than these machines' cores, so timeouts are not scaled
+WORKERS = 2  # submissions graded at once: no more than these machines' cores, so timeouts are not scaled (the
+# suite's other processes share the cores too: hence the starved factor below)
 CONFIG = f"""
 c.Execute.timeout = {CELL_TIMEOUT}
+c.KernelSafeExecute.starved_factor = 12  # a cell starved by the suite's other processes may take 60 s of wall time
 c.SandboxProvisioner.tmp_mb = 64
 c.RemoveSpecialFiles.max_folder_mb = 20
 c.LimitOutputBytes.max_bytes = 100_000
@@ -64,10 +66,14 @@ SECRETS = {name: f"{name.lower()}-{uuid.uuid4().hex}" for name in (
     "PGPASSWORD", "JUPYTERHUB_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "NBGRADER_DB_PASSWORD", "OPENAI_API_KEY")}
 
 
+def python_run(root: Path, *args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``python ARGS`` in the course ``root``, its output captured (a held pipe would block here)."""
+    return subprocess.run([sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def nbgrader_run(root: Path, *args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """One ``nbgrader`` command on the course ``root``, its output captured (a held pipe would block here)."""
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    """One stock ``nbgrader`` command on the course ``root``."""
+    return python_run(root, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}", env=env, timeout=timeout)
 
 
 def tree_hashes(root: Path, skip=()) -> dict[str, str]:
@@ -158,9 +164,8 @@ def graded_course(request, tmp_path_factory):
     env = {**os.environ, **SECRETS}  # planted in the grader's environment
     try:
         start = time.perf_counter()
-        autograde = subprocess.run([sys.executable, "-m", "rmlearn.cli", "course", "autograde", "*", f"--root={root}",
-                                    f"--workers={WORKERS}", "--quiet"], cwd=root, env=env, capture_output=True,
-                                   text=True, timeout=900)
+        autograde = python_run(root, "-m", "rmlearn.cli", "course", "autograde", "*", f"--workers={WORKERS}", "--quiet",
+                               env=env)
         seconds = time.perf_counter() - start
         print(f"\nautograde: {len(submitted)} submissions in {seconds:.1f} s ({seconds / len(submitted):.1f} s each)")
         time.sleep(1.0)  # a surviving daemon would write meanwhile

@@ -41,10 +41,15 @@ class Claims(dict):
         raise KeyError(f"the lesson sets no claims[{key!r}]; it sets {sorted(self)}")
 
 
+def printed(cell) -> str:
+    """What an executed cell printed to stdout (the kernel may send one print as several messages)."""
+    return "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+
+
 def read_claims(nb) -> Claims:
     """The ``claims`` dict of a notebook executed with ``add_claims_cell``."""
     cell = nb.cells[-1]
     assert cell.get("id") == CELL_ID, "execute the lesson after add_claims_cell(nb)"
-    printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
-    assert MARKER in printed, f"the claims cell printed no claims: {cell.outputs}"
-    return Claims(json.loads(printed.split(MARKER, 1)[1]))
+    text = printed(cell)
+    assert MARKER in text, f"the claims cell printed no claims: {cell.outputs}"
+    return Claims(json.loads(text.split(MARKER, 1)[1]))

@@ -1,9 +1,10 @@
 """The grading sandbox (rmlearn/grading/sandbox.py): attacks by simulated students in the real pipeline.
 
-One course (``init_course`` → ``nbgrader generate_assignment`` → ``submitted/`` → ``nbgrader autograde``
-→ ``nbgrader export``) and one autograde run (the graded course of ``graded_course.py``, shared with
-the other grading tests, run with secrets in the grader's environment) grade ``ps1`` for honest
-control students, graded first and last, and one attacker per attack between them. Each attack writes what it saw to
+One course (``init_course`` → ``nbgrader generate_assignment`` → ``submitted/`` → ``rmlearn course
+autograde``, two submissions at a time → ``nbgrader export``) and one autograde run (the graded course of
+``graded_course.py``, shared with the other grading tests, run with secrets in the grader's environment)
+grade ``ps1`` for honest control students, whose names sort first and last, and one attacker per attack
+between them. Each attack writes what it saw to
 ``attack.txt`` in its own folder. Then: every grade is exactly the expected one, nothing in the
 course directory outside the attackers' own folders changed, the kernelspecs are untouched, and no
 process of any attacker survives.
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from graded_course import MARKER, SECRETS
+from graded_course import MARKER, SECRETS, nbgrader_run, survivors
 from test_exercises import cell, cell_grades, cell_points, solved, submit
 
 from rmlearn.grading.sandbox import Limits, SandboxError, bwrap_command, check, find_bwrap
@@ -82,8 +85,8 @@ subprocess.Popen([sys.executable, "-c", "import time, sys\\nwhile True:\\n    op
 time.sleep(0.5)
 """
 HOLD_PIPE = f"""
-if os.fork() == 0:  # the child keeps the kernel's stdout and stderr (autograde's pipe) open
-    os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)", "{MARKER}"])
+if os.fork() == 0:  # the child keeps the kernel's stdout and stderr (stock nbgrader's pipe) open, and writes
+    os.execv(sys.executable, [sys.executable, "-c", "import time\\nfor _ in range(3000):\\n    open('hold.log', 'a').write('x')\\n    time.sleep(0.1)", "{MARKER}"])
 """
 SHADOW = """
 import rmlearn, torch
@@ -322,19 +325,41 @@ def test_nothing_outside_the_attackers_folders_changes(graded):
     assert graded["before"][1] == graded["after"][1]  # every kernelspec the grader can see
 
 
+def stopped_with_their_kernel(folder: Path) -> None:
+    """The daemon and the pipe holder of ``a3_processes`` in ``folder`` wrote, then stopped writing with
+    their kernel: before nbgrader wrote the graded notebook, not when the class was done (``rmlearn
+    course autograde`` then kills what is left in autograded/, which would hide a sandbox that lets a
+    process live on)."""
+    logs = [folder / "daemon.log", folder / "hold.log"]
+    sizes = [log.stat().st_size for log in logs]
+    assert all(sizes), sizes
+    time.sleep(0.5)
+    assert [log.stat().st_size for log in logs] == sizes
+    written = (folder / f"{PS1}.ipynb").stat().st_mtime
+    assert [log.name for log in logs if log.stat().st_mtime > written] == []
+
+
 @pytest.mark.slow
 def test_no_process_outlives_its_kernel(graded):
     assert attack_log(graded, "a3_processes") == {"daemon": "done", "hold_pipe": "done"}  # both started…
-    folder = graded["root"] / "autograded" / "a3_processes" / PS1
-    log = folder / "daemon.log"
-    size = log.stat().st_size
-    assert size > 0
-    time.sleep(0.5)
-    assert log.stat().st_size == size  # …and the daemon stopped writing…
-    # …with its kernel, before nbgrader wrote the graded notebook: not when the class was done (autograde
-    # then kills what is left in autograded/, which would hide a sandbox that lets a daemon live on)
-    assert log.stat().st_mtime <= (folder / f"{PS1}.ipynb").stat().st_mtime
-    assert graded["survivors"] == []  # neither it nor the pipe holder survives (autograde returned)
+    stopped_with_their_kernel(graded["root"] / "autograded" / "a3_processes" / PS1)  # …and stopped with it
+    assert graded["survivors"] == []  # neither survives (autograde returned)
+
+
+@pytest.mark.slow
+def test_stock_nbgrader_autograde_is_not_held_by_a_process_that_keeps_its_pipe(graded, tmp_path):
+    """The shared course is graded by rmlearn's workers, whose kernels write to /dev/null. Stock
+    ``nbgrader autograde`` reads its kernels' output through its own stdout and stderr: graded again by
+    it, one submission, the pipe holder must neither hold autograde up nor outlive its kernel."""
+    root = tmp_path / "course"
+    shutil.copytree(graded["root"], root, symlinks=True)
+    start = time.monotonic()
+    proc = nbgrader_run(root, "autograde", PS1, "--student=a3_processes", "--force",
+                        env={**os.environ, **SECRETS}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.monotonic() - start < 60  # not the 300 s the holder would keep the pipe open
+    stopped_with_their_kernel(root / "autograded" / "a3_processes" / PS1)
+    assert survivors(root) == []
 
 
 @pytest.mark.slow

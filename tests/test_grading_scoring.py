@@ -1,9 +1,9 @@
 """rmlearn.grading.scoring: honest scores for messy submissions, answers judged outside the kernel.
 
-The pipeline test grades one class of simulated ps1 students in the single ``nbgrader autograde``
-run of the graded course (``graded_course.py``: init_course → generate_assignment → submitted/ →
-autograde → generate_feedback → export) and checks every grade exactly. Students are graded in
-name order, so the honest controls (``s00``, ``s99``) bracket the tricksters and the messy ones.
+The pipeline test grades one class of simulated ps1 students in the single autograde run of the
+graded course (``graded_course.py``: init_course → generate_assignment → submitted/ → ``rmlearn
+course autograde``, two at a time → generate_feedback → export) and checks every grade exactly,
+the honest controls' (``s00``, ``s99``, whose names sort first and last) among them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Every lesson notebook executes top to bottom in a fresh kernel, headless, in under a minute,
 and is committed with its outputs cleared.
 
-"Under a minute" means on two quiet cores. The test runs beside another pytest worker (and, in
-``scripts/test.sh``'s second pass, under slower kernels), so wall time there measures the
-neighbours as much as the lesson. The budget is therefore the kernel's own CPU time (user + sys,
+"Under a minute" means on two quiet cores. The test runs beside three other pytest workers
+(``scripts/test.sh`` runs its two passes side by side, the second under slower kernels), so wall
+time there measures the neighbours as much as the lesson. The budget is therefore the kernel's own CPU time (user + sys,
 every thread: what the lesson costs a quiet machine at most), with wall time capped at twice it so a
 lesson that waits or hangs still fails."""
 
@@ -19,7 +19,7 @@ from claims_01_07 import CHECKS
 from claims_08 import check_08
 from claims_09 import check_09
 from claims_10 import check_10
-from lesson_claims import add_claims_cell
+from lesson_claims import add_claims_cell, printed
 from nbclient import NotebookClient
 
 LESSONS = sorted((Path(__file__).parents[1] / "lessons").glob("[0-9][0-9]_*.ipynb"))
@@ -56,9 +56,7 @@ def test_lesson_executes_headless(path, tmp_path):
         if env_before is None:
             os.environ.pop("MPLBACKEND", None)
     seconds = time.perf_counter() - start
-    # the kernel may send one print as several stream messages: join them before reading the number
-    printed = "".join(o.text for o in nb.cells.pop().outputs if o.output_type == "stream")
-    cpu = float(printed.split(CPU_MARKER)[1])
+    cpu = float(printed(nb.cells.pop()).split(CPU_MARKER)[1])
     print(f"{path.name}: {seconds:.1f} s wall, {cpu:.1f} s of kernel CPU")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
