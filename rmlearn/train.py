@@ -579,6 +579,20 @@ def pair_scores(model: RewardModel, tokenizer: Any, data: Sequence[Example],
             model.score(prompts, [p.rejected for p in pairs], tokenizer, batch_size))
 
 
+def scores_by_text(pairs: Sequence[PreferencePair], r_chosen: torch.Tensor,
+                   r_rejected: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
+    """The pairs' scores already taken, (N,) each, by text: {(prompt, response): its score}, to read
+    back the scores of other pairs or rankings of the same texts (a text in several pairs: its last).
+
+    >>> pairs = [PreferencePair("Q?", "yes", "no"), PreferencePair("Q?", "sure", "yes")]
+    >>> score_of = scores_by_text(pairs, torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0]))
+    >>> [score_of["Q?", text].item() for text in ("sure", "yes", "no")]
+    [2.0, 1.0, 0.0]
+    """
+    return {(p.prompt, response): score for p, c, r in zip(pairs, r_chosen, r_rejected)
+            for response, score in ((p.chosen, c), (p.rejected, r))}
+
+
 def pair_gaps(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_size: int = 64) -> torch.Tensor:
     """Score gaps Δ = r_chosen − r_rejected of every pair in ``data``, (N,)."""
     r_chosen, r_rejected = pair_scores(model, tokenizer, data, batch_size)
