@@ -174,8 +174,10 @@ def _mixed_precision(model: nn.Module, precision: str | None) -> tuple[torch.dty
     fp32 one in plain fp32. Memory per parameter: docs/practitioners.md.
     """
     low = [p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)]
-    amp = getattr(torch, PRECISIONS[precision]) if precision else (low[0] if low else None)
-    amp = None if amp == torch.float32 else amp  # fp32: no autocast
+    if precision is None:  # follow the model: autocast to its low-precision dtype, if it has one
+        amp = low[0] if low else None
+    else:  # fp32: no autocast
+        amp = None if precision == "fp32" else getattr(torch, PRECISIONS[precision])
     upcast = {p: p.dtype for p in model.parameters() if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16)}
     for p in upcast:
         p.data = p.data.float()  # the same Parameter object (hooks, optimizer), now fp32
