@@ -19,7 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-from .config import DEFAULT_POOLING, LOSSES, POOLINGS, PRECISIONS, SCHEDULES, TRUNCATIONS, TrainConfig
+from .config import (
+    DEFAULT_POOLING,
+    LOSSES,
+    POOLINGS,
+    PRECISIONS,
+    RENAMED_LOSSES,
+    SCHEDULES,
+    TRUNCATIONS,
+    TrainConfig,
+)
 from .data import MAX_CHARS
 
 
@@ -168,7 +177,7 @@ def _train_settings(args: argparse.Namespace) -> dict:
         save_dir=args.out if args.save_every else None, save_every=args.save_every, threads=args.threads,
         gradient_checkpointing=args.gradient_checkpointing, **recipe,
         lr=args.lr if args.lr is not None else (PRETRAINED_LR if args.backbone else TrainConfig.lr))
-    TrainConfig(**settings)
+    settings["loss"] = TrainConfig(**settings).loss  # an old name (--loss listwise) warns here, once
     if args.eval_split and not 0 < args.eval_split < 1:
         raise ValueError(f"--eval-split must be between 0 and 1, got {args.eval_split}")
     if args.max_chars < 1:
@@ -443,7 +452,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--tokenizer", help="tokenizer path or hub id (default: the backbone's, or the course's)")
     train.add_argument("--pooling", choices=POOLINGS, default=None,
                        help=f"default {DEFAULT_POOLING}; a reward model given as --backbone keeps its own")
-    train.add_argument("--loss", choices=LOSSES, default=recipe.loss)
+    train.add_argument("--loss", choices=(*LOSSES, *RENAMED_LOSSES), default=recipe.loss,
+                       help=f"default {recipe.loss}; one of {', '.join(LOSSES)} "
+                       f"({', '.join(f'{old} = {new}' for old, new in RENAMED_LOSSES.items())}, deprecated)")
     train.add_argument("--epochs", type=int, help=f"passes over the data (default {recipe.epochs})")
     train.add_argument("--batch-size", type=int, help=f"pairs per batch (default {recipe.batch_size})")
     train.add_argument("--lr", type=float,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 POOLINGS = ("eos", "mean", "last")  # which hidden state becomes the reward (rmlearn.pooling)
 DEFAULT_POOLING = "eos"  # RewardModel's
 LOSSES = ("pairwise", "all_pairs", "plackett_luce")
-RENAMED_LOSSES = {"listwise": "all_pairs"}  # old name → name: still accepted, with a DeprecationWarning
+RENAMED_LOSSES = {"listwise": "all_pairs"}  # old name → name: still accepted, with a FutureWarning (shown by default)
 SCHEDULES = ("constant", "linear", "cosine")
 TRUNCATIONS = ("truncate", "drop")  # what happens to a pair longer than max_length
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # name → torch dtype's name
@@ -67,7 +67,7 @@ class TrainConfig:
         if self.loss in RENAMED_LOSSES:
             new = RENAMED_LOSSES[self.loss]
             warnings.warn(f"loss={self.loss!r} is deprecated, use loss={new!r}: the mean pairwise loss over all "
-                          "pairs of a ranking (the listwise loss is 'plackett_luce')", DeprecationWarning, stacklevel=3)
+                          "pairs of a ranking (the listwise loss is 'plackett_luce')", FutureWarning, stacklevel=3)
             self.loss = new
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")

@@ -36,7 +36,7 @@ import torch
 
 from .data import PreferencePair, RankedExample, as_pairs
 from .synthetic import num_words
-from .train import pair_gaps, pair_metrics, pair_scores
+from .train import pair_gaps, pair_metrics, pair_scores, scores_by_text
 
 # ---------------------------------------------------------------------------------- accuracy
 
@@ -286,9 +286,11 @@ def best_of_k_summary(scores: torch.Tensor) -> dict[str, float]:
 
 
 def eval_report(model: Any, tokenizer: Any, data: Sequence[Any]) -> dict[str, float]:
-    """What ``rmlearn eval`` prints, with every pair scored once: ``evaluate``'s metrics, accuracy by
-    length (in words) and ECE from ``gap_report``, and when ``data`` holds rankings, all of one size
-    K ≥ 3, best-of-K accuracy (``best_of_k_summary``) on them, read from their pairs' scores."""
+    """What ``rmlearn eval`` prints, from one scoring of every pair (``pair_scores``: its chosen and its
+    rejected text; a text in several pairs, as each of a ranking's K texts is in K − 1, is scored once
+    per pair): ``evaluate``'s metrics, accuracy by length (in words) and ECE from ``gap_report``, and
+    when ``data`` holds rankings, all of one size K ≥ 3, best-of-K accuracy (``best_of_k_summary``) on
+    them, read from their pairs' scores (``scores_by_text``)."""
     pairs = as_pairs(data)
     if not pairs:
         raise ValueError("no evaluation data")
@@ -299,8 +301,7 @@ def eval_report(model: Any, tokenizer: Any, data: Sequence[Any]) -> dict[str, fl
     ranked = [x for x in data if isinstance(x, RankedExample)]
     sizes = {len(x.responses) for x in ranked}
     if len(sizes) == 1 and min(sizes) >= 3:  # rankings of K answers: is the best one scored highest?
-        score_of = {(p.prompt, response): score for p, c, r in zip(pairs, r_chosen, r_rejected)
-                    for response, score in ((p.chosen, c), (p.rejected, r))}
+        score_of = scores_by_text(pairs, r_chosen, r_rejected)
         scores = torch.stack([torch.stack([score_of[x.prompt, r] for r in x.responses]) for x in ranked])  # (N, K)
         metrics.update({k: v for k, v in best_of_k_summary(scores).items() if k != "num_sets"})
     return metrics

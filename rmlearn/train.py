@@ -174,8 +174,10 @@ def _mixed_precision(model: nn.Module, precision: str | None) -> tuple[torch.dty
     fp32 one in plain fp32. Memory per parameter: docs/practitioners.md.
     """
     low = [p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)]
-    amp = getattr(torch, PRECISIONS[precision]) if precision else (low[0] if low else None)
-    amp = None if amp == torch.float32 else amp  # fp32: no autocast
+    if precision is None:  # follow the model: autocast to its low-precision dtype, if it has one
+        amp = low[0] if low else None
+    else:  # fp32: no autocast
+        amp = None if precision == "fp32" else getattr(torch, PRECISIONS[precision])
     upcast = {p: p.dtype for p in model.parameters() if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16)}
     for p in upcast:
         p.data = p.data.float()  # the same Parameter object (hooks, optimizer), now fp32
@@ -577,6 +579,20 @@ def pair_scores(model: RewardModel, tokenizer: Any, data: Sequence[Example],
     prompts = [p.prompt for p in pairs]
     return (model.score(prompts, [p.chosen for p in pairs], tokenizer, batch_size),
             model.score(prompts, [p.rejected for p in pairs], tokenizer, batch_size))
+
+
+def scores_by_text(pairs: Sequence[PreferencePair], r_chosen: torch.Tensor,
+                   r_rejected: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
+    """The pairs' scores already taken, (N,) each, by text: {(prompt, response): its score}, to read
+    back the scores of other pairs or rankings of the same texts (a text in several pairs: its last).
+
+    >>> pairs = [PreferencePair("Q?", "yes", "no"), PreferencePair("Q?", "sure", "yes")]
+    >>> score_of = scores_by_text(pairs, torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0]))
+    >>> [score_of["Q?", text].item() for text in ("sure", "yes", "no")]
+    [2.0, 1.0, 0.0]
+    """
+    return {(p.prompt, response): score for p, c, r in zip(pairs, r_chosen, r_rejected)
+            for response, score in ((p.chosen, c), (p.rejected, r))}
 
 
 def pair_gaps(model: RewardModel, tokenizer: Any, data: Sequence[Example], batch_size: int = 64) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 from .data import PreferencePair, support_pairs
 from .inputs import encode, encode_batch, pad_batch, special_ids
 from .pooling import POOLINGS, last_token_index, pool
-from .synthetic import filler_words, length_probe, num_words, quality
+from .synthetic import by_quality, filler_words, length_probe, num_words, quality
 
 # ---------------------------------------------------------------------------------------------
 # Pooling: which hidden state becomes the reward (lesson 02)
@@ -185,7 +185,7 @@ def length_bias_report(length_bias: float, seed: int = 0, n_pairs: int | None = 
     ``n_pairs=None`` means the course model's own number of pairs (``rmlearn.zoo.N_PAIRS``).
     """
     from .backbone import course_tokenizer
-    from .train import evaluate
+    from .train import evaluate, pair_metrics, scores_by_text
     from .zoo import N_PAIRS, course_data, trained_reward_model
 
     n_pairs = N_PAIRS if n_pairs is None else n_pairs
@@ -199,15 +199,15 @@ def length_bias_report(length_bias: float, seed: int = 0, n_pairs: int | None = 
     lengths = torch.tensor([num_words(r) for r in responses], dtype=torch.float32)  # (2·N_test,)
     qualities = torch.tensor([quality(p.prompt, r) for p in test for r in (p.chosen, p.rejected)])  # (2·N_test,)
     r_chosen, r_rejected = scores.view(-1, 2).unbind(1)  # (N_test,) each
-    q_chosen, q_rejected = qualities.view(-1, 2).unbind(1)  # (N_test,) each
-    # accuracy as evaluate counts it (a tie is wrong), on the annotators' labels and on by_quality's:
-    # the pair as labelled when its chosen answer has the higher quality, else swapped
-    right = r_chosen > r_rejected  # (N_test,)
-    right_by_quality = torch.where(q_chosen > q_rejected, right, r_rejected > r_chosen)  # (N_test,)
+    # evaluate's accuracy from these scores, on the annotators' labels and on the true quality's
+    score_of = scores_by_text(test, r_chosen, r_rejected)
+    by_truth = by_quality(test)
+    r_better = torch.stack([score_of[p.prompt, p.chosen] for p in by_truth])  # (N_test,)
+    r_worse = torch.stack([score_of[p.prompt, p.rejected] for p in by_truth])  # (N_test,)
     return LengthBiasReport(
         length_bias=bias,
-        accuracy_annotators=right.float().mean().item(),
-        accuracy_quality=right_by_quality.float().mean().item(),
+        accuracy_annotators=pair_metrics(test, r_chosen, r_rejected)["accuracy"],
+        accuracy_quality=pair_metrics(by_truth, r_better, r_worse)["accuracy"],
         probe_prefers_longer=1.0 - evaluate(model, tokenizer, probe)["accuracy"],
         correlation=torch.corrcoef(torch.stack([scores, lengths]))[0, 1].item(),
         lengths=lengths,

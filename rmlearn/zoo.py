@@ -228,7 +228,7 @@ def recipe_fingerprint(kind: str, **settings) -> str:
     recipe. ``tests/test_zoo.py`` compares it with the manifest, so shipped weights never go stale."""
     from dataclasses import asdict
 
-    from .train import TrainConfig
+    from .config import TrainConfig
 
     if kind == "reward":
         data, _ = course_data(settings["n_pairs"], settings["length_bias"], settings["seed"],

@@ -73,6 +73,7 @@ def test_parser_loads_neither_torch_nor_transformers():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == ["False", "False"]
 
+
 @pytest.mark.slow
 @pytest.mark.kernels
 def test_demo_trains_and_prints_scores(tmp_path):
@@ -335,6 +336,24 @@ def test_train_flags_take_their_choices_and_defaults_from_the_library():
             parser.parse_args([*base, flag, name])
         with pytest.raises(SystemExit):
             parser.parse_args([*base, flag, "nonsense"])
+
+
+def test_train_accepts_the_old_loss_name_and_warns_once(tmp_path):
+    """`rmlearn train --loss listwise` still works (the old name of all_pairs), with one FutureWarning:
+    _train_settings passes on the new name, so train_reward_model's TrainConfig does not warn again."""
+    import warnings
+
+    from rmlearn.cli import _parser, _train_settings
+    from rmlearn.config import TrainConfig
+
+    args = _parser().parse_args(["train", "data.jsonl", "--out", str(tmp_path), "--loss", "listwise"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        settings = _train_settings(args)
+        config = TrainConfig(**settings)  # what train_reward_model(..., **settings) builds first
+    assert settings["loss"] == config.loss == "all_pairs"
+    assert [w.category for w in caught] == [FutureWarning]
+    assert "use loss='all_pairs'" in str(caught[0].message)
 
 
 def test_eval_reports_accuracy_by_length_calibration_and_best_of_k(tmp_path, capsys, monkeypatch):

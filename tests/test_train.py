@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -101,18 +103,36 @@ def test_rankings_expand_to_all_pairs_for_pairwise_training(tokenizer):
 
 def test_the_old_loss_name_listwise_warns_and_trains_as_all_pairs(tokenizer):
     """loss="listwise", the old name of "all_pairs" (Plackett–Luce is the listwise loss), still
-    trains, with a DeprecationWarning, to the same numbers."""
+    trains, with a FutureWarning, to the same numbers."""
     def run(loss):
         model = RewardModel(tiny_backbone(seed=0), seed=0)
         history = train_reward_model(model, tokenizer, _rankings(8), epochs=1, batch_size=4, loss=loss,
                                      threads=None, progress=False)
         return history, model.state_dict()
 
-    with pytest.warns(DeprecationWarning, match="use loss='all_pairs'"):
+    with pytest.warns(FutureWarning, match="use loss='all_pairs'"):
         old, old_weights = run("listwise")
     new, new_weights = run("all_pairs")
     assert old.loss == new.loss and old.config["loss"] == new.config["loss"] == "all_pairs"
     assert all(torch.equal(old_weights[name], new_weights[name]) for name in new_weights)
+
+
+def test_the_old_loss_name_warns_under_the_default_filters():
+    """A notebook or script calling train_reward_model(..., loss="listwise") sees the warning. It is
+    raised inside rmlearn.train, not __main__: Python's default filters show a FutureWarning from
+    there (a DeprecationWarning they hide). Cheap: margin with a non-pairwise loss stops the call
+    right after TrainConfig, before anything loads or trains."""
+    code = ("import rmlearn\n"
+            "def notebook_cell():\n"
+            "    try:\n"
+            "        rmlearn.train_reward_model(None, None, [], loss='listwise', margin=1.0)\n"
+            "    except ValueError as error:\n"
+            "        print(error)\n"
+            "notebook_cell()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"})
+    assert result.stdout.strip() == "margin is defined for the pairwise loss only"
+    assert result.stderr.count("FutureWarning: loss='listwise' is deprecated, use loss='all_pairs'") == 1
 
 
 def test_bad_settings_are_named(tokenizer):

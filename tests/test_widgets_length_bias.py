@@ -39,6 +39,7 @@ def test_report_numbers_are_the_library_metrics():
     _, test = course_data(N_PAIRS, 0.9)
     assert report.length_bias == 0.9
     assert report.accuracy_annotators == evaluate(model, tok, test)["accuracy"]
+    assert report.accuracy_quality == evaluate(model, tok, by_quality(test))["accuracy"]
     assert report.probe_prefers_longer == 1.0 - evaluate(model, tok, length_probe(50, seed=1))["accuracy"]
     assert len(report.scores) == len(report.lengths) == len(report.quality) == 2 * len(test)
     assert report.lengths[0].item() == len(test[0].chosen.split())
