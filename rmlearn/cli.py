@@ -476,7 +476,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--warmup-steps", type=int, help="optimizer steps of linear warm-up (default: --warmup-ratio)")
     train.add_argument("--warmup-ratio", type=float, help=f"warm-up as a share of all steps (default {recipe.warmup_ratio})")
     train.add_argument("--eval-split", "--test-fraction", type=float, default=0.2, dest="eval_split",
-                       help="fraction held out, evaluated after every epoch (0: none)")
+                       help="fraction held out, evaluated after every epoch (default 0.2; 0: none)")
     train.add_argument("--save-every", type=int, default=0, help="checkpoint every N optimizer steps into --out")
     train.add_argument("--threads", type=_threads, default="auto",
                        help="CPU threads running each batch's shards: auto (one per shard, at most the usable "

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,6 +94,35 @@ def unavailable(reason: str):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true, so this fails instead of skipping)", pytrace=False)
     pytest.skip(reason, allow_module_level=True)  # also from a test module's top level
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_for_http(proc: subprocess.Popen, url: str, log: Path, timeout_s: float, name: str = "voila") -> None:
+    """Wait until the server ``proc`` answers ``url`` (any HTTP status); ``unavailable`` with its log's
+    tail if it exits or stays silent for ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            unavailable(f"{name} exited with code {proc.returncode}:\n{log_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, that is all we wait for
+        except OSError:
+            time.sleep(0.2)
+    unavailable(f"{name} did not answer on {url} within {timeout_s} s:\n{log_tail(log)}")
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import unavailable
+from conftest import free_port, log_tail, unavailable, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -34,17 +30,6 @@ START_TIMEOUT_S = 60  # Voila answering HTTP, and a dashboard's first render (im
 UPDATE_TIMEOUT_S = 20  # a control moved → the new number on the page
 # Kernel and this process compute with one thread each, so their float sums run in the same order.
 KERNEL_THREADS = 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +41,7 @@ def voila(tmp_path_factory):
     voila_bin = shutil.which("voila", path=os.path.dirname(sys.executable)) or shutil.which("voila")
     if voila_bin is None:
         unavailable("voila is not installed in this environment")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     # the kernels inherit this environment; conftest's MPLBACKEND=Agg is put back to a kernel's default
     env = dict(os.environ, OMP_NUM_THREADS=str(KERNEL_THREADS), MKL_NUM_THREADS=str(KERNEL_THREADS),
@@ -67,26 +52,10 @@ def voila(tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=BROWSER_DIR)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_for_http(proc, url, log)
+        wait_for_http(proc, url, log, START_TIMEOUT_S)
         yield url, log
     finally:
         _stop(proc)
-
-
-def _wait_for_http(proc: subprocess.Popen, url: str, log: Path, timeout_s: float = START_TIMEOUT_S,
-                   name: str = "voila") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            unavailable(f"{name} exited with code {proc.returncode}:\n{_log_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers, that is all we wait for
-        except OSError:
-            time.sleep(0.2)
-    unavailable(f"{name} did not answer on {url} within {timeout_s} s:\n{_log_tail(log)}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -127,7 +96,7 @@ def open_dashboard(page, voila, notebook: str, ready_selector: str):
         page.wait_for_selector(ready_selector, timeout=START_TIMEOUT_S * 1000)
     except PlaywrightTimeout:
         pytest.fail(f"{notebook}: {ready_selector!r} never appeared. Page text:\n"
-                    f"{page.inner_text('body')[:2000]}\nVoila log:\n{_log_tail(log)}", pytrace=False)
+                    f"{page.inner_text('body')[:2000]}\nVoila log:\n{log_tail(log)}", pytrace=False)
 
 
 def set_slider(page, description: str, value) -> None:
@@ -317,7 +286,7 @@ def jupyterlab(tmp_path_factory):
     home = tmp_path_factory.mktemp("jupyterlab")
     root = home / "notebooks"
     shutil.copytree(BROWSER_DIR, root)
-    port, log = _free_port(), home / "jupyterlab.log"
+    port, log = free_port(), home / "jupyterlab.log"
     # the kernel imports this checkout's rmlearn and sums floats with the thread count used here
     env = dict(os.environ, OMP_NUM_THREADS=str(KERNEL_THREADS), MKL_NUM_THREADS=str(KERNEL_THREADS),
                HF_HUB_OFFLINE="1", MPLBACKEND="Agg",
@@ -332,7 +301,7 @@ def jupyterlab(tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=root)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_for_http(proc, f"{url}api/status", log, LAB_START_TIMEOUT_S, "jupyter lab")
+        wait_for_http(proc, f"{url}api/status", log, LAB_START_TIMEOUT_S, "jupyter lab")
         yield url, log
     finally:
         _stop(proc)
@@ -368,7 +337,7 @@ def open_in_lab(page, jupyterlab, notebook: str, ready_selector: str) -> str:
     except (PlaywrightTimeout, AssertionError):
         shown = page.inner_text("body")[:2000] if page.locator("body").count() else ""
         pytest.fail(f"{notebook} in JupyterLab: gave up waiting for {step}. Page text:\n{shown}\n"
-                    f"JupyterLab log:\n{_log_tail(log)}", pytrace=False)
+                    f"JupyterLab log:\n{log_tail(log)}", pytrace=False)
     return output
 
 

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import unavailable
+from conftest import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +46,7 @@ def heading_cells(path: Path) -> int:
 def slides_server(tmp_path_factory, request):
     """``rmlearn lessons --slides NN`` on a free localhost port: (URL, log path, lesson number)."""
     lesson, start_timeout = request.param, SLIDE_LESSONS[request.param]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path_factory.mktemp("slides") / "voila.log"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
                MPLBACKEND="module://matplotlib_inline.backend_inline")
@@ -62,19 +56,7 @@ def slides_server(tmp_path_factory, request):
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            if proc.poll() is not None:
-                unavailable(f"voila exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    unavailable(f"voila did not answer within {start_timeout} s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
+        wait_for_http(proc, url, log, start_timeout)
         yield url, log, lesson
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # Voila and the lesson's kernel
