@@ -93,6 +93,22 @@ def _summary(results: dict) -> list[str]:
     return rows
 
 
+def _train_rows(t: dict, cells, width: int) -> list[str]:
+    """One table row per training setting present in ``t``: its label, pairs/s, then the ``width`` cells of
+    ``cells(result)``; a run cut off by the timeout shows its bound and "–" in the other cells."""
+    rows = []
+    for impl in [i for i in ("rmlearn", "rmlearn-1", "rmlearn-reference", "trl-1thread", "trl") if i in t]:
+        r = t[impl]
+        if r.get("timed_out"):
+            seconds = r["seconds"]["median"]
+            rest = ["–", f"> {seconds:.0f}"] + ["–"] * (width - 2)
+            rows.append(f"| {LABELS[impl]} | at most {r['pairs_per_s']['median']:.1f}: cut off after {seconds:.0f} s | "
+                        + " | ".join(rest) + " |")
+        else:
+            rows.append(f"| {LABELS[impl]} | {_spread(r['pairs_per_s'])} | " + " | ".join(cells(r)) + " |")
+    return rows
+
+
 def _train_busy(results: dict) -> list[str]:
     t = results["train_busy"]["result"]
     lines = ["## Training on a busy machine", "", _when(results, "train_busy"), "",
@@ -101,14 +117,8 @@ def _train_busy(results: dict) -> list[str]:
              f"Each rmlearn setting and TRL on one thread ran {len(t['rmlearn']['seconds']['values'])} times, TRL with "
              f"default threads {len(t['trl']['seconds']['values'])} time(s).", "",
              "| | pairs/s, median (min–max) | pairs per CPU-second | seconds | peak RSS MiB |", "|---|---|---|---|---|"]
-    for impl in [i for i in ("rmlearn", "rmlearn-1", "rmlearn-reference", "trl-1thread", "trl") if i in t]:
-        r = t[impl]
-        if r.get("timed_out"):
-            lines.append(f"| {LABELS[impl]} | at most {r['pairs_per_s']['median']:.1f}: cut off after "
-                         f"{r['seconds']['median']:.0f} s | – | > {r['seconds']['median']:.0f} | – |")
-            continue
-        lines.append(f"| {LABELS[impl]} | {_spread(r['pairs_per_s'])} | {_spread(r['pairs_per_cpu_s'])} | "
-                     f"{r['seconds']['median']:.2f} | {_spread(r['peak_rss_mib'])} |")
+    lines += _train_rows(t, lambda r: [_spread(r["pairs_per_cpu_s"]), f"{r['seconds']['median']:.2f}",
+                                       _spread(r["peak_rss_mib"])], width=3)
     return lines + [""]
 
 
@@ -118,15 +128,9 @@ def _train(results: dict) -> list[str]:
              "| | pairs/s, median (min–max) | pairs per CPU-second | seconds | steps | peak RSS MiB "
              "| RSS before training MiB |",
              "|---|---|---|---|---|---|---|"]
-    for impl in [i for i in ("rmlearn", "rmlearn-1", "rmlearn-reference", "trl-1thread", "trl") if i in t]:
-        r = t[impl]
-        if r.get("timed_out"):
-            lines.append(f"| {LABELS[impl]} | at most {r['pairs_per_s']['median']:.1f}: cut off after "
-                         f"{r['seconds']['median']:.0f} s | – | > {r['seconds']['median']:.0f} | – | – | – |")
-            continue
-        cpu = _spread(r["pairs_per_cpu_s"]) if "pairs_per_cpu_s" in r else "–"
-        lines.append(f"| {LABELS[impl]} | {_spread(r['pairs_per_s'])} | {cpu} | {r['seconds']['median']:.2f} | "
-                     f"{r['steps']} | {_spread(r['peak_rss_mib'])} | {r['rss_before_mib']['median']:.0f} |")
+    lines += _train_rows(t, lambda r: [_spread(r["pairs_per_cpu_s"]) if "pairs_per_cpu_s" in r else "–",
+                                       f"{r['seconds']['median']:.2f}", str(r["steps"]), _spread(r["peak_rss_mib"]),
+                                       f"{r['rss_before_mib']['median']:.0f}"], width=5)
     f = t["first_step"]
     lines += [
         "",

@@ -96,6 +96,16 @@ def unavailable(reason: str):
     pytest.skip(reason, allow_module_level=True)  # also from a test module's top level
 
 
+def assert_redraws(box, **values) -> None:
+    """An explorer's controls are all labelled, it shows a PNG, and setting its controls to ``values``
+    (in order) draws a different one."""
+    assert all(control.description for control in box.controls.values())
+    image = bytes(box.image.value)
+    assert image.startswith(b"\x89PNG")
+    for name, value in values.items():
+        box.controls[name].value = value
+    assert bytes(box.image.value) != image
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:

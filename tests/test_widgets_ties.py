@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from conftest import assert_redraws
 from torch.testing import assert_close
 
 from rmlearn import davidson_probs, rao_kupper_probs
@@ -33,11 +34,7 @@ def test_no_threshold_means_no_ties():
 def test_explorer_shows_the_library_probabilities_after_a_slider_moves():
     box = ties_explorer()
     c = box.controls
-    assert all(control.description for control in c.values())
-    image = bytes(box.image.value)
-    assert image.startswith(b"\x89PNG")
-    c["gap"].value, c["nu"].value = 2.0, 0.5
-    assert bytes(box.image.value) != image
+    assert_redraws(box, gap=2.0, nu=0.5)
     rk = rao_kupper_probs(torch.tensor([2.0], dtype=torch.float64), 0.5)[0].tolist()
     assert [_shown(box, f"rk-{k}") for k in ("win", "tie", "loss")] == pytest.approx(rk, abs=5e-5)
     c["kappa"].value = 3.0
