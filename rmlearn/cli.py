@@ -245,8 +245,14 @@ def _report_and_save(args: argparse.Namespace, model, tokenizer, history, test) 
         metrics.update({f"test_{k}": v for k, v in evaluate(model, tokenizer, test).items()})
         print(f"Held-out accuracy: {metrics['test_accuracy']:.1%}")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_history(history).savefig(out / "training.png", dpi=120)
-    print(f"Saved the model, tokenizer, optimizer state, metrics.json and training.png to {out}")
+    try:
+        plot_history(history).savefig(out / "training.png", dpi=120)
+        figure = " and training.png"
+    except ModuleNotFoundError as err:  # matplotlib comes with the [course] extra, not with the library
+        if (err.name or "").split(".")[0] != "matplotlib":
+            raise
+        figure = " (no training.png: drawing it needs matplotlib, pip install 'rmlearn[course]')"
+    print(f"Saved the model, tokenizer, optimizer state, metrics.json{figure} to {out}")
 
 
 def _load_model(args: argparse.Namespace):
