@@ -126,7 +126,12 @@ def reliability(gap: torch.Tensor, temperature: float = 1.0, n_bins: int = 5) ->
 
 
 def expected_calibration_error(gap: torch.Tensor, temperature: float = 1.0, n_bins: int = 5) -> float:
-    """ECE of σ(Δ/T) on labelled pairs, (N,) → float: ``reliability(...).ece``."""
+    """ECE of σ(Δ/T) on labelled pairs, (N,) → float: ``reliability(...).ece``.
+
+    >>> gap = torch.tensor([3.0, 3.0, 3.0, -3.0])     # σ(3) = 0.953 sure of each pick; 3 of 4 right
+    >>> round(expected_calibration_error(gap), 3)     # |0.75 − 0.953|
+    0.203
+    """
     return reliability(gap, temperature, n_bins).ece
 
 
@@ -159,7 +164,14 @@ def fit_temperature(gap: torch.Tensor, low: float = 1e-2, high: float = 1e2) -> 
 def ensemble_scores(models: Sequence[Any], tokenizer: Any, prompts: Sequence[str],
                     responses: Sequence[str]) -> torch.Tensor:
     """Each member's scores, standardised over the given responses so members are comparable,
-    (M, N). Their spread across members (dim 0) is the ensemble's uncertainty."""
+    (M, N). Their spread across members (dim 0) is the ensemble's uncertainty.
+
+    >>> from rmlearn import RewardModel, course_tokenizer, tiny_backbone
+    >>> members = [RewardModel(tiny_backbone(seed=s)) for s in (0, 1)]
+    >>> scores = ensemble_scores(members, course_tokenizer(), ["Q?"] * 3, ["a", "b c", "d e f"])
+    >>> scores.shape, [round(s) for s in scores.std(1).tolist()]     # (M, N), each member standardised
+    (torch.Size([2, 3]), [1, 1])
+    """
     scores = torch.stack([m.score(list(prompts), list(responses), tokenizer) for m in models])  # (M, N)
     return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
 

@@ -223,6 +223,11 @@ def step_loss(step_logits: torch.Tensor, step_labels: torch.Tensor, step_mask: t
 
     Shape: ``step_logits``, ``step_labels`` (1 = the step is correct), ``step_mask`` (B, S).
     Returns the mean over real steps.
+
+    >>> logits, labels = torch.zeros(1, 3), torch.tensor([[1, 0, 1]])
+    >>> mask = torch.tensor([[1.0, 1.0, 0.0]])                   # the third step is padding
+    >>> round(step_loss(logits, labels, mask).item(), 4)         # p = 1/2 on each real step: log 2
+    0.6931
     """
     bce = F.binary_cross_entropy_with_logits(step_logits, step_labels.float(), reduction="none")  # (B, S)
     return (bce * step_mask).sum() / step_mask.sum().clamp(min=1)

@@ -735,7 +735,15 @@ def train_process_reward_model(prm: ProcessRewardModel, tokenizer: Any, answers:
                                epochs: int = 4, batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> list[float]:
     """Train ``prm`` in place on step labels with ``losses.step_loss`` (AdamW, decoder and head).
     ``answers`` have ``prompt``, ``steps`` and ``labels`` (1 = correct; ``rmlearn.synthetic.StepAnswer``).
-    Returns the loss per step."""
+    Returns the loss per step.
+
+    >>> from rmlearn import course_tokenizer, tiny_backbone
+    >>> from rmlearn.synthetic import step_answers
+    >>> prm = ProcessRewardModel(tiny_backbone(seed=0))
+    >>> losses = train_process_reward_model(prm, course_tokenizer(), step_answers(32, seed=0), epochs=2, batch_size=16)
+    >>> len(losses), losses[-1] < losses[0]          # 2 epochs × 2 batches
+    (4, True)
+    """
     def batch_loss(batch: list[Any]) -> torch.Tensor:
         ids, mask, ends, step_mask = prm.encode_steps([a.prompt for a in batch], [a.steps for a in batch], tokenizer)
         labels = torch.zeros_like(step_mask)  # (B, S)
