@@ -29,7 +29,7 @@ from benchmarks import common
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 1  # 2048 pairs / 32 = 64 steps
-PAIRS, BATCH_SIZE, LR = 2048, 32, 1e-4  # synthetic_preferences(2048, seed=0), as in issue 12
+PAIRS, BATCH_SIZE, LR = 2048, 32, 1e-4  # synthetic_preferences(2048, seed=0), 64 batches of 32
 # rmlearn = the library default, TrainConfig() as a Python user and `rmlearn train` get it: the fast path
 # (2 data-parallel shards side by side, fused GELU; threads="auto": one thread per shard, at most the usable
 # cores); rmlearn-1 = the same on one thread (the same numbers); rmlearn-reference = threads=None, the course's
@@ -37,7 +37,7 @@ PAIRS, BATCH_SIZE, LR = 2048, 32, 1e-4  # synthetic_preferences(2048, seed=0), a
 # (torch's default threads, what a TRL user gets); trl-1thread = after torch.set_num_threads(1)
 IMPLS = ("rmlearn", "rmlearn-1", "rmlearn-reference", "trl-1thread", "trl")
 CONFIG = {"rmlearn": {}, "rmlearn-1": {"threads": 1}, "rmlearn-reference": {"threads": None}}
-GOAL = 1.5  # issue 19: the library default at least 1.5x TRL's defaults, idle and busy
+GOAL = 1.5  # the library default should reach at least 1.5x TRL's defaults, idle and busy
 
 
 def _rss_mib() -> float:
