@@ -106,6 +106,7 @@ def assert_redraws(box, **values) -> None:
         box.controls[name].value = value
     assert bytes(box.image.value) != image
 
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
