@@ -3,9 +3,11 @@ and is committed with its outputs cleared.
 
 "Under a minute" means on two quiet cores. The test runs beside three other pytest workers
 (``scripts/test.sh`` runs its two passes side by side, the second under slower kernels), so wall
-time there measures the neighbours as much as the lesson. The budget is therefore the kernel's own CPU time (user + sys,
-every thread: what the lesson costs a quiet machine at most), with wall time capped at twice it so a
-lesson that waits or hangs still fails."""
+time there measures the neighbours as much as the lesson. The budget is therefore the kernel's own
+CPU time (user + sys, every thread: what the lesson costs a quiet machine at most). Wall time only
+has to catch a lesson that waits instead of computing: a cell fails after twice the budget, and the
+whole lesson after ``WALL_CAP_S``. Four busy workers on two cores stretch wall time to 2-3 times
+the CPU time (lesson 08: 47 s of CPU took 120 s in CI), so that cap is four budgets."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from nbclient import NotebookClient
 
 LESSONS = sorted((Path(__file__).parents[1] / "lessons").glob("[0-9][0-9]_*.ipynb"))
 LESSON_BUDGET_S = 60  # CPU seconds of the lesson's kernel
+WALL_CAP_S = 4 * LESSON_BUDGET_S  # wall seconds, beside three other workers on two cores
 CPU_MARKER = "kernel CPU seconds:"
 
 
@@ -68,7 +71,7 @@ def test_lesson_executes_headless(path, tmp_path):
     assert check is not None, f"no claim checks for {path.name}"
     check(nb)
     assert cpu < LESSON_BUDGET_S, f"{path.name} used {cpu:.1f} s of CPU (budget {LESSON_BUDGET_S} s)"
-    assert seconds < 2 * LESSON_BUDGET_S, f"{path.name} took {seconds:.1f} s of wall time"
+    assert seconds < WALL_CAP_S, f"{path.name} took {seconds:.1f} s of wall time ({cpu:.1f} s of CPU): it waits"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
