@@ -180,6 +180,11 @@ class KernelSafeExecute(Execute):
     starved_factor = Float(
         4.0, help="Most wall time a starved cell may take, as a multiple of its timeout (count_cpu_time)."
     ).tag(config=True)
+    waiting_share = Float(
+        0.02, help="A cell past its timeout whose kernel has used less than this share of one core since "
+        "the cell started is waiting (sleep, input, a lock), not starved: it is interrupted at once "
+        "(count_cpu_time). A sleeping kernel uses about 0.002; a starved one its share of the cores."
+    ).tag(config=True)
 
     installed_packages_first = Bool(
         True, help="Put the kernel's working directory last on sys.path, so that a submitted "
@@ -276,14 +281,16 @@ class KernelSafeExecute(Execute):
         """The cell's wall-clock timeout is up. If its kernel used less CPU than that, other
         processes (other graders, other jobs) starved it: wait for its reply until it has used
         ``timeout`` CPU seconds, ``starved_factor`` × timeout has passed, or the submission's
-        budget is spent. Returns the execute reply, or None (then the cell is interrupted)."""
+        budget is spent. A kernel that used almost no CPU (under ``waiting_share`` of a core) was
+        not starved but waiting, and is not waited for. Returns the execute reply, or None (then
+        the cell is interrupted)."""
         while True:
             used = self._kernel_cpu_seconds() - self._cell_cpu
             waited = time.monotonic() - self._cell_start
             remaining = self._remaining()
             if used >= timeout or waited >= timeout * self.starved_factor or (remaining is not None and remaining < 1):
                 return None
-            if used <= 0:  # CPU time not readable: wall time rules, as in nbclient
+            if used < self.waiting_share * waited:  # sleeping or blocked (or CPU time not readable: 0)
                 return None
             try:
                 msg = await asyncio.wait_for(self.kc.shell_channel.get_msg(timeout=1), 2)
